@@ -1,0 +1,86 @@
+"""`python -m devhost`: run a Python v2 Functions app with Durable Functions, without Core Tools.
+
+    python -m devhost [--app-dir DIR] [--host 127.0.0.1] [--port 7071] [--data-dir DIR] [--verbose]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from .app_loader import load_app
+from .engine import DurableRuntime
+from .keys import Keys
+from .server import FunctionsServer, describe_routes
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devhost", description="Local Azure Functions host for Python v2 apps")
+    parser.add_argument("--app-dir", type=Path, default=Path("."), help="folder holding function_app.py and host.json")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument("--data-dir", type=Path, help="task hub folder (default: <app-dir>/.devhost)")
+    parser.add_argument("--secrets-dir", type=Path,
+                        help="function keys in Azure's file format (default: <data-dir>/secrets); absent: no keys")
+    parser.add_argument("--verbose", action="store_true", help="also log replay details")
+    return parser.parse_args(argv)
+
+
+def _scrubbed_access_logs() -> None:
+    # aiohttp's access log prints query strings, which may carry keys (`code=`): keep it off.
+    logging.getLogger("aiohttp.access").disabled = True
+    # The storage SDK logs request URLs and headers at INFO; SAS tokens would land in the log.
+    logging.getLogger("azure").setLevel(logging.WARNING)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    log = logging.getLogger("devhost")
+    app = load_app(args.app_dir)
+    data_dir = (args.data_dir or app.app_dir / ".devhost").resolve()
+    keys = Keys.load(args.secrets_dir or data_dir / "secrets")
+    base_url = f"http://{args.host}:{args.port}"
+    runtime = DurableRuntime(app, data_dir, base_url, logging.getLogger("devhost.durable"),
+                             verbose=args.verbose, system_key=keys.system_key() if keys.enabled else None)
+    server = FunctionsServer(app, runtime, keys, log)
+    runner = web.AppRunner(server.web_app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, args.host, args.port).start()
+    await runtime.start()
+    server.running = True
+    log.info("Functions:\n\n%s\n", "\n".join(describe_routes(server, base_url)))
+    log.info("Task hub %s in %s", app.config.hub_name, data_dir)
+    if keys.enabled:
+        log.info("Function keys are required (from %s).", args.secrets_dir or data_dir / "secrets")
+    else:
+        log.info("No function keys configured: every route is open, as under `func start`.")
+    log.info("Host started at %s (Ctrl-C to stop)", base_url)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("Stopping host")
+    server.running = False
+    await runner.shutdown()
+    await runtime.stop()
+    await runner.cleanup()
+    server.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", stream=sys.stderr)
+    _scrubbed_access_logs()
+    asyncio.run(serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

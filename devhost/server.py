@@ -1,0 +1,173 @@
+"""HTTP front of the local host: HTTP-trigger functions, admin status, keys, durable webhooks.
+
+Each request becomes an `azure.functions.HttpRequest`; the function's `HttpResponse` becomes the
+reply. A function that raises gives a 500 with a JSON body and a logged traceback, and the
+server keeps serving — as the Functions host does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+import azure.functions as func
+from aiohttp import web
+
+from .app_loader import FunctionSpec, LoadedApp
+from .invoke import call_function
+from .keys import Keys
+from .routes import RouteTable
+
+DEFAULT_BODY_LIMIT = 104_857_600  # the Functions host's default request body limit (100 MB)
+WEBHOOK_PREFIX = "/runtime/webhooks/durabletask"
+
+
+class Runtime(Protocol):
+    def client_binding(self) -> str: ...
+    def add_webhook_routes(self, web_app: web.Application) -> None: ...
+
+
+def _json_error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def _presented_key(request: web.Request) -> str | None:
+    return request.headers.get("x-functions-key") or request.query.get("code")
+
+
+class FunctionsServer:
+    """Routes requests to the app's HTTP triggers and guards every route with the app's keys."""
+
+    def __init__(self, app: LoadedApp, runtime: Runtime, keys: Keys, logger: logging.Logger):
+        self.app = app
+        self.runtime = runtime
+        self.keys = keys
+        self.log = logger
+        self.started = time.monotonic()
+        self.running = False
+        self.instance_id = uuid.uuid4().hex
+        self.routes: RouteTable[FunctionSpec] = RouteTable()
+        for spec in app.of_kind("http").values():
+            self.routes.add(self._full_template(spec), spec)
+        threads = int(app.settings.get("PYTHON_THREADPOOL_THREAD_COUNT") or 0) or min(32, (os.cpu_count() or 1) + 4)
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="http")
+        limit = app.settings.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT")
+        self.body_limit = int(limit) if limit else DEFAULT_BODY_LIMIT
+
+    def _full_template(self, spec: FunctionSpec) -> str:
+        prefix = self.app.config.route_prefix
+        return f"{prefix}/{spec.route}" if prefix else spec.route or spec.name
+
+    def public_url(self, spec: FunctionSpec, base_url: str) -> str:
+        return f"{base_url}/{self._full_template(spec)}"
+
+    def web_app(self) -> web.Application:
+        web_app = web.Application(client_max_size=self.body_limit, middlewares=[self._guard])
+        web_app.router.add_get("/admin/host/status", self._host_status)
+        self.runtime.add_webhook_routes(web_app)
+        web_app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        return web_app
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Keys, as Azure enforces them: function level for triggers, system/master for webhooks."""
+        if request.path == "/admin/host/status" and request.method == "GET":
+            return await handler(request)
+        if request.path.startswith(WEBHOOK_PREFIX):
+            level, function = "system", None
+        elif request.path.startswith("/admin/"):
+            level, function = "admin", None
+        else:
+            spec = self._match(request)[0]
+            level, function = (spec.auth_level, spec.name) if spec else ("anonymous", None)
+        if not self.keys.allows(level, _presented_key(request), function):
+            return _json_error(401, "Unauthorized: a valid key is required (x-functions-key header or code query parameter)")
+        return await handler(request)
+
+    def _match(self, request: web.Request) -> tuple[FunctionSpec | None, dict[str, str], list[str]]:
+        """The function for this path and method, its route values, and the methods the path allows."""
+        path = request.raw_path.split("?", 1)[0]
+        allowed: list[str] = []
+        for spec, params in self.routes.match(path):
+            if not spec.methods or request.method in spec.methods:
+                return spec, params, allowed
+            allowed.extend(spec.methods)
+        return None, {}, allowed
+
+    async def _host_status(self, request: web.Request) -> web.Response:
+        return web.json_response({
+            "id": socket.gethostname(),
+            "state": "Running" if self.running else "Initialized",
+            "version": "4.x (devhost)",
+            "versionDetails": "devhost: local Functions host for Python v2 apps",
+            "platformVersion": "",
+            "instanceId": self.instance_id,
+            "computerName": socket.gethostname(),
+            "processUptime": int((time.monotonic() - self.started) * 1000),
+            "functionAppContentEditingState": "Unknown",
+        })
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        spec, params, allowed = self._match(request)
+        if spec is None:
+            if allowed:
+                return _json_error(404, f"{request.method} is not allowed here; allowed: {', '.join(sorted(set(allowed)))}")
+            return _json_error(404, "no function matches this route")
+        body = await request.read()
+        http_request = func.HttpRequest(
+            method=request.method,
+            url=str(request.url),
+            headers=dict(request.headers),
+            params=dict(parse_qsl(request.query_string, keep_blank_values=True)),
+            route_params=params,
+            body=body,
+        )
+        kwargs: dict[str, Any] = {spec.trigger_param: http_request}
+        for name in spec.client_params:
+            kwargs[name] = self.runtime.client_binding()
+        invocation = uuid.uuid4()
+        self.log.info("Executing 'Functions.%s' (Reason='This function was programmatically called via the host APIs.', Id=%s)", spec.name, invocation)
+        started = time.perf_counter()
+        try:
+            result = await call_function(spec, kwargs, self.executor)
+            response = to_web_response(result)
+        except Exception:
+            elapsed = (time.perf_counter() - started) * 1000
+            self.log.exception("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", spec.name, invocation, elapsed)
+            return _json_error(500, f"Exception while executing function: Functions.{spec.name}", invocationId=str(invocation))
+        elapsed = (time.perf_counter() - started) * 1000
+        self.log.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", spec.name, invocation, elapsed)
+        return response
+
+
+def to_web_response(result: Any) -> web.Response:
+    """An HttpResponse (or the str/bytes/None an `$return` binding also accepts) as an aiohttp reply."""
+    if result is None:
+        return web.Response(status=204)
+    if isinstance(result, (str, bytes)):
+        result = func.HttpResponse(result)
+    if not isinstance(result, func.HttpResponse):
+        raise TypeError(f"an HTTP function returned {type(result).__name__}, not HttpResponse")
+    headers = {k: v for k, v in result.headers.items()}
+    if not any(k.lower() == "content-type" for k in headers):
+        mimetype = result.mimetype
+        headers["Content-Type"] = f"{mimetype}; charset={result.charset}" if mimetype.startswith("text/") or mimetype == "application/json" else mimetype
+    return web.Response(status=result.status_code, body=result.get_body(), headers=headers)
+
+
+def describe_routes(server: FunctionsServer, base_url: str) -> list[str]:
+    """Start-up listing of functions, in the shape `func start` prints."""
+    lines = []
+    for spec in sorted(server.app.functions.values(), key=lambda s: (s.kind != "http", s.name)):
+        if spec.kind == "http":
+            methods = ",".join(spec.methods) or "GET,POST,PUT,DELETE,PATCH,HEAD,OPTIONS"
+            lines.append(f"\t{spec.name}: [{methods}] {server.public_url(spec, base_url)}")
+        else:
+            lines.append(f"\t{spec.name}: {spec.kind}Trigger" if spec.kind != "orchestrator" else f"\t{spec.name}: orchestrationTrigger")
+    return lines
