@@ -1,0 +1,137 @@
+"""The local host's HTTP behaviour, through a real host process and real HTTP requests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.hosting import Host
+
+APP = Path(__file__).parent / "apps" / "http_app"
+MASTER, FUNCTION_KEY, SYSTEM_KEY = "master-key-0123456789", "function-key-0123456789", "system-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory):
+    data = tmp_path_factory.mktemp("http") / "hub"
+    host = Host(APP, data, env={"OVERRIDDEN": "environment", "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": "4096"}).start()
+    yield host
+    host.stop()
+
+
+@pytest.fixture(scope="module")
+def keyed_host(tmp_path_factory: pytest.TempPathFactory):
+    data = tmp_path_factory.mktemp("keyed") / "hub"
+    (data / "secrets").mkdir(parents=True)
+    (data / "secrets" / "host.json").write_text(json.dumps({
+        "masterKey": {"name": "master", "value": MASTER},
+        "functionKeys": [{"name": "default", "value": FUNCTION_KEY}],
+        "systemKeys": [{"name": "durabletask_extension", "value": SYSTEM_KEY}],
+    }))
+    host = Host(APP, data).start()
+    yield host
+    host.stop()
+
+
+def test_request_reaches_the_function_whole(host: Host) -> None:
+    r = requests.post(f"{host.base_url}/api/echo/abc/42?x=1&y=two", data=b"\xff\x00raw", headers={"X-Test": "hi"})
+    assert r.status_code == 200
+    seen = r.json()
+    assert seen["method"] == "POST"
+    assert seen["url"] == f"{host.base_url}/api/echo/abc/42?x=1&y=two"
+    assert seen["route"] == {"name": "abc", "id": "42"}
+    assert seen["params"] == {"x": "1", "y": "two"}
+    assert seen["header"] == "hi"
+    assert seen["body"].encode("latin-1") == b"\xff\x00raw"
+
+
+def test_routes_follow_template_rules(host: Host) -> None:
+    assert requests.get(f"{host.base_url}/api/echo/special").text == "literal wins"
+    assert requests.get(f"{host.base_url}/api/echo/abc").json()["route"] == {"name": "abc"}
+    # `{id:int?}` refuses a non-integer; no other function matches.
+    assert requests.get(f"{host.base_url}/api/echo/abc/notanint").status_code == 404
+    # routePrefix from host.json is honoured.
+    assert requests.get(f"{host.base_url}/echo/abc").status_code == 404
+
+
+def test_a_method_the_function_does_not_accept_is_refused_with_a_message(host: Host) -> None:
+    r = requests.put(f"{host.base_url}/api/echo/abc")
+    assert r.status_code == 404
+    assert "PUT" in r.json()["error"]
+
+
+def test_async_functions_and_binary_responses(host: Host) -> None:
+    r = requests.get(f"{host.base_url}/api/public")
+    assert (r.status_code, r.content, r.headers["X-Kind"]) == (200, b"\x00\x01", "async")
+    assert r.headers["Content-Type"] == "application/octet-stream"
+
+
+def test_a_failing_function_gives_500_json_and_the_host_keeps_serving(host: Host) -> None:
+    r = requests.get(f"{host.base_url}/api/boom")
+    assert r.status_code == 500
+    assert "Functions.boom" in r.json()["error"]
+    assert "the function failed on purpose" in host.log()  # the traceback is logged, not returned
+    assert "the function failed on purpose" not in r.text
+    assert requests.get(f"{host.base_url}/api/public").status_code == 200
+
+
+def test_settings_come_from_local_settings_and_the_environment_wins(host: Host) -> None:
+    get = lambda name: requests.get(f"{host.base_url}/api/setting", params={"name": name}).text  # noqa: E731
+    assert get("FROM_LOCAL_SETTINGS") == "local"
+    assert get("OVERRIDDEN") == "environment"
+
+
+def test_request_body_limit_answers_413(host: Host) -> None:
+    assert requests.post(f"{host.base_url}/api/echo/abc", data=b"x" * 5000).status_code == 413
+    assert requests.post(f"{host.base_url}/api/echo/abc", data=b"x" * 4000).status_code == 200
+
+
+def test_durable_client_binding_points_at_this_host(host: Host) -> None:
+    payload = requests.get(f"{host.base_url}/api/client").json()
+    assert payload["id"] == "abc"
+    assert payload["statusQueryGetUri"].startswith(f"{host.base_url}/runtime/webhooks/durabletask/instances/abc")
+    assert "HttpSampleHub" in payload["statusQueryGetUri"]
+
+
+def test_host_status_and_function_listing(host: Host) -> None:
+    status = requests.get(f"{host.base_url}/admin/host/status").json()
+    assert status["state"] == "Running"
+    log = host.log()
+    assert f"echo: [GET,POST] {host.base_url}/api/echo/{{name}}/{{id:int?}}" in log
+    assert "every route is open" in log
+
+
+def test_without_a_key_every_route_but_host_status_is_refused(keyed_host: Host) -> None:
+    base = keyed_host.base_url
+    assert requests.get(f"{base}/admin/host/status").status_code == 200
+    for method, url in [("GET", "/api/echo/a"), ("GET", "/api/client"), ("GET", "/api/nothing-here"),
+                        ("GET", "/runtime/webhooks/durabletask/instances"),
+                        ("GET", "/runtime/webhooks/durabletask/instances/abc")]:
+        r = requests.request(method, base + url)
+        assert r.status_code == 401, url
+        assert "key" in r.json()["error"]
+        r = requests.request(method, base + url, headers={"x-functions-key": "wrong"})
+        assert r.status_code == 401, url
+
+
+def test_keys_grant_what_azure_grants(keyed_host: Host) -> None:
+    base = keyed_host.base_url
+    assert requests.get(f"{base}/api/echo/a", headers={"x-functions-key": FUNCTION_KEY}).status_code == 200
+    assert requests.get(f"{base}/api/echo/a", params={"code": FUNCTION_KEY}).status_code == 200
+    assert requests.get(f"{base}/api/echo/a", headers={"x-functions-key": MASTER}).status_code == 200
+    assert requests.get(f"{base}/api/public").status_code == 200  # anonymous
+    # Durable webhooks take the system key or the master key, not a function key.
+    hook = f"{base}/runtime/webhooks/durabletask/instances"
+    assert requests.get(hook, params={"code": FUNCTION_KEY}).status_code == 401
+    assert requests.get(hook, params={"code": SYSTEM_KEY}).status_code == 200
+    assert requests.get(hook, params={"code": MASTER}).status_code == 200
+    # The binding hands the system key to the durable client, so its status URLs work as given.
+    payload = requests.get(f"{base}/api/client", headers={"x-functions-key": FUNCTION_KEY}).json()
+    assert f"code={SYSTEM_KEY}" in payload["statusQueryGetUri"]
+    log = keyed_host.log()
+    assert "Function keys are required" in log
+    for key in (MASTER, FUNCTION_KEY, SYSTEM_KEY):
+        assert key not in log
