@@ -7,4 +7,7 @@ Runs unchanged under Azure Functions Core Tools (`func start`), in Azure, and on
 import azure.durable_functions as df
 import azure.functions as func
 
+from endpoints import dicomweb
+
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(dicomweb.bp)

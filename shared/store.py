@@ -2,20 +2,37 @@
 
 Listing by prefix is the store's only index: it expands an identifier into instances, page by
 page, with an opaque cursor so a huge study never has to be listed at once.
+
+Uploads and downloads move one block at a time (`BLOCK_SIZE`), so an instance of any size costs the
+process a few MiB on top of wherever its bytes already live.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator, Mapping
+from typing import IO, Iterator, Mapping
 
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import ContainerClient
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import ContainerClient, ContentSettings, StorageStreamDownloader
 
 from . import settings
 from .uids import Identifier, is_uid
 
 DEFAULT_CONTAINER = "dicomweb"
+DICOM_CONTENT = ContentSettings(content_type="application/dicom")
+# Transfers move blocks of 4 MiB; an instance up to 8 MiB goes in one request. This bounds what one
+# transfer holds in memory (the SDK's defaults read up to 64 MiB in one go).
+BLOCK_SIZE = 4 * 1024 * 1024
+SINGLE_PUT_SIZE = 8 * 1024 * 1024
+_TRANSFER_SIZES = {"max_block_size": BLOCK_SIZE, "max_single_put_size": SINGLE_PUT_SIZE,
+                   "max_chunk_get_size": BLOCK_SIZE, "max_single_get_size": SINGLE_PUT_SIZE}
+DELETE_BATCH = 256  # the most one blob batch request may hold
+
+
+class InstanceChangedOrGone(LookupError):
+    """The instance is not in the store, or no longer the version (etag) that was listed."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +88,7 @@ class DicomStore:
 
             container = ContainerClient(
                 account_url=service_uri, container_name=name,
-                credential=managed_identity_credential(env),
+                credential=managed_identity_credential(env), **_TRANSFER_SIZES,
             )
         else:
             conn = settings.get("DicomStore__ConnectionString", None, env) or settings.get(
@@ -79,7 +96,7 @@ class DicomStore:
             )
             if not conn:
                 raise RuntimeError("no store configured: set DicomStore__ConnectionString or AzureWebJobsStorage")
-            container = ContainerClient.from_connection_string(conn, name)
+            container = ContainerClient.from_connection_string(conn, name, **_TRANSFER_SIZES)
         return cls(container)
 
     def ensure_container(self) -> None:
@@ -117,3 +134,89 @@ class DicomStore:
             yield from found
             if not cursor:
                 return
+
+    def put(self, study: str, series: str, instance: str, data: IO[bytes], length: int) -> StoredInstance:
+        """Store `length` bytes read from `data` as the instance, unchanged, replacing any earlier version.
+
+        Reads one block at a time (up to `SINGLE_PUT_SIZE` for a small instance), never the whole stream.
+        """
+        self.ensure_container()
+        name = blob_name(study, series, instance)
+        result = self.container.upload_blob(
+            name, data, length=length, overwrite=True, content_settings=DICOM_CONTENT, max_concurrency=1
+        )
+        return StoredInstance(study, series, instance, size=length, etag=result["etag"])
+
+    def exists(self, study: str, series: str, instance: str) -> bool:
+        try:
+            return self.container.get_blob_client(blob_name(study, series, instance)).exists()
+        except ResourceNotFoundError:  # no container yet
+            return False
+
+    def download(self, name: str, etag: str | None = None) -> "Download":
+        """Open the blob `name` for reading, pinned to `etag` when given.
+
+        Raises InstanceChangedOrGone when the blob is absent or (with `etag`) has been replaced since listed;
+        later chunks stay pinned to the version the first one came from.
+        """
+        if parse_blob_name(name) is None:
+            raise ValueError(f"not a store blob name: {name!r}")
+        conditions = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
+        try:
+            return Download(name, self.container.download_blob(name, max_concurrency=1, **conditions))
+        except (ResourceNotFoundError, ResourceModifiedError) as error:
+            raise _changed_or_gone(name, etag, error) from None
+
+    def delete(self, identifier: Identifier) -> int:
+        """Delete every instance under `identifier`; the number deleted (0 when nothing matched)."""
+        try:
+            names = [found.blob_name for found in self.iter_instances(identifier)]
+        except ResourceNotFoundError:  # no container yet: nothing stored
+            return 0
+        batches = [names[i: i + DELETE_BATCH] for i in range(0, len(names), DELETE_BATCH)]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return sum(pool.map(self._delete_batch, batches))
+
+    def _delete_batch(self, names: list[str]) -> int:
+        """Delete up to DELETE_BATCH blobs in one request; blobs already gone are not counted."""
+        responses = self.container.delete_blobs(*names, raise_on_any_failure=False)
+        return sum(1 for response in responses if response.status_code == 202)
+
+
+@dataclass
+class Download:
+    """One instance being read from the store, a block at a time."""
+
+    name: str
+    _downloader: StorageStreamDownloader
+
+    @property
+    def size(self) -> int:
+        return self._downloader.size
+
+    @property
+    def etag(self) -> str:
+        return self._downloader.properties.etag
+
+    def chunks(self) -> Iterator[bytes]:
+        """The bytes, a block at a time."""
+        try:
+            yield from self._downloader.chunks()
+        except (ResourceNotFoundError, ResourceModifiedError) as error:
+            raise _changed_or_gone(self.name, self.etag, error) from None
+
+    def readinto(self, stream: IO[bytes]) -> int:
+        """Write the bytes to `stream`; the number written."""
+        written = 0
+        for chunk in self.chunks():
+            stream.write(chunk)
+            written += len(chunk)
+        return written
+
+
+def _changed_or_gone(name: str, etag: str | None, error: Exception) -> InstanceChangedOrGone:
+    if isinstance(error, ResourceModifiedError):
+        return InstanceChangedOrGone(f"instance {name} changed since it was listed (etag {etag} no longer matches)")
+    if etag:
+        return InstanceChangedOrGone(f"instance {name} is gone: deleted since it was listed")
+    return InstanceChangedOrGone(f"instance {name} is not in the store")

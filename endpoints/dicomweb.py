@@ -1,0 +1,126 @@
+"""DICOMweb: STOW-RS, WADO-RS of one instance, and DELETE, under `/`, `/v1/` and `/v2/`.
+
+Every route template is registered once per version prefix, as its own function, so the routes
+stay explicit (no catch-all). Route UIDs are checked before they reach the store: anything but a
+valid UID is a 400 naming the parameter, so no request can leave the `<study>/<series>/<sop>.dcm` layout.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Callable
+from urllib.parse import urlsplit
+
+import azure.durable_functions as df
+import azure.functions as func
+from azure.core.exceptions import AzureError
+
+from shared import stow, wado
+from shared.store import DicomStore, InstanceChangedOrGone
+from shared.uids import Identifier, uid_problem
+
+log = logging.getLogger(__name__)
+bp = df.Blueprint()
+
+VERSION_PREFIXES = ("", "v1/", "v2/")
+DICOM_JSON = "application/dicom+json"
+
+
+class BadParameter(ValueError):
+    pass
+
+
+@functools.cache
+def _store() -> DicomStore:
+    """One store (and connection pool) per worker process."""
+    return DicomStore.from_settings()
+
+
+def _error(status: int, message: str) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps({"error": message}), status_code=status, mimetype="application/json")
+
+
+def _uids(req: func.HttpRequest, *names: str) -> list[str]:
+    """The named route parameters, each a valid UID; BadParameter names the first that is not."""
+    values = []
+    for name in names:
+        value = req.route_params.get(name, "")
+        problem = uid_problem(value)
+        if problem:
+            shown = value if len(value) <= 80 else value[:80] + "..."
+            raise BadParameter(f"route parameter '{name}' ({shown!r}) {problem}")
+        values.append(value)
+    return values
+
+
+def _base_url(req: func.HttpRequest) -> str:
+    """Where this request's `/studies` lives (scheme, host and version prefix; never the query and its key)."""
+    url = urlsplit(req.url)
+    return f"{url.scheme}://{url.netloc}{url.path.rpartition('/studies')[0]}"
+
+
+def store_instances(req: func.HttpRequest) -> func.HttpResponse:
+    """STOW-RS: POST studies[/{study}]."""
+    study = _uids(req, "study")[0] if "study" in req.route_params else None
+    try:
+        result = stow.store_request(
+            _store(), req.get_body(), req.headers.get("Content-Type"), _base_url(req), study
+        )
+    except stow.RequestRejected as rejected:
+        return _error(rejected.status, str(rejected))
+    return func.HttpResponse(
+        json.dumps(result.dataset), status_code=result.status, mimetype=DICOM_JSON,
+        headers={"Content-Type": DICOM_JSON},
+    )
+
+
+def retrieve_instance(req: func.HttpRequest) -> func.HttpResponse:
+    """WADO-RS: GET studies/{study}/series/{series}/instances/{sop}, whole, in one response body."""
+    study, series, sop = _uids(req, "study", "series", "sop")
+    try:
+        found = wado.retrieve(_store(), study, series, sop, req.headers.get("Accept"))
+    except wado.NotAcceptable as refused:
+        return _error(406, str(refused))
+    except InstanceChangedOrGone:
+        return _error(404, f"instance {study}/{series}/{sop} is not in the store")
+    mimetype = found.content_type.split(";")[0]
+    return func.HttpResponse(found.body, mimetype=mimetype, headers={"Content-Type": found.content_type})
+
+
+def delete(req: func.HttpRequest) -> func.HttpResponse:
+    """DELETE studies/{study}[/series/{series}[/instances/{sop}]]: 204, or 404 when nothing matched."""
+    names = [name for name in ("study", "series", "sop") if name in req.route_params]
+    identifier = Identifier(*_uids(req, *names))
+    if not _store().delete(identifier):
+        return _error(404, f"nothing stored under {identifier.level} {identifier}")
+    return func.HttpResponse(status_code=204)
+
+
+ROUTES: tuple[tuple[str, str, str, Callable[[func.HttpRequest], func.HttpResponse]], ...] = (
+    ("store_instances", "POST", "studies", store_instances),
+    ("store_study_instances", "POST", "studies/{study}", store_instances),
+    ("retrieve_instance", "GET", "studies/{study}/series/{series}/instances/{sop}", retrieve_instance),
+    ("delete_study", "DELETE", "studies/{study}", delete),
+    ("delete_series", "DELETE", "studies/{study}/series/{series}", delete),
+    ("delete_instance", "DELETE", "studies/{study}/series/{series}/instances/{sop}", delete),
+)
+
+
+def _register(name: str, method: str, route: str, handler: Callable[[func.HttpRequest], func.HttpResponse]):
+    def function(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return handler(req)
+        except BadParameter as bad:
+            return _error(400, str(bad))
+        except AzureError as error:  # the store is down or refusing us: not the client's fault, not a crash
+            log.exception("%s: storage error", name)
+            return _error(503, f"the DICOM store is unavailable ({type(error).__name__}); try again later")
+
+    bp.function_name(name)(bp.route(route=route, methods=[method])(function))
+
+
+for _prefix in VERSION_PREFIXES:
+    for _name, _method, _route, _handler in ROUTES:
+        _register(_prefix.replace("/", "_") + _name, _method, _prefix + _route, _handler)
