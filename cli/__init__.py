@@ -1,0 +1,1 @@
+"""The `dicom-export` command line: bulk loader and export client over the service's HTTP API."""

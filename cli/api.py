@@ -1,0 +1,109 @@
+"""The HTTP client: the only way the CLI talks to the service, so it works the same locally and on Azure.
+
+One `Api` holds a requests Session with the base URL and the function key (sent as the
+`x-functions-key` header, never in the URL, so it does not end up in proxies' logs).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import requests
+
+DEFAULT_URL = "http://127.0.0.1:7071"
+TERMINAL = frozenset({"completed", "succeeded", "failed", "canceled"})
+
+
+class ApiError(Exception):
+    """The service answered, but not with what was asked for (4xx/5xx); `message` is its own words."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class Unreachable(Exception):
+    """No answer at all: wrong URL, host down, TLS or timeout."""
+
+
+def error_message(response: requests.Response) -> str:
+    """The service's reason for an error response, from its JSON body when it has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:500] or response.reason or "no reason given"
+    if isinstance(body, dict):
+        for key in ("message", "error", "detail", "title"):
+            value = body.get(key) or body.get(key.capitalize())
+            if isinstance(value, str):
+                return value
+            if isinstance(value, dict) and isinstance(value.get("message"), str):
+                return value["message"]
+    return str(body)[:500]
+
+
+@dataclass
+class Api:
+    """The service at `base_url`; `key` is the function key (None for anonymous routes or the local host)."""
+
+    base_url: str = DEFAULT_URL
+    key: str | None = None
+    timeout: float = 60.0
+    session: requests.Session = field(default_factory=requests.Session)
+
+    @classmethod
+    def from_env(cls, url: str | None = None, key: str | None = None) -> Api:
+        return cls(
+            (url or os.environ.get("DICOM_EXPORT_URL") or DEFAULT_URL).rstrip("/"),
+            key or os.environ.get("DICOM_EXPORT_KEY") or None,
+        )
+
+    def request(self, method: str, path: str, ok: tuple[int, ...] = (200, 202), **kwargs: Any) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if self.key:
+            headers["x-functions-key"] = self.key
+        try:
+            response = self.session.request(
+                method, self.base_url + path, headers=headers, timeout=self.timeout, **kwargs
+            )
+        except requests.RequestException as e:
+            raise Unreachable(f"cannot reach {self.base_url}: {type(e).__name__}") from None
+        if response.status_code not in ok:
+            raise ApiError(response.status_code, error_message(response))
+        return response
+
+    # --- DICOMweb store ---------------------------------------------------------------------------
+
+    def stow(self, body: BinaryIO, content_type: str) -> requests.Response:
+        """POST one multipart/related STOW-RS request; 200, 202 and 409 all carry a per-instance answer."""
+        return self.request(
+            "POST", "/studies", ok=(200, 202, 409), data=body,
+            headers={"Content-Type": content_type, "Accept": "application/dicom+json"},
+        )
+
+    # --- export operations ------------------------------------------------------------------------
+
+    def start_export(self, request: dict, idempotency_key: str | None = None) -> dict:
+        """POST /export; the answer is {"id", "href"}."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self.request("POST", "/v1/export", json=request, headers=headers).json()
+
+    def operation(self, operation_id: str) -> dict:
+        return self.request("GET", f"/v1/operations/{operation_id}").json()
+
+    def cancel(self, operation_id: str) -> None:
+        self.request("POST", f"/v1/operations/{operation_id}/cancel", ok=(200, 202, 204))
+
+    def operations(self, statuses: list[str] | None = None) -> list[dict]:
+        """The operations the service knows, newest first, optionally only those in `statuses`."""
+        params = {"status": ",".join(statuses)} if statuses else None
+        body = self.request("GET", "/v1/operations", params=params).json()
+        if isinstance(body, list):
+            return body
+        for key in ("operations", "value", "items"):
+            if isinstance(body.get(key), list):
+                return body[key]
+        return []

@@ -1,0 +1,95 @@
+"""The export destination as the user gives it on the command line, and reading errors.log from it.
+
+The service's errorHref is the blob's URL without any credential, so reading it needs the same
+destination flags the export was started with (a SAS in the container URI, a connection string,
+or managed identity); with none, the blob is read anonymously (a public container).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+_SECRET_PARTS = re.compile(r"(?i)(?:AccountKey|SharedAccessSignature)=([^;]+)")
+
+
+@dataclass(frozen=True)
+class Destination:
+    container_uri: str | None = None
+    connection_string: str | None = None
+    container: str | None = None
+    managed_identity: bool = False
+
+    def export_settings(self) -> dict:
+        """The `destination.settings` of an export request."""
+        if self.container_uri:
+            settings = {"blobContainerUri": self.container_uri}
+        else:
+            settings = {"connectionString": self.connection_string, "blobContainerName": self.container}
+        return {**settings, "useManagedIdentity": True} if self.managed_identity else settings
+
+    def secrets(self) -> list[str]:
+        """Everything here that must never be printed: whole values and the credential parts inside them."""
+        found = []
+        if self.connection_string:
+            found += [self.connection_string, *_SECRET_PARTS.findall(self.connection_string)]
+        query = urlsplit(self.container_uri).query if self.container_uri else ""
+        if query:
+            found += [query, *(part.split("=", 1)[-1] for part in query.split("&") if part.startswith("sig="))]
+        return [s for s in found if s]
+
+    def container_client(self, error_href: str, operation_id: str) -> ContainerClient:
+        """The destination container, found from our flags or, without them, from the errorHref."""
+        if self.connection_string:
+            service = BlobServiceClient.from_connection_string(self.connection_string)
+            return service.get_container_client(self.container or _container_name(error_href, operation_id))
+        if self.container_uri:
+            credential = _managed_identity() if self.managed_identity else None
+            return ContainerClient.from_container_url(self.container_uri, credential=credential)
+        return ContainerClient.from_container_url(container_url(error_href, operation_id))
+
+
+def _managed_identity():
+    from azure.identity import DefaultAzureCredential  # only needed, and only imported, for this case
+
+    return DefaultAzureCredential()
+
+
+def container_url(error_href: str, operation_id: str) -> str:
+    """'<container uri>/<id>/errors.log' -> '<container uri>'."""
+    suffix = f"/{operation_id}/errors.log"
+    href = error_href.split("?", 1)[0]
+    return href[: -len(suffix)] if href.endswith(suffix) else href.rsplit("/", 2)[0]
+
+
+def _container_name(error_href: str, operation_id: str) -> str:
+    return container_url(error_href, operation_id).rstrip("/").rsplit("/", 1)[-1]
+
+
+def read_errors_log(client: ContainerClient, operation_id: str) -> Iterator[dict]:
+    """The entries of `<id>/errors.log`, one dict per line, streamed chunk by chunk."""
+    pending = b""
+    for chunk in client.get_blob_client(f"{operation_id}/errors.log").download_blob().chunks():
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        yield from (parse_error_line(line) for line in lines if line.strip())
+    if pending.strip():
+        yield parse_error_line(pending)
+
+
+def parse_error_line(line: bytes | str) -> dict:
+    """{"timestamp", "identifier", "error"} from one JSON line, whatever the case of its keys."""
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    try:
+        entry = json.loads(text)
+    except ValueError:
+        return {"timestamp": "", "identifier": "", "error": text.strip()}
+    if not isinstance(entry, dict):
+        return {"timestamp": "", "identifier": "", "error": text.strip()}
+    lowered = {str(k).lower(): v for k, v in entry.items()}
+    return {key: str(lowered.get(key, "")) for key in ("timestamp", "identifier", "error")}

@@ -1,0 +1,376 @@
+"""The bulk loader: walk folders, keep the DICOM files, STOW them in parallel batches, say what happened.
+
+    dicom-export load PATH...        (or: python -m cli.loader PATH...)
+
+A file is DICOM when it has the Part 10 preamble ('DICM' at byte 128), or when pydicom finds a
+dataset with a SOP Class or SOP Instance UID in it (a dataset written without the Part 10 header);
+anything else is reported and skipped. The server is the judge of what it stores: each failure is
+reported with the reason from its STOW-RS response.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from requests.adapters import HTTPAdapter
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from cli.api import Api, ApiError
+
+PREAMBLE_LENGTH = 128
+CHUNK = 1 << 20
+# STOW-RS failure reasons (PS3.18 Table 10.5.3-1 and PS3.4 status codes) a server may send.
+FAILURE_REASONS = {
+    0x0110: "processing failure",
+    0x0111: "duplicate SOP instance",
+    0x0122: "SOP class not supported",
+    0x0124: "not authorized",
+    0xA700: "out of resources",
+    0xA900: "data set does not match SOP class",
+    0xC000: "cannot understand",
+    0xC122: "transfer syntax not supported",
+}
+# Tags of the STOW-RS response (PS3.18 §10.5.3).
+FAILED_SOP_SEQUENCE = "00081198"
+REFERENCED_SOP_SEQUENCE = "00081199"
+REFERENCED_SOP_INSTANCE_UID = "00081155"
+RETRIEVE_URL = "00081190"
+FAILURE_REASON = "00081197"
+ERROR_COMMENT = "00000902"
+# Requests whose answer is an operator problem, not a per-file one: stop the whole load.
+FATAL_STATUSES = frozenset({401, 403, 404, 405})
+
+
+@dataclass(frozen=True)
+class DicomFile:
+    """A file to store, with the UIDs read from its header (None when pydicom could not read them)."""
+
+    path: Path
+    size: int
+    study: str | None = None
+    series: str | None = None
+    instance: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str] | None:
+        """Where the store will put it: one instance per study/series/SOP instance UID."""
+        if self.study and self.series and self.instance:
+            return self.study, self.series, self.instance
+        return None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one file: stored (with its retrieve URL) or not (with the reason)."""
+
+    path: Path
+    stored: bool
+    reason: str = ""
+    url: str = ""
+    study: str | None = None
+
+
+@dataclass
+class Report:
+    stored: list[Outcome] = field(default_factory=list)
+    failed: list[Outcome] = field(default_factory=list)
+    skipped: list[Outcome] = field(default_factory=list)
+    bytes_sent: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        """0 all stored, 1 some files skipped (not DICOM, duplicate), 2 some rejected or not sent."""
+        return 2 if self.failed else 1 if self.skipped else 0
+
+    @property
+    def studies(self) -> list[str]:
+        """The studies that received at least one instance, in first-seen order."""
+        return list(dict.fromkeys(o.study for o in self.stored if o.study))
+
+    def as_json(self) -> dict:
+        def rows(outcomes: list[Outcome]) -> list[dict]:
+            return [{"path": str(o.path), **({"url": o.url} if o.stored else {"reason": o.reason})}
+                    for o in outcomes]
+        return {"stored": rows(self.stored), "failed": rows(self.failed), "skipped": rows(self.skipped)}
+
+
+# --- finding and recognising files ----------------------------------------------------------------
+
+def walk(paths: Iterable[Path]) -> Iterator[Path]:
+    """Every file under `paths` (files given directly are yielded as they are), in a stable order."""
+    for path in paths:
+        if path.is_dir():
+            for folder, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    yield Path(folder) / name
+        elif path.exists():
+            yield path
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+
+
+def inspect(path: Path) -> DicomFile | Outcome:
+    """A DicomFile when `path` holds DICOM, otherwise a skipped Outcome saying why not."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(PREAMBLE_LENGTH + 4)
+    except OSError as e:
+        return Outcome(path, False, f"cannot read: {e.strerror or e}")
+    if size == 0:
+        return Outcome(path, False, "not DICOM: empty file")
+    has_preamble = head[PREAMBLE_LENGTH:] == b"DICM"
+    dataset = _read_header(path, force=not has_preamble)
+    uids = [str(dataset.get(k, "")) or None if dataset is not None else None
+            for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
+    if has_preamble or (dataset is not None and (uids[2] or "SOPClassUID" in dataset)):
+        return DicomFile(path, size, *uids)
+    return Outcome(path, False, "not DICOM: no 'DICM' preamble and no DICOM dataset pydicom can read")
+
+
+def _read_header(path: Path, force: bool) -> pydicom.Dataset | None:
+    """The dataset up to the pixel data, large values left unread; None when pydicom cannot parse it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return pydicom.dcmread(path, stop_before_pixels=True, force=force, defer_size=1024)
+        except Exception:  # noqa: BLE001 - pydicom raises many kinds on garbage; each means "cannot read"
+            return None
+
+
+def plan(found: Iterable[DicomFile | Outcome]) -> tuple[list[DicomFile], list[Outcome]]:
+    """The files to send, and those skipped: not DICOM, or a second file for an instance already planned.
+
+    Two files with the same study/series/SOP instance UIDs would replace each other in the store,
+    in whatever order parallel requests land; we send the first (in path order) and say so.
+    """
+    to_send: list[DicomFile] = []
+    skipped: list[Outcome] = []
+    first: dict[tuple[str, str, str], Path] = {}
+    for item in found:
+        if isinstance(item, Outcome):
+            skipped.append(item)
+        elif item.key and item.key in first:
+            skipped.append(Outcome(item.path, False, f"same study/series/SOP instance UIDs as {first[item.key]}"
+                                   " (the store keeps one file per instance)"))
+        else:
+            if item.key:
+                first[item.key] = item.path
+            to_send.append(item)
+    return to_send, skipped
+
+
+def batches(files: Iterable[DicomFile], max_files: int = 16, max_bytes: int = 32 << 20) -> Iterator[list[DicomFile]]:
+    """Group files into STOW requests; a file whose SOP Instance UID we could not read goes alone,
+    and no batch holds one SOP Instance UID twice, so every answer maps back to exactly one file."""
+    batch: list[DicomFile] = []
+    size = 0
+    for f in files:
+        if not f.instance:
+            yield [f]
+            continue
+        if batch and (len(batch) >= max_files or size + f.size > max_bytes
+                      or any(b.instance == f.instance for b in batch)):
+            yield batch
+            batch, size = [], 0
+        batch.append(f)
+        size += f.size
+    if batch:
+        yield batch
+
+
+# --- the STOW-RS request and its answer -----------------------------------------------------------
+
+class MultipartBody:
+    """A multipart/related body read part by part from the files, so nothing is held in memory whole.
+
+    It has a length (so requests sends Content-Length, not chunks) and calls `on_read(n)` as bytes go out.
+    """
+
+    def __init__(self, paths: list[Path], on_read: Callable[[int], None] = lambda n: None):
+        self.boundary = uuid.uuid4().hex
+        self.content_type = f'multipart/related; type="application/dicom"; boundary={self.boundary}'
+        head = f"--{self.boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+        self._pieces: list[bytes | Path] = []
+        for i, path in enumerate(paths):
+            self._pieces += [(b"\r\n" if i else b"") + head, path]
+        self._pieces.append(f"\r\n--{self.boundary}--\r\n".encode())
+        self._length = sum(len(p) if isinstance(p, bytes) else p.stat().st_size for p in self._pieces)
+        self._on_read = on_read
+        self._chunks = self._generate()
+        self._buffer = memoryview(b"")
+
+    def _generate(self) -> Iterator[bytes]:
+        for piece in self._pieces:
+            if isinstance(piece, bytes):
+                yield piece
+                continue
+            with open(piece, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    yield chunk
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._buffer:
+            self._buffer = memoryview(next(self._chunks, b""))
+        size = len(self._buffer) if size is None or size < 0 else size
+        data, self._buffer = bytes(self._buffer[:size]), self._buffer[size:]
+        self._on_read(len(data))
+        return data
+
+    def close(self) -> None:
+        """Close the file being read, if the request ended before the body did."""
+        self._chunks.close()
+
+
+def parse_stow_response(body: object) -> tuple[dict[str, str], list[tuple[str | None, str]]]:
+    """From an application/dicom+json STOW answer: {sop uid: retrieve url} stored, [(sop uid, reason)] failed."""
+    if not isinstance(body, dict):
+        return {}, []
+    stored = {}
+    for item in _items(body, REFERENCED_SOP_SEQUENCE):
+        uid = _value(item, REFERENCED_SOP_INSTANCE_UID)
+        if uid:
+            stored[uid] = _value(item, RETRIEVE_URL) or ""
+    failed = [(_value(item, REFERENCED_SOP_INSTANCE_UID), failure_reason(item))
+              for item in _items(body, FAILED_SOP_SEQUENCE)]
+    return stored, failed
+
+
+def failure_reason(item: dict) -> str:
+    """'<the server's words> (0xC000 cannot understand)', from FailureReason and ErrorComment."""
+    code = _value(item, FAILURE_REASON)
+    comment = _value(item, ERROR_COMMENT)
+    if isinstance(code, int):
+        described = f"0x{code:04X} {FAILURE_REASONS.get(code, 'failure')}"
+        return f"{comment} ({described})" if comment else described
+    return comment or "rejected, no reason given"
+
+
+def _items(body: dict, tag: str) -> list[dict]:
+    element = body.get(tag)
+    values = element.get("Value") if isinstance(element, dict) else None
+    return [v for v in values if isinstance(v, dict)] if isinstance(values, list) else []
+
+
+def _value(item: dict, tag: str):
+    element = item.get(tag)
+    values = element.get("Value") if isinstance(element, dict) else None
+    return values[0] if isinstance(values, list) and values else None
+
+
+def store_batch(api: Api, batch: list[DicomFile], on_read: Callable[[int], None]) -> list[Outcome]:
+    """Send one batch; every file gets an Outcome. Raises ApiError for FATAL_STATUSES (and Unreachable)."""
+    body = MultipartBody([f.path for f in batch], on_read)
+    try:
+        response = api.stow(body, body.content_type)
+    except ApiError as e:
+        if e.status in FATAL_STATUSES:
+            raise
+        return [Outcome(f.path, False, f"HTTP {e.status}: {e.message}") for f in batch]
+    finally:
+        body.close()
+    try:
+        stored, failed = parse_stow_response(response.json())
+    except ValueError:
+        stored, failed = {}, []
+    by_uid = {uid: reason for uid, reason in failed if uid}
+    anonymous = [reason for uid, reason in failed if not uid]
+    outcomes = []
+    for f in batch:
+        if f.instance in stored:
+            outcomes.append(Outcome(f.path, True, url=stored[f.instance], study=f.study))
+        elif f.instance in by_uid:
+            outcomes.append(Outcome(f.path, False, by_uid[f.instance]))
+        elif len(batch) == 1 and len(stored) == 1 and not failed:  # the server read other UIDs than we did
+            outcomes.append(Outcome(f.path, True, url=next(iter(stored.values())), study=f.study))
+        elif len(batch) == 1 and anonymous:
+            outcomes.append(Outcome(f.path, False, anonymous[0]))
+        else:
+            outcomes.append(Outcome(f.path, False, f"HTTP {response.status_code}, the answer does not mention "
+                                    "this file's SOP Instance UID"))
+    return outcomes
+
+
+# --- the whole load, with progress ----------------------------------------------------------------
+
+def load(api: Api, paths: list[Path], progress_console: Console, workers: int = 4,
+         max_files: int = 16, max_bytes: int = 32 << 20) -> Report:
+    """Find, plan and store; the progress bar goes to `progress_console` (stderr for the CLI)."""
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)  # unreadable files are reported by us, once
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.fields[files]} files"), DownloadColumn(), TransferSpeedColumn(),
+               TimeElapsedColumn())
+    report = Report()
+    with Progress(*columns, console=progress_console) as progress:
+        scan = progress.add_task("scanning", total=None, files=0)
+        found = []
+        for n, path in enumerate(walk(paths), 1):
+            found.append(inspect(path))
+            progress.update(scan, files=n)
+        progress.update(scan, total=len(found), completed=len(found))
+        to_send, report.skipped = plan(found)
+        total = sum(f.size for f in to_send)
+        store = progress.add_task("storing", total=total, files=f"0/{len(to_send)}")
+
+        def sent(n: int) -> None:
+            report.bytes_sent += n
+            progress.advance(store, n)
+
+        api.session.mount(api.base_url, HTTPAdapter(pool_connections=workers, pool_maxsize=workers))
+        with ThreadPoolExecutor(workers, thread_name_prefix="stow") as pool:
+            futures = [pool.submit(store_batch, api, b, sent) for b in batches(to_send, max_files, max_bytes)]
+            try:
+                for future in as_completed(futures):
+                    for outcome in future.result():
+                        (report.stored if outcome.stored else report.failed).append(outcome)
+                    done = len(report.stored) + len(report.failed)
+                    progress.update(store, files=f"{done}/{len(to_send)}")
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+        progress.update(store, completed=total)
+    for outcomes in (report.stored, report.failed, report.skipped):
+        outcomes.sort(key=lambda o: o.path)
+    return report
+
+
+def print_summary(report: Report, console: Console) -> None:
+    """Counts, then one line per file that was not stored, with the reason."""
+    console.print(f"[bold]{len(report.stored)} stored[/], {len(report.failed)} failed, "
+                  f"{len(report.skipped)} skipped, {report.bytes_sent:,} bytes sent")
+    for title, outcomes in (("Failed", report.failed), ("Skipped", report.skipped)):
+        if outcomes:
+            table = Table(title=title, title_justify="left", show_lines=False)
+            table.add_column("file", overflow="fold")
+            table.add_column("reason", overflow="fold")
+            for o in outcomes:
+                table.add_row(str(o.path), o.reason)
+            console.print(table)
+
+
+if __name__ == "__main__":
+    from cli.main import main
+
+    sys.exit(main(["load", *sys.argv[1:]]))

@@ -1,0 +1,266 @@
+"""`dicom-export`: load DICOM files into the service, export them to Azure Blob Storage, follow the export.
+
+Talks only to the service's HTTP API, so the same commands work against the local host and Azure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from azure.core.exceptions import AzureError
+from rich.console import Console
+from rich.table import Table
+
+from cli import loader
+from cli.api import DEFAULT_URL, Api, ApiError, Unreachable
+from cli.destination import Destination, read_errors_log
+from cli.progress import EXIT_USAGE, exit_code, operations_table, status_table, watch
+
+EPILOG = """\
+exit codes:
+  0  done: every file stored (load); export completed with nothing skipped
+  1  done with skips: files not DICOM or duplicates (load); export completed with skipped files
+  2  files rejected by the server (load); export failed or canceled
+  3  usage error, or the service could not be reached or refused the request
+
+`status` exits as `wait` would once the operation has ended, and 0 while it runs.
+Environment: DICOM_EXPORT_URL (default {url}), DICOM_EXPORT_KEY (the function key).
+Credentials given as flags are sent to the service and never printed.
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, exiting with 3 (usage error) instead of its own 2, which means 'failed' here."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def identifier(parts: int, example: str):
+    """An argparse type: a `study[/series[/sop]]` string with exactly `parts` parts."""
+    def parse(value: str) -> str:
+        pieces = [p.strip() for p in value.strip().split("/")]
+        if len(pieces) != parts or not all(pieces):
+            raise argparse.ArgumentTypeError(f"{value!r} is not of the form {example}")
+        return "/".join(pieces)
+    return parse
+
+
+def read_identifiers(path: str) -> list[str]:
+    """One identifier a line; blank lines and lines starting with # are ignored; '-' reads stdin."""
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    return [s for s in (line.strip() for line in text.splitlines()) if s and not s.startswith("#")]
+
+
+def build_parser() -> Parser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=argparse.SUPPRESS,
+                        help=f"the service's base URL (env DICOM_EXPORT_URL, default {DEFAULT_URL})")
+    common.add_argument("--key", default=argparse.SUPPRESS, help="function key (env DICOM_EXPORT_KEY)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output on stdout")
+
+    parser = Parser(prog="dicom-export", description=__doc__, parents=[common], epilog=EPILOG.format(url=DEFAULT_URL),
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    def command(name: str, help: str) -> Parser:
+        return commands.add_parser(name, help=help, description=help, parents=[common], epilog=EPILOG.format(
+            url=DEFAULT_URL), formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    load = command("load", "store the DICOM files found under PATH... through STOW-RS")
+    load.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders (walked recursively)")
+    load.add_argument("--workers", type=int, default=4, help="parallel requests (default 4)")
+    load.add_argument("--batch-files", type=int, default=16, help="files per request at most (default 16)")
+    load.add_argument("--batch-mb", type=int, default=32, help="MiB per request at most (default 32)")
+
+    export = command("export", "export studies, series or instances to an Azure Blob container")
+    export.add_argument("--study", dest="identifiers", action="append", type=identifier(1, "STUDY"),
+                        metavar="STUDY", help="a study UID (repeatable)")
+    export.add_argument("--series", dest="identifiers", action="append", type=identifier(2, "STUDY/SERIES"),
+                        metavar="STUDY/SERIES", help="a series (repeatable)")
+    export.add_argument("--instance", dest="identifiers", action="append",
+                        type=identifier(3, "STUDY/SERIES/SOP"), metavar="STUDY/SERIES/SOP",
+                        help="one instance (repeatable)")
+    export.add_argument("--from-file", metavar="FILE",
+                        help="identifiers, one a line (# comments and blank lines ignored; - for stdin)")
+    add_destination(export, required=True)
+    export.add_argument("--idempotency-key", help="repeating a request with the same key returns the same operation")
+    export.add_argument("--wait", action="store_true", help="show live progress until the export ends")
+    export.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
+
+    for name, help in (("status", "show an export operation"), ("wait", "follow an operation until it ends"),
+                       ("cancel", "cancel an operation")):
+        sub = command(name, help)
+        sub.add_argument("operation_id", metavar="ID")
+        if name == "wait":
+            sub.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
+
+    listing = command("list", "list export operations, newest first")
+    listing.add_argument("--status", action="append", metavar="STATUS",
+                         help="only operations in this status (repeatable: notStarted, running, completed, "
+                              "failed, canceled)")
+
+    errors = command("errors", "print an operation's errors.log (needs the destination's credentials)")
+    errors.add_argument("operation_id", metavar="ID")
+    add_destination(errors, required=False)
+    return parser
+
+
+def add_destination(parser: Parser, required: bool) -> None:
+    group = parser.add_argument_group("destination")
+    where = group.add_mutually_exclusive_group(required=required)
+    where.add_argument("--container-uri", metavar="URI", help="the container's URL, with a SAS when needed")
+    where.add_argument("--connection-string", metavar="CS", help="a storage connection string (use with --container)")
+    group.add_argument("--container", metavar="NAME", help="the container name, with --connection-string")
+    group.add_argument("--managed-identity", action="store_true",
+                       help="authenticate with the service's managed identity (with --container-uri)")
+
+
+def destination(args: argparse.Namespace, parser: Parser, for_export: bool) -> Destination:
+    if args.connection_string and args.managed_identity:
+        parser.error("--managed-identity goes with --container-uri, not --connection-string")
+    if for_export and args.connection_string and not args.container:
+        parser.error("--connection-string needs --container NAME")
+    if args.container and not args.connection_string:
+        parser.error("--container goes with --connection-string")
+    return Destination(args.container_uri, args.connection_string, args.container, args.managed_identity)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """`text` with every secret replaced by ***, longest first so parts of a secret do not survive."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+class Cli:
+    """One run: the parsed arguments, the API client and where output goes."""
+
+    def __init__(self, args: argparse.Namespace, parser: Parser):
+        self.args = args
+        self.parser = parser
+        self.json = getattr(args, "json", False)
+        self.api = Api.from_env(getattr(args, "url", None), getattr(args, "key", None))
+        self.out = Console(highlight=False)
+        self.err = Console(stderr=True, highlight=False)
+
+    def print_json(self, value: object) -> None:
+        print(json.dumps(value, indent=2, default=str))
+
+    def finish(self, operation: dict) -> int:
+        if self.json:
+            self.print_json(operation)
+        else:
+            self.out.print(status_table(operation))
+        return exit_code(operation)
+
+    def load(self) -> int:
+        a = self.args
+        report = loader.load(self.api, a.paths, self.err, workers=a.workers, max_files=a.batch_files,
+                             max_bytes=a.batch_mb << 20)
+        if self.json:
+            self.print_json(report.as_json())
+        else:
+            loader.print_summary(report, self.out)
+        return report.exit_code
+
+    def export(self) -> int:
+        a = self.args
+        identifiers = list(a.identifiers or [])
+        if a.from_file:
+            try:
+                identifiers += read_identifiers(a.from_file)
+            except OSError as e:
+                self.parser.error(f"--from-file: {e.strerror}: {a.from_file}")
+        if not identifiers:
+            self.parser.error("nothing to export: give --study, --series, --instance or --from-file")
+        request = {"source": {"type": "identifiers", "settings": {"values": identifiers}},
+                   "destination": {"type": "azureblob",
+                                   "settings": destination(a, self.parser, True).export_settings()}}
+        started = self.api.start_export(request, a.idempotency_key)
+        if a.wait:
+            if not self.json:
+                self.err.print(f"export {started['id']} started")
+            return self.finish(watch(self.api, started["id"], self.err, a.interval))
+        if self.json:
+            self.print_json(started)
+        else:
+            self.out.print(f"export {started['id']} started\n  status: {started.get('href', '')}\n"
+                           f"  follow: dicom-export wait {started['id']}")
+        return 0
+
+    def status(self) -> int:
+        return self.finish(self.api.operation(self.args.operation_id))
+
+    def wait(self) -> int:
+        return self.finish(watch(self.api, self.args.operation_id, self.err, self.args.interval))
+
+    def cancel(self) -> int:
+        self.api.cancel(self.args.operation_id)
+        if self.json:
+            self.print_json({"operationId": self.args.operation_id, "cancelRequested": True})
+        else:
+            self.out.print(f"cancel requested for {self.args.operation_id}")
+        return 0
+
+    def list(self) -> int:
+        statuses = [s.strip() for value in self.args.status or [] for s in value.split(",") if s.strip()]
+        operations = self.api.operations(statuses)
+        if self.json:
+            self.print_json(operations)
+        else:
+            self.out.print(operations_table(operations))
+        return 0
+
+    def errors(self) -> int:
+        operation_id = self.args.operation_id
+        where = destination(self.args, self.parser, False)
+        href = (self.api.operation(operation_id).get("results") or {}).get("errorHref")
+        if not href:
+            raise ApiError(404, f"operation {operation_id} has no errorHref")
+        entries = list(read_errors_log(where.container_client(href, operation_id), operation_id))
+        if self.json:
+            self.print_json(entries)
+            return 0
+        table = Table(title=f"{href} ({len(entries)} lines)", title_justify="left")
+        for column in ("timestamp", "identifier", "error"):
+            table.add_column(column, overflow="fold", no_wrap=column == "timestamp")
+        for entry in entries:
+            table.add_row(entry["timestamp"], entry["identifier"], entry["error"])
+        self.out.print(table)
+        return 0
+
+    def secrets(self) -> list[str]:
+        a = self.args
+        found = [self.api.key or ""]
+        if hasattr(a, "container_uri"):
+            found += Destination(a.container_uri, a.connection_string).secrets()
+        return [s for s in found if s]
+
+
+def describe(error: Exception) -> str:
+    """One line saying what went wrong, for the user."""
+    if isinstance(error, ApiError):
+        return f"HTTP {error.status}: {error.message}"
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    cli = Cli(args, parser)
+    try:
+        return getattr(cli, args.command)()
+    except (Unreachable, ApiError, AzureError, FileNotFoundError) as e:
+        cli.err.print(f"dicom-export: error: {redact(describe(e), cli.secrets())}", markup=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        cli.err.print("interrupted; an export keeps running on the service (`dicom-export cancel ID` stops it)")
+        return 130

@@ -1,0 +1,119 @@
+"""Following an export operation: the live progress line, waiting until it ends, and its exit code."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from cli.api import TERMINAL, Api
+
+EXIT_OK, EXIT_SKIPPED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
+
+
+def exit_code(operation: dict) -> int:
+    """0 completed with nothing skipped, 1 completed with skips, 2 failed or canceled (0 while running)."""
+    status = str(operation.get("status", "")).lower()
+    if status in ("failed", "canceled"):
+        return EXIT_FAILED
+    if status in ("completed", "succeeded"):
+        return EXIT_SKIPPED if counts(operation)[1] else EXIT_OK
+    return EXIT_OK
+
+
+def counts(operation: dict) -> tuple[int, int]:
+    """(exported, skipped) so far; 0 while the service has not reported any."""
+    results = operation.get("results") or {}
+    return int(results.get("exported") or 0), int(results.get("skipped") or 0)
+
+
+def parse_time(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def elapsed_seconds(operation: dict, now: datetime | None = None) -> float | None:
+    """Seconds since the operation was created, up to its last update once it has ended."""
+    created = parse_time(operation.get("createdTime"))
+    if created is None:
+        return None
+    end = parse_time(operation.get("lastUpdatedTime")) if is_terminal(operation) else None
+    end = end or now or datetime.now(UTC)
+    return max(0.0, (end - created).total_seconds())
+
+
+def is_terminal(operation: dict) -> bool:
+    return str(operation.get("status", "")).lower() in TERMINAL
+
+
+def format_duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def progress_line(operation: dict, elapsed: float | None) -> str:
+    """'running · 120 exported · 3 skipped · 41.0 files/s · 0:00:03'."""
+    exported, skipped = counts(operation)
+    parts = [str(operation.get("status", "unknown")), f"{exported:,} exported", f"{skipped:,} skipped"]
+    if elapsed is not None:
+        rate = (exported + skipped) / elapsed if elapsed > 0 else 0.0
+        parts += [f"{rate:,.1f} files/s", format_duration(elapsed)]
+    return " · ".join(parts)
+
+
+def watch(api: Api, operation_id: str, console: Console, interval: float = 1.0,
+          sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Poll the operation until it ends, showing the progress line live; return its final status."""
+    started = time.monotonic()
+
+    def line(operation: dict) -> str:
+        elapsed = elapsed_seconds(operation)
+        return progress_line(operation, elapsed if elapsed is not None else time.monotonic() - started)
+
+    operation = api.operation(operation_id)
+    with console.status(line(operation)) as status:
+        while not is_terminal(operation):
+            sleep(interval)
+            operation = api.operation(operation_id)
+            status.update(line(operation))
+    console.print(line(operation))
+    return operation
+
+
+def status_table(operation: dict) -> Table:
+    """The operation as a two-column table, as `status` and `wait` print it."""
+    exported, skipped = counts(operation)
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    results = operation.get("results") or {}
+    rows = [("operation", operation.get("operationId")), ("type", operation.get("type")),
+            ("status", operation.get("status")), ("created", operation.get("createdTime")),
+            ("updated", operation.get("lastUpdatedTime")), ("exported", f"{exported:,}"),
+            ("skipped", f"{skipped:,}"), ("errors.log", results.get("errorHref"))]
+    for name, value in rows:
+        if value is not None:
+            table.add_row(name, str(value))
+    for message in operation.get("errors") or []:
+        table.add_row("error", str(message))
+    return table
+
+
+def operations_table(operations: list[dict]) -> Table:
+    table = Table()
+    for column in ("operation", "status", "created", "updated"):
+        table.add_column(column, no_wrap=column == "operation")
+    table.add_column("exported", justify="right")
+    table.add_column("skipped", justify="right")
+    for op in operations:
+        exported, skipped = counts(op)
+        table.add_row(str(op.get("operationId") or op.get("id")), str(op.get("status")),
+                      str(op.get("createdTime", "")), str(op.get("lastUpdatedTime", "")),
+                      f"{exported:,}", f"{skipped:,}")
+    return table

@@ -1,0 +1,119 @@
+"""The command line without a server: arguments, usage errors, exit codes, progress line, secrets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.destination import Destination, container_url, parse_error_line
+from cli.main import main, read_identifiers, redact
+from cli.progress import elapsed_seconds, exit_code, progress_line
+
+ROOT = Path(__file__).resolve().parents[2]
+UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m cli ARGS` as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+@pytest.mark.parametrize("operation, code", [
+    ({"status": "completed", "results": {"exported": 5, "skipped": 0}}, 0),
+    ({"status": "succeeded", "results": {"exported": 5, "skipped": 0}}, 0),
+    ({"status": "completed", "results": {"exported": 5, "skipped": 2}}, 1),
+    ({"status": "failed", "results": {"exported": 5, "skipped": 0}}, 2),
+    ({"status": "canceled"}, 2),
+    ({"status": "running", "results": {"exported": 1, "skipped": 1}}, 0),
+])
+def test_exit_codes_follow_the_final_status(operation: dict, code: int) -> None:
+    assert exit_code(operation) == code
+
+
+def test_progress_line_shows_counts_rate_and_elapsed() -> None:
+    running = {"status": "running", "createdTime": "2024-01-01T00:00:00Z", "results": {"exported": 1200, "skipped": 3}}
+    assert progress_line(running, 62.0) == "running · 1,200 exported · 3 skipped · 19.4 files/s · 0:01:02"
+    assert progress_line({"status": "notStarted"}, None) == "notStarted · 0 exported · 0 skipped"
+    # Once ended, elapsed runs from created to the last update, however late we look.
+    done = {**running, "status": "completed", "lastUpdatedTime": "2024-01-01T00:00:10.1234567Z"}
+    assert elapsed_seconds(done) == pytest.approx(10.123456)
+
+
+def test_help_documents_every_command_and_the_exit_codes() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for word in ("load", "export", "status", "wait", "cancel", "list", "errors", "exit codes",
+                 "0  done", "1  done with skips", "2  ", "3  usage error", "DICOM_EXPORT_URL", "DICOM_EXPORT_KEY"):
+        assert word in result.stdout
+    assert "--connection-string" in run("export", "--help").stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["export", "--connection-string", "UseDevelopmentStorage=true", "--container", "x"], "nothing to export"),
+    (["export", "--study", "1.2"], "one of the arguments --container-uri --connection-string is required"),
+    (["export", "--series", "1.2", "--container-uri", "http://a/c"], "is not of the form STUDY/SERIES"),
+    (["export", "--instance", "1/2", "--container-uri", "http://a/c"], "is not of the form STUDY/SERIES/SOP"),
+    (["export", "--study", "1", "--connection-string", "UseDevelopmentStorage=true"], "needs --container"),
+    (["export", "--study", "1", "--connection-string", "UseDevelopmentStorage=true", "--container", "c",
+      "--managed-identity"], "--managed-identity goes with --container-uri"),
+    (["export", "--study", "1", "--from-file", "/no/such/file", "--container-uri", "http://a/c"], "--from-file"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
+])
+def test_usage_errors_exit_3_and_say_what_is_wrong(args: list[str], message: str,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--url", UNREACHABLE, *args])
+    assert exit_.value.code == 3
+    assert message in capsys.readouterr().err
+
+
+def test_unreachable_service_exits_3_without_echoing_credentials() -> None:
+    secret_key = "AAAAsecretkeyBBBB=="
+    sas = "sv=2024-01-01&sp=cw&sig=S3cr3tSignature%3D"
+    result = run("--url", UNREACHABLE, "--key", "fn-key-123", "export", "--study", "1.2",
+                 "--connection-string", f"DefaultEndpointsProtocol=https;AccountName=a;AccountKey={secret_key}",
+                 "--container", "c")
+    assert result.returncode == 3
+    assert "cannot reach http://127.0.0.1:9" in result.stderr
+    result2 = run("--url", UNREACHABLE, "export", "--study", "1.2", "--container-uri", f"https://a/c?{sas}")
+    assert result2.returncode == 3
+    for output in (result.stdout + result.stderr, result2.stdout + result2.stderr):
+        for secret in (secret_key, "fn-key-123", "S3cr3tSignature"):
+            assert secret not in output
+
+
+def test_redact_hides_whole_secrets_and_their_credential_parts() -> None:
+    cs = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=k3y==;EndpointSuffix=core.windows.net"
+    secrets = Destination(connection_string=cs).secrets() + Destination(container_uri="https://a/c?sv=1&sig=abc").secrets()
+    text = redact(f"failed with {cs}; key k3y== and sig=abc in https://a/c?sv=1&sig=abc", secrets)
+    assert "k3y" not in text and "abc" not in text and "***" in text
+
+
+def test_identifiers_file_ignores_comments_and_blank_lines(tmp_path: Path) -> None:
+    listing = tmp_path / "ids.txt"
+    listing.write_text("# studies to send\n1.2.3\n\n  12.3/4.5.678  \n#123/4\n123.456/7.8/9.1011.12\n")
+    assert read_identifiers(str(listing)) == ["1.2.3", "12.3/4.5.678", "123.456/7.8/9.1011.12"]
+
+
+def test_export_request_carries_the_destination_as_given() -> None:
+    assert Destination(container_uri="https://a/c?sig=x", managed_identity=False).export_settings() == {
+        "blobContainerUri": "https://a/c?sig=x"}
+    assert Destination(container_uri="https://a/c", managed_identity=True).export_settings() == {
+        "blobContainerUri": "https://a/c", "useManagedIdentity": True}
+    assert Destination(connection_string="UseDevelopmentStorage=true", container="export").export_settings() == {
+        "connectionString": "UseDevelopmentStorage=true", "blobContainerName": "export"}
+
+
+def test_errors_log_lines_are_read_whatever_the_case_of_their_keys() -> None:
+    assert parse_error_line(b'{"Timestamp": "t", "Identifier": "1.2", "Error": "not found"}') == {
+        "timestamp": "t", "identifier": "1.2", "error": "not found"}
+    assert parse_error_line('{"timestamp": "t", "identifier": "1.2/3", "error": "gone"}')["identifier"] == "1.2/3"
+    assert parse_error_line(b"garbage")["error"] == "garbage"
+    op = "0123456789abcdef0123456789abcdef"
+    assert container_url(f"http://127.0.0.1:10000/devstoreaccount1/export/{op}/errors.log", op) == (
+        "http://127.0.0.1:10000/devstoreaccount1/export")
