@@ -140,10 +140,10 @@ class DicomStore:
 
         Reads one block at a time (up to `SINGLE_PUT_SIZE` for a small instance), never the whole stream.
         """
-        self.ensure_container()
         name = blob_name(study, series, instance)
-        result = self.container.upload_blob(
-            name, data, length=length, overwrite=True, content_settings=DICOM_CONTENT, max_concurrency=1
+        self.ensure_container()
+        result = self.container.get_blob_client(name).upload_blob(
+            data, length=length, overwrite=True, content_settings=DICOM_CONTENT, max_concurrency=1
         )
         return StoredInstance(study, series, instance, size=length, etag=result["etag"])
 
@@ -215,8 +215,6 @@ class Download:
 
 
 def _changed_or_gone(name: str, etag: str | None, error: Exception) -> InstanceChangedOrGone:
-    if isinstance(error, ResourceModifiedError):
-        return InstanceChangedOrGone(f"instance {name} changed since it was listed (etag {etag} no longer matches)")
-    if etag:
-        return InstanceChangedOrGone(f"instance {name} is gone: deleted since it was listed")
+    if etag or isinstance(error, ResourceModifiedError):
+        return InstanceChangedOrGone(f"instance {name} changed or was deleted since it was listed")
     return InstanceChangedOrGone(f"instance {name} is not in the store")

@@ -53,6 +53,10 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 _ERROR_COMMENT_LENGTH = 64  # Error Comment (0000,0902) is LO
 
 
+class Truncated(ValueError):
+    """A data element runs past the end of its part."""
+
+
 class RequestRejected(ValueError):
     """The request as a whole cannot be processed; `status` is the HTTP status to answer with."""
 
@@ -179,6 +183,8 @@ def check_part(number: int, headers: dict[str, str], content: memoryview, study:
         dataset = read_header(content)
     except InvalidDicomError:
         return _fail(outcome, CANNOT_UNDERSTAND, "not a DICOM Part 10 file (no DICM prefix)")
+    except Truncated as error:
+        return _fail(outcome, CANNOT_UNDERSTAND, f"truncated: {error}")
     except Exception as error:  # pydicom raises many kinds on malformed input; all mean "cannot read"
         return _fail(outcome, CANNOT_UNDERSTAND, f"unreadable DICOM: {error}")
     values = {keyword: dataset.get(keyword) for keyword in REQUIRED}
@@ -206,7 +212,7 @@ def read_header(content: memoryview):
 
     def stop_at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
         if length != _UNDEFINED_LENGTH and reader.tell() + length > len(content):
-            raise ValueError(f"element {tag} needs {length} bytes but the part ends first (truncated)")
+            raise Truncated(f"{tag} runs past the end of the part")
         return tag in _PIXEL_DATA
 
     return read_partial(
