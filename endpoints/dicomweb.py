@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import azure.durable_functions as df

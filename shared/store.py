@@ -9,9 +9,10 @@ process a few MiB on top of wherever its bytes already live.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Iterator, Mapping
+from typing import IO
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -79,7 +80,7 @@ class DicomStore:
         self._created = False
 
     @classmethod
-    def from_settings(cls, env: Mapping[str, str] | None = None) -> "DicomStore":
+    def from_settings(cls, env: Mapping[str, str] | None = None) -> DicomStore:
         """The store named by `DicomStore__*` settings (connection string, or service URI with managed identity)."""
         name = settings.get("DicomStore__ContainerName", DEFAULT_CONTAINER, env) or DEFAULT_CONTAINER
         service_uri = settings.get("DicomStore__ServiceUri", None, env)
@@ -153,7 +154,7 @@ class DicomStore:
         except ResourceNotFoundError:  # no container yet
             return False
 
-    def download(self, name: str, etag: str | None = None) -> "Download":
+    def download(self, name: str, etag: str | None = None) -> Download:
         """Open the blob `name` for reading, pinned to `etag` when given.
 
         Raises InstanceChangedOrGone when the blob is absent or (with `etag`) has been replaced since listed;

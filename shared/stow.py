@@ -185,7 +185,7 @@ def check_part(number: int, headers: dict[str, str], content: memoryview, study:
         return _fail(outcome, CANNOT_UNDERSTAND, "not a DICOM Part 10 file (no DICM prefix)")
     except Truncated as error:
         return _fail(outcome, CANNOT_UNDERSTAND, f"truncated: {error}")
-    except Exception as error:  # pydicom raises many kinds on malformed input; all mean "cannot read"
+    except Exception as error:  # noqa: BLE001 -- pydicom raises many kinds on malformed input: all "cannot read"
         return _fail(outcome, CANNOT_UNDERSTAND, f"unreadable DICOM: {error}")
     values = {keyword: dataset.get(keyword) for keyword in REQUIRED}
     outcome.sop_class, outcome.sop_instance, outcome.study, outcome.series = (

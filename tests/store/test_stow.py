@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from pydicom.uid import generate_uid
 
 from shared import stow
@@ -16,7 +17,7 @@ BASE = "https://dicom.example/v1"
 def stored_names(store: DicomStore, study: str) -> list[str]:
     try:
         return [found.blob_name for found in store.iter_instances(Identifier(study))]
-    except Exception:  # no container: nothing stored
+    except ResourceNotFoundError:  # no container: nothing stored
         return []
 
 
