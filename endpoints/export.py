@@ -1,0 +1,101 @@
+"""POST /export, /v1/export, /v2/export: validate, prepare the destination, start the orchestration.
+
+Nothing is started and nothing written unless the request is valid and the destination accepts
+the empty errors.log. An `Idempotency-Key` header makes a retried POST safe: the operation id is
+derived from the key, so a repeat finds the operation the first attempt started and answers 202
+with the same id (422 if the key was used for a different request).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from urllib.parse import urlsplit
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared import settings
+from shared.destination import DestinationRefused
+from shared.export_request import RequestError, parse_export_request
+from shared.export_settings import ExportSettings
+from shared.export_steps import prepare
+from shared.operation import ORCHESTRATOR, durable_json
+from shared.secrets import SecretKeyError, digest
+
+from .responses import error, json_response
+
+log = logging.getLogger(__name__)
+bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+
+FEATURE_FLAG = "DicomServer__Features__EnableExtendedExport"
+IDEMPOTENCY_NAMESPACE = uuid.UUID("8f6b2c1e-5d0a-4c57-9a43-2f1e0b7d9c61")
+MAX_KEY_LENGTH = 255
+
+
+def operation_href(req: func.HttpRequest, version: str, operation_id: str) -> str:
+    """`<base url>/<version>/operations/<id>`, the base taken from the request (never its query)."""
+    url = urlsplit(req.url)
+    return f"{url.scheme}://{url.netloc}/{version}/operations/{operation_id}"
+
+
+def accepted(req: func.HttpRequest, version: str, operation_id: str) -> func.HttpResponse:
+    href = operation_href(req, version, operation_id)
+    return json_response({"id": operation_id, "href": href}, 202, {"Location": href})
+
+
+def idempotent_operation_id(key: str) -> str:
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, key).hex
+
+
+async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
+    if not settings.get_bool(FEATURE_FLAG, False):
+        return error(404, f"export is not enabled on this server (setting {FEATURE_FLAG})")
+    try:
+        policy = ExportSettings.from_settings()
+    except ValueError as misconfigured:
+        return _misconfigured(misconfigured)
+    try:
+        request = parse_export_request(req.get_body(), req.headers.get("Content-Type"), policy)
+        key = req.headers.get("Idempotency-Key")
+        request_digest = None
+        if key is None:
+            operation_id = uuid.uuid4().hex
+        else:
+            if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+                return error(400, f"header Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters")
+            operation_id, request_digest = idempotent_operation_id(key), digest(request.canonical())
+            existing = await client.get_status(operation_id, show_input=True)
+            if existing:
+                if (durable_json(existing.input_) or {}).get("requestDigest") != request_digest:
+                    return error(422, "header Idempotency-Key was already used for a different export request")
+                return accepted(req, version, operation_id)
+        checkpoint = prepare(request, operation_id, policy, request_digest)
+    except RequestError as refused:
+        return error(refused.status, str(refused))
+    except DestinationRefused as refused:
+        return error(400, f"{refused.field}: {refused}")
+    except SecretKeyError as misconfigured:
+        return _misconfigured(misconfigured)
+    await client.start_new(ORCHESTRATOR, operation_id, checkpoint.to_json())
+    log.info("export %s started: %d identifiers", operation_id, len(checkpoint.identifiers))
+    return accepted(req, version, operation_id)
+
+
+def _misconfigured(problem: Exception) -> func.HttpResponse:
+    """The app's settings, not the request, are wrong: say which, to the operator and the client."""
+    log.error("export cannot start: %s", problem)
+    return error(500, f"the server is misconfigured: {problem}")
+
+
+def _register(route: str, version: str) -> None:
+    async def function(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+        return await start_export(req, client, version)
+
+    name = route.replace("/", "_")
+    with_client = bp.durable_client_input(client_name="client")(function)
+    bp.function_name(name)(bp.route(route=route, methods=["POST"])(with_client))
+
+
+for _route, _version in (("export", "v1"), ("v1/export", "v1"), ("v2/export", "v2")):
+    _register(_route, _version)

@@ -1,0 +1,142 @@
+"""Operation status, cancel and listing: the durable instance's status in the DICOM operation shape.
+
+    GET  operations/{id}, v1/operations/{id}, v2/operations/{id}   202 + Location while running, 200 when done
+    POST v1/operations/{id}/cancel, v2/...                          terminate → 202
+    GET  v1/operations, v2/operations [?status=running,failed]     newest first
+
+Unversioned routes answer like v1 (`completed`); v2 says `succeeded`. A cancel terminates the
+orchestration at once; a copy activity already running finishes its batch (its files land in the
+destination) but its result is discarded, so the counts stay those reached at cancel.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import azure.durable_functions as df
+import azure.functions as func
+from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
+
+from shared.operation import (
+    STATUSES,
+    is_export,
+    is_operation_id,
+    is_terminal,
+    operation_view,
+    runtime_statuses,
+)
+
+from .responses import error, json_response
+
+bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+def durable_status(status: df.DurableOrchestrationStatus) -> dict[str, Any] | None:
+    """The durable status as the HTTP API's JSON, or None when no such instance exists."""
+    if not status:
+        return None
+    runtime = status.runtime_status
+    return {
+        "name": status.name, "instanceId": status.instance_id,
+        "runtimeStatus": runtime.value if runtime is not None else None,
+        "customStatus": status.custom_status, "input": status.input_, "output": status.output,
+        "createdTime": _iso(status.created_time), "lastUpdatedTime": _iso(status.last_updated_time),
+    }
+
+
+async def find_operation(client: df.DurableOrchestrationClient, operation_id: str) -> dict[str, Any] | None:
+    """The export's durable status; the checkpoint input is fetched only before the first generation ran."""
+    found = durable_status(await client.get_status(operation_id))
+    if found and not isinstance(found["customStatus"], dict):
+        found = durable_status(await client.get_status(operation_id, show_input=True))
+    return found if found and is_export(found) else None
+
+
+async def get_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
+    operation_id = req.route_params.get("id", "")
+    if not is_operation_id(operation_id):
+        return _malformed(operation_id)
+    found = await find_operation(client, operation_id)
+    if found is None:
+        return error(404, f"operation {operation_id} does not exist")
+    view = operation_view(found, version)
+    if is_terminal(view):
+        return json_response(view, 200)
+    return json_response(view, 202, {"Location": _without_query(req.url)})
+
+
+async def cancel_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
+    operation_id = req.route_params.get("id", "")
+    if not is_operation_id(operation_id):
+        return _malformed(operation_id)
+    found = await find_operation(client, operation_id)
+    if found is None:
+        return error(404, f"operation {operation_id} does not exist")
+    view = operation_view(found, version)
+    if view["status"] != "canceled":
+        if is_terminal(view):
+            return error(409, f"operation {operation_id} is already {view['status']}; nothing to cancel")
+        await client.terminate(operation_id, "canceled by the client")
+    href = f"{_origin(req.url)}/{version}/operations/{operation_id}"
+    return json_response({"id": operation_id, "href": href}, 202, {"Location": href})
+
+
+async def list_operations(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
+    wanted = _status_filter(req)
+    if isinstance(wanted, func.HttpResponse):
+        return wanted
+    if wanted:
+        runtime = sorted({r for status in wanted for r in runtime_statuses(status)})
+        found = await client.get_status_by(runtime_status=[OrchestrationRuntimeStatus(r) for r in runtime])
+    else:
+        found = await client.get_status_all()
+    views = [operation_view(s, version) for s in map(durable_status, found) if s and is_export(s)]
+    views.sort(key=lambda v: v["createdTime"] or "", reverse=True)
+    return json_response({"operations": views})
+
+
+def _status_filter(req: func.HttpRequest) -> list[str] | func.HttpResponse:
+    text = req.params.get("status") or ""
+    wanted = [s.strip() for s in text.split(",") if s.strip()]
+    for status in wanted:
+        if status not in STATUSES:
+            return error(400, f"query parameter status: {status[:40]!r} is not one of {', '.join(STATUSES)}")
+    return wanted
+
+
+def _malformed(operation_id: str) -> func.HttpResponse:
+    shown = operation_id if len(operation_id) <= 40 else operation_id[:40] + "..."
+    return error(400, f"operation id {shown!r} is malformed: expected 32 lowercase hexadecimal characters")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _without_query(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def _register(name: str, route: str, method: str, handler, version: str) -> None:
+    async def function(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+        return await handler(req, client, version)
+
+    with_client = bp.durable_client_input(client_name="client")(function)
+    bp.function_name(name)(bp.route(route=route, methods=[method])(with_client))
+
+
+for _prefix, _version in (("", "v1"), ("v1/", "v1"), ("v2/", "v2")):
+    _tag = _prefix.replace("/", "_")
+    _register(f"{_tag}get_operation", f"{_prefix}operations/{{id}}", "GET", get_operation, _version)
+    if _prefix:
+        _register(f"{_tag}cancel_operation", f"{_prefix}operations/{{id}}/cancel", "POST", cancel_operation,
+                  _version)
+        _register(f"{_tag}list_operations", f"{_prefix}operations", "GET", list_operations, _version)

@@ -1,0 +1,1 @@
+"""Durable orchestrators: generator functions that read like the business process."""

@@ -1,0 +1,62 @@
+"""The export orchestration: one generation per execution, continued as new until nothing is left.
+
+Each generation expands the next identifiers into at most MaxParallelBatches batches, copies them
+in parallel, adds up the progress, publishes it as custom status and continues as new with the
+updated checkpoint, so the history never holds more than one generation however big the export.
+The input is a `shared.checkpoint.Checkpoint`; its secrets stay encrypted here.
+"""
+
+from __future__ import annotations
+
+import azure.durable_functions as df
+
+from shared.checkpoint import Batching, Checkpoint
+from shared.operation import ORCHESTRATOR, failure_reason
+
+bp = df.Blueprint()
+
+EXPAND = "export_expand"
+COPY = "export_copy_batch"
+
+
+class ExportFailed(RuntimeError):
+    """The export cannot finish; the message is the reason shown in the operation's errors."""
+
+
+class RetryOptions(df.RetryOptions):
+    """RetryOptions with a backoff coefficient: the Durable extension applies it, the Python SDK omits it."""
+
+    def __init__(self, first_retry_interval_in_milliseconds: int, max_number_of_attempts: int,
+                 backoff_coefficient: float):
+        super().__init__(first_retry_interval_in_milliseconds, max_number_of_attempts)
+        self.backoff_coefficient = backoff_coefficient
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "backoffCoefficient": self.backoff_coefficient}
+
+
+def retry_options(batching: Batching) -> RetryOptions:
+    return RetryOptions(max(1, round(batching.first_retry_seconds * 1000)), batching.retry_attempts,
+                        batching.backoff_coefficient)
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
+def export_orchestrator(context: df.DurableOrchestrationContext):
+    checkpoint = Checkpoint.from_json(context.get_input())
+    context.set_custom_status(checkpoint.status())
+    retry = retry_options(checkpoint.batching)
+    try:
+        expansion = yield context.call_activity_with_retry(EXPAND, retry, checkpoint.expand_input())
+        copies = [context.call_activity_with_retry(COPY, retry, checkpoint.copy_input(batch))
+                  for batch in expansion["batches"]]
+        results = (yield context.task_all(copies)) if copies else []
+    except Exception as error:  # noqa: BLE001 - an activity failed after its retries: the export fails
+        reason = failure_reason(str(error))
+        context.set_custom_status(checkpoint.status(error=reason))
+        raise ExportFailed(reason) from None
+    checkpoint = checkpoint.advance(expansion, results)
+    context.set_custom_status(checkpoint.status())
+    if checkpoint.done:
+        return checkpoint.status()
+    context.continue_as_new(checkpoint.to_json())
+    return None

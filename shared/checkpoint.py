@@ -1,0 +1,100 @@
+"""The export orchestration's whole input: everything needed to resume from one generation to the next.
+
+It holds what is left of the source (identifiers, and a listing cursor inside the first), the
+destination with its secrets protected, the batching settings fixed at start, the progress so
+far, and the operation's original created time and errorHref. Each generation ends with
+`continue_as_new(checkpoint.advance(...).to_json())`, so history never grows past one generation.
+Plain JSON in and out: the orchestrator must stay deterministic and cheap to replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from .export_settings import ExportSettings
+
+
+@dataclass(frozen=True)
+class Batching:
+    batch_size: int
+    max_parallel_batches: int
+    max_parallel_threads: int
+    retry_attempts: int
+    first_retry_seconds: float
+    backoff_coefficient: float
+
+    @classmethod
+    def from_settings(cls, settings: ExportSettings) -> Batching:
+        return cls(settings.batch_size, settings.max_parallel_batches, settings.max_parallel_threads,
+                   settings.retry_attempts, settings.first_retry_seconds, settings.backoff_coefficient)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    operation_id: str
+    identifiers: tuple[str, ...]
+    destination: dict[str, Any]  # Destination.protected(): no secret in clear
+    batching: Batching
+    created_time: str
+    error_href: str
+    cursor: str | None = None
+    exported: int = 0
+    skipped: int = 0
+    generation: int = 1
+    request_digest: str | None = None  # keyed digest of the request, for Idempotency-Key repeats
+
+    @property
+    def done(self) -> bool:
+        return not self.identifiers
+
+    def status(self, error: str | None = None) -> dict[str, Any]:
+        """The custom status published each generation: what the operation view shows (no secrets)."""
+        status = {"createdTime": self.created_time, "errorHref": self.error_href,
+                  "exported": self.exported, "skipped": self.skipped, "generation": self.generation}
+        if error:
+            status["error"] = error
+        return status
+
+    def expand_input(self) -> dict[str, Any]:
+        """What the expand activity needs for the next generation (the identifiers it can reach)."""
+        reach = self.batching.batch_size * self.batching.max_parallel_batches
+        return {
+            "operationId": self.operation_id, "destination": self.destination,
+            "identifiers": list(self.identifiers[:reach]), "cursor": self.cursor,
+            "batchSize": self.batching.batch_size, "maxBatches": self.batching.max_parallel_batches,
+        }
+
+    def copy_input(self, batch: list) -> dict[str, Any]:
+        return {"operationId": self.operation_id, "destination": self.destination, "instances": batch,
+                "threads": self.batching.max_parallel_threads}
+
+    def advance(self, expansion: dict[str, Any], copies: list[dict[str, Any]]) -> Checkpoint:
+        """The checkpoint after a generation that expanded `expansion` and copied `copies`."""
+        return replace(
+            self,
+            identifiers=self.identifiers[expansion["consumed"]:],
+            cursor=expansion["cursor"],
+            exported=self.exported + sum(c["exported"] for c in copies),
+            skipped=self.skipped + expansion["notFound"] + sum(c["skipped"] for c in copies),
+            generation=self.generation + 1,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "operationId": self.operation_id, "identifiers": list(self.identifiers), "cursor": self.cursor,
+            "destination": self.destination, "batching": asdict(self.batching),
+            "createdTime": self.created_time, "errorHref": self.error_href,
+            "exported": self.exported, "skipped": self.skipped, "generation": self.generation,
+            "requestDigest": self.request_digest,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Checkpoint:
+        return cls(
+            operation_id=data["operationId"], identifiers=tuple(data["identifiers"]), cursor=data.get("cursor"),
+            destination=data["destination"], batching=Batching(**data["batching"]),
+            created_time=data["createdTime"], error_href=data["errorHref"],
+            exported=data.get("exported", 0), skipped=data.get("skipped", 0),
+            generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
+        )

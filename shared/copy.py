@@ -1,0 +1,214 @@
+"""Copy one batch of stored instances to `<operation id>/results/<study>/<series>/<sop>.dcm`.
+
+Each file is read pinned to the ETag the listing saw, so an instance replaced or deleted during
+the export is skipped rather than half-copied, and written with overwrite, so a retried batch
+simply rewrites what it wrote before. `fault_policy` alone decides what a failure means:
+a fault of one file is skipped and logged in errors.log; a fault of the destination (container
+gone, credentials refused) or of the service (unreachable) fails the batch, so the activity is
+retried and, when retries are spent, the operation fails with the reason.
+
+Copy modes (`Export__CopyMode`):
+- `stream`: bytes flow store → function → destination in chunks of `CHUNK_BYTES` (a file larger
+  than one chunk is never whole in memory); works everywhere.
+- `server`: the destination service copies from a short-lived read SAS of the source (Copy Blob),
+  so no bytes pass through the function; any file the service refuses is streamed instead.
+  Needs a store reached with an account key (connection string); otherwise it streams.
+- `auto`: as `server`, but after the first refusal the rest of the batch is streamed without
+  asking again (for services that never accept, such as Azurite across accounts).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import BlobClient, BlobSasPermissions, ContainerClient, generate_blob_sas
+
+from .errors_log import ErrorEntry, ErrorLog
+from .secrets import scrub
+from .store import (
+    BLOCK_SIZE,
+    DICOM_CONTENT,
+    SINGLE_PUT_SIZE,
+    DicomStore,
+    Download,
+    InstanceChangedOrGone,
+    StoredInstance,
+)
+
+# Destination transfers in the store's block sizes: a large file is never whole in memory.
+TRANSFER_OPTIONS = {"max_single_put_size": SINGLE_PUT_SIZE, "max_block_size": BLOCK_SIZE}
+SERVER_COPY_TIMEOUT = timedelta(minutes=10)
+# Error codes with which a service declines a server-side copy it could otherwise do: stream instead.
+_COPY_REFUSALS = {
+    "CannotVerifyCopySource", "FeatureNotSupported", "NotImplemented", "InvalidSourceBlobUrl",
+    "InvalidSourceBlobType", "UnsupportedHeader", "InvalidHeaderValue", "InvalidQueryParameterValue",
+}
+
+
+class CopyFailed(RuntimeError):
+    """The batch cannot go on: the message (already scrubbed of secrets) says why."""
+
+
+class _SourceFault(Exception):
+    """An error reading the store, tagged so `fault_policy` knows which side failed."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _CopyRefused(Exception):
+    """The service declined a server-side copy of this file."""
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    exported: int
+    skipped: int
+
+
+def result_path(operation_id: str, instance: StoredInstance) -> str:
+    return f"{operation_id}/results/{instance.blob_name}"
+
+
+def fault_policy(error: BaseException, side: str) -> str | None:
+    """What errors.log should say when a file is skipped for `error`; None when the batch must fail.
+
+    `side` is "source" (reading the store) or "destination". Only faults of one file are skipped:
+    the instance vanished or changed since it was listed, or the store cannot serve that blob,
+    or that one destination blob is locked. Anything else — destination missing or refusing
+    credentials, throttling, outages — is not the file's fault and fails the batch.
+    """
+    status = getattr(error, "status_code", None)
+    code = getattr(error, "error_code", None) or ""
+    if side == "source":
+        gone = (InstanceChangedOrGone, ResourceNotFoundError, ResourceModifiedError)
+        if isinstance(error, gone) or status in (404, 412):
+            return "the instance was deleted or replaced in the store after the export listed it"
+        if status in (400, 409, 416):
+            return f"the instance could not be read from the store ({code or status})"
+        return None
+    if status in (409, 412) and code not in ("ContainerBeingDeleted", "ContainerDisabled"):
+        return f"the destination blob could not be written ({code or status})"
+    return None
+
+
+class BatchCopier:
+    """Copies batches from the store to one destination container."""
+
+    def __init__(self, store: DicomStore, destination: ContainerClient, operation_id: str,
+                 describe_fault: Callable[[BaseException], str], mode: str = "stream", threads: int = 5):
+        self.store = store
+        self.destination = destination
+        self.operation_id = operation_id
+        self.describe_fault = describe_fault
+        self.mode = mode
+        self.threads = threads
+        self._server_refused = threading.Event()
+
+    def copy(self, instances: list[StoredInstance]) -> CopyResult:
+        """Copy `instances`, log the skipped ones; CopyFailed when the batch cannot complete."""
+        skipped: list[ErrorEntry] = []
+        with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(instances)))) as pool:
+            futures = [pool.submit(self._copy_one, instance) for instance in instances]
+            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in pending:
+                future.cancel()
+            for future in futures:
+                if not future.cancelled():
+                    entry = future.result()  # re-raises the first CopyFailed
+                    if entry:
+                        skipped.append(entry)
+        if skipped:
+            try:
+                ErrorLog(self.destination, self.operation_id).append(skipped)
+            except Exception as error:  # noqa: BLE001 - any failure to log is the destination's
+                raise CopyFailed(self.describe_fault(error)) from None
+        return CopyResult(exported=len(instances) - len(skipped), skipped=len(skipped))
+
+    def _copy_one(self, instance: StoredInstance) -> ErrorEntry | None:
+        target = self.destination.get_blob_client(result_path(self.operation_id, instance))
+        try:
+            if self.mode != "stream" and not (self.mode == "auto" and self._server_refused.is_set()):
+                try:
+                    return self._server_copy(instance, target)
+                except _CopyRefused:
+                    self._server_refused.set()
+            self._stream(instance, target)
+            return None
+        except _SourceFault as fault:
+            reason = fault_policy(fault.error, "source")
+            if reason is None:
+                raise CopyFailed(f"reading the DICOM store failed: {_first_line(fault.error)}") from None
+        except Exception as error:  # noqa: BLE001 - fault_policy decides, re-raised if not skipped
+            reason = fault_policy(error, "destination")
+            if reason is None:
+                raise CopyFailed(self.describe_fault(error)) from None
+        return ErrorEntry(str(instance.identifier), reason)
+
+    def _stream(self, instance: StoredInstance, target: BlobClient) -> None:
+        try:
+            download = self.store.download(instance.blob_name, etag=instance.etag)
+        except Exception as error:  # noqa: BLE001 - whatever the store raises is a source fault
+            raise _SourceFault(error) from None
+        target.upload_blob(_source_chunks(download), length=download.size, overwrite=True,
+                           content_settings=DICOM_CONTENT, max_concurrency=1)
+
+    def _server_copy(self, instance: StoredInstance, target: BlobClient) -> None:
+        source_url = self._read_url(instance)
+        if source_url is None:
+            raise _CopyRefused()
+        try:
+            started = target.start_copy_from_url(
+                source_url, source_etag=instance.etag, source_match_condition=MatchConditions.IfNotModified)
+        except HttpResponseError as error:
+            code = error.error_code or ""
+            if error.status_code == 412 or code == "SourceConditionNotMet":
+                raise _SourceFault(InstanceChangedOrGone(code)) from None
+            if code in _COPY_REFUSALS or error.status_code == 501:
+                raise _CopyRefused() from None
+            raise
+        status = started.get("copy_status")
+        deadline = time.monotonic() + SERVER_COPY_TIMEOUT.total_seconds()
+        pause = 0.05
+        while status == "pending" and time.monotonic() < deadline:
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+            status = target.get_blob_properties().copy.status
+        if status != "success":
+            if status == "pending":
+                target.abort_copy(started["copy_id"])
+            raise _CopyRefused()
+
+    def _read_url(self, instance: StoredInstance) -> str | None:
+        """A read-only URL of the source valid for a few minutes, or None if the store holds no account key."""
+        source = self.store.container
+        key = getattr(source.credential, "account_key", None)
+        if not key:
+            return None
+        sas = generate_blob_sas(
+            account_name=source.credential.account_name, container_name=source.container_name,
+            blob_name=instance.blob_name, account_key=key, permission=BlobSasPermissions(read=True),
+            expiry=datetime.now(UTC) + SERVER_COPY_TIMEOUT,
+        )
+        return f"{source.get_blob_client(instance.blob_name).url}?{sas}"
+
+
+def _source_chunks(download: Download) -> Iterator[bytes]:
+    """The source's bytes a block at a time, its errors tagged as the source's."""
+    try:
+        yield from download.chunks()
+    except Exception as error:  # noqa: BLE001 - tagged and re-raised
+        raise _SourceFault(error) from None
+
+
+def _first_line(error: BaseException) -> str:
+    message = str(getattr(error, "message", None) or error).strip() or type(error).__name__
+    return scrub(message.splitlines()[0])[:500]

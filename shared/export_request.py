@@ -1,0 +1,206 @@
+"""The POST /export body, parsed and validated into an `ExportRequest` before anything starts.
+
+Rules (the published API's, plus what its server did where the document is silent):
+- Content-Type must be JSON (`application/json` or `*/*+json`, UTF-8) → else 415;
+  the body at most `Export__MaxRequestBytes` → else 413; a JSON object → else 400.
+- Property names are case-insensitive (`values`, `Values`); `sources` is an alias of `source`.
+  The same property twice (in any casing) and unknown properties are refused with 400 naming
+  them, so a typo such as `blobContainerUrl` is caught instead of silently ignored.
+- Type values are case-insensitive (`identifiers`, `AzureBlob`).
+- Identifiers are `study[/series[/sop]]`; exact repeats and identifiers already covered by
+  another one in the list (a series of a listed study) are dropped, so nothing is exported twice.
+Every error is a `RequestError` whose message starts with the field at fault.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .destination import Destination, DestinationRefused, parse_destination
+from .export_settings import ExportSettings
+from .uids import Identifier, parse_identifier
+
+
+class RequestError(ValueError):
+    """A request the server refuses: HTTP `status`, a message naming `field`."""
+
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    identifiers: tuple[Identifier, ...]
+    destination: Destination
+
+    def canonical(self) -> str:
+        """One text per distinct request (secrets included): compared, via a keyed digest, on a repeat."""
+        d = self.destination
+        return json.dumps({
+            "identifiers": [str(i) for i in self.identifiers],
+            "destination": [d.account_url, d.container, d.sas, d.account_key, d.use_managed_identity],
+        }, sort_keys=True)
+
+
+def parse_export_request(body: bytes, content_type: str | None, policy: ExportSettings) -> ExportRequest:
+    """The request in `body`, or RequestError (400, 413 or 415) saying what is wrong."""
+    _check_content_type(content_type)
+    if len(body) > policy.max_request_bytes:
+        raise RequestError(
+            413, f"the request body is {len(body)} bytes; the limit is {policy.max_request_bytes} "
+            "(setting Export__MaxRequestBytes)")
+    document = _json(body)
+    if not isinstance(document, dict):
+        raise RequestError(400, f"the request body must be a JSON object, not {_kind(document)}")
+    top = _fields(document, "", ("source", "sources", "destination"))
+    if "source" in top and "sources" in top:
+        raise RequestError(400, "give 'source' or its alias 'sources', not both", "source")
+    source = _object(top.get("source", top.get("sources")), "source")
+    destination = _object(top.get("destination"), "destination")
+    return ExportRequest(_identifiers(source), _destination(destination, policy))
+
+
+def _check_content_type(content_type: str | None) -> None:
+    media, *params = [p.strip() for p in (content_type or "").split(";")]
+    media = media.lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        shown = f"'{content_type[:100]}'" if content_type else "missing"
+        raise RequestError(415, f"Content-Type must be application/json; it is {shown}", "Content-Type")
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise RequestError(415, "the request body must be UTF-8 (Content-Type charset)", "Content-Type")
+
+
+def _json(body: bytes) -> Any:
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise RequestError(400, f"the request body is not valid UTF-8 (byte {error.start})") from None
+    if not text.strip():
+        raise RequestError(400, "the request body is empty; expected a JSON object with source and destination")
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as error:
+        raise RequestError(
+            400, f"the request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    except RecursionError:
+        raise RequestError(400, "the request body is nested too deeply") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key.lower() in seen:
+            raise RequestError(400, f"property '{key[:100]}' appears twice (names are case-insensitive)", key[:100])
+        seen.add(key.lower())
+    return dict(pairs)
+
+
+def _fields(obj: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """`obj` keyed by the canonical spelling of each property; RequestError for an unknown one."""
+    canonical = {name.lower(): name for name in allowed}
+    found = {}
+    for key, value in obj.items():
+        name = canonical.get(key.lower())
+        if name is None:
+            where = f"{path}.{key}" if path else key
+            raise RequestError(
+                400, f"unknown property '{where[:200]}'; expected one of: {', '.join(allowed)}", where[:200])
+        found[name] = value
+    return found
+
+
+def _object(value: Any, path: str) -> dict[str, Any]:
+    if value is None:
+        raise RequestError(400, f"{path} is required", path)
+    if not isinstance(value, dict):
+        raise RequestError(400, f"{path} must be an object, not {_kind(value)}", path)
+    return value
+
+
+def _type(fields: Mapping[str, Any], path: str, expected: str) -> None:
+    value = fields.get("type")
+    if value is None:
+        raise RequestError(400, f"{path}.type is required; expected '{expected}'", f"{path}.type")
+    if not isinstance(value, str) or value.strip().lower() != expected.lower():
+        shown = repr(value[:100]) if isinstance(value, str) else _kind(value)
+        raise RequestError(
+            400, f"{path}.type {shown} is not supported; the only {path} type is '{expected}'", f"{path}.type")
+
+
+def _identifiers(source: Mapping[str, Any]) -> tuple[Identifier, ...]:
+    fields = _fields(source, "source", ("type", "settings"))
+    _type(fields, "source", "identifiers")
+    settings = _fields(_object(fields.get("settings"), "source.settings"), "source.settings", ("values",))
+    values = settings.get("values")
+    path = "source.settings.values"
+    if values is None:
+        raise RequestError(400, f"{path} is required: a list of study[/series[/instance]] identifiers", path)
+    if not isinstance(values, list):
+        raise RequestError(400, f"{path} must be a list of strings, not {_kind(values)}", path)
+    if not values:
+        raise RequestError(400, f"{path} is empty; list at least one identifier", path)
+    parsed = []
+    for index, value in enumerate(values):
+        where = f"{path}[{index}]"
+        if not isinstance(value, str):
+            raise RequestError(400, f"{where} must be a string, not {_kind(value)}", where)
+        try:
+            parsed.append(parse_identifier(value))
+        except ValueError as error:
+            raise RequestError(400, f"{where}: {str(error)[:400]}", where) from None
+    return _without_overlaps(parsed)
+
+
+def _without_overlaps(identifiers: list[Identifier]) -> tuple[Identifier, ...]:
+    """The identifiers in order, minus repeats and those inside another listed identifier."""
+    listed = set(identifiers)
+    kept, seen = [], set()
+    for identifier in identifiers:
+        parts = identifier.parts
+        ancestors = (Identifier(*parts[:n]) for n in range(1, len(parts)))
+        if identifier in seen or any(a in listed for a in ancestors):
+            continue
+        seen.add(identifier)
+        kept.append(identifier)
+    return tuple(kept)
+
+
+def _destination(destination: Mapping[str, Any], policy: ExportSettings) -> Destination:
+    fields = _fields(destination, "destination", ("type", "settings"))
+    _type(fields, "destination", "azureblob")
+    path = "destination.settings"
+    settings = _fields(_object(fields.get("settings"), path), path,
+                       ("connectionString", "blobContainerName", "blobContainerUri", "useManagedIdentity"))
+    for name in ("connectionString", "blobContainerName", "blobContainerUri"):
+        value = settings.get(name)
+        if value is not None and not isinstance(value, str):
+            raise RequestError(400, f"{path}.{name} must be a string, not {_kind(value)}", f"{path}.{name}")
+    managed = settings.get("useManagedIdentity")
+    if managed is not None and not isinstance(managed, bool):
+        raise RequestError(400, f"{path}.useManagedIdentity must be true or false, not {_kind(managed)}",
+                           f"{path}.useManagedIdentity")
+    try:
+        return parse_destination(
+            policy,
+            connection_string=(settings.get("connectionString") or "").strip() or None,
+            container_name=(settings.get("blobContainerName") or "").strip() or None,
+            container_uri=(settings.get("blobContainerUri") or "").strip() or None,
+            use_managed_identity=bool(managed),
+        )
+    except DestinationRefused as refused:
+        raise RequestError(400, f"{refused.field}: {refused}", refused.field) from None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+            dict: "an object"}.get(type(value), type(value).__name__)

@@ -1,0 +1,93 @@
+"""The export's three steps as plain functions over JSON: what the starter and the two activities run.
+
+- `prepare`: after the request is validated, create `<op>/errors.log` in the destination (which
+  also proves the container exists and the credential may write) and build the first checkpoint.
+- `expand_step`: list the next identifiers into batches; log identifiers that match nothing.
+- `copy_step`: copy one batch.
+Faults of the destination surface as DestinationRefused (starter → 400) or CopyFailed (activity
+→ retried, then the operation fails), always with a message free of secrets.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core.exceptions import AzureError
+from azure.storage.blob import ContainerClient
+
+from . import errors_log
+from .checkpoint import Batching, Checkpoint
+from .copy import TRANSFER_OPTIONS, BatchCopier, CopyFailed
+from .destination import Destination, DestinationRefused, destination_problem
+from .errors_log import ErrorEntry, ErrorLog
+from .expand import expand, instance_from_json
+from .export_request import ExportRequest
+from .export_settings import ExportSettings
+from .store import DicomStore
+from .uids import parse_identifier
+
+# The starter answers within seconds even when the destination does not: few, short retries.
+_STARTER_OPTIONS = {"retry_total": 2, "connection_timeout": 10, "read_timeout": 30}
+
+
+def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, base_digest: str | None = None,
+            env: Mapping[str, str] | None = None) -> Checkpoint:
+    """The first checkpoint of a new export, its errors.log created; DestinationRefused if it cannot be."""
+    destination = request.destination
+    try:
+        ErrorLog(destination.container_client(env, **_STARTER_OPTIONS), operation_id).create()
+    except AzureError as error:
+        raise DestinationRefused(destination_problem(error, destination)) from None
+    return Checkpoint(
+        operation_id=operation_id,
+        identifiers=tuple(str(i) for i in request.identifiers),
+        destination=destination.protected(env),
+        batching=Batching.from_settings(policy),
+        created_time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        error_href=f"{destination.container_url}/{errors_log.blob_name(operation_id)}",
+        request_digest=base_digest,
+    )
+
+
+def expand_step(work: Mapping[str, Any], store: DicomStore | None = None) -> dict[str, Any]:
+    """The expand activity: the next batches, with the identifiers that match nothing logged as skipped."""
+    expansion = expand(store or _store(), [parse_identifier(i) for i in work["identifiers"]], work["cursor"],
+                       work["batchSize"], work["maxBatches"])
+    if expansion.not_found:
+        destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
+        entries = [ErrorEntry(str(i), "no instance in the store matches this identifier")
+                   for i in expansion.not_found]
+        try:
+            ErrorLog(client, work["operationId"]).append(entries)
+        except AzureError as error:
+            raise CopyFailed(destination_problem(error, destination)) from None
+    return expansion.to_json()
+
+
+def copy_step(work: Mapping[str, Any], store: DicomStore | None = None) -> dict[str, int]:
+    """The copy activity: one batch copied; {"exported", "skipped"}."""
+    destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
+    copier = BatchCopier(
+        store or _store(), client, work["operationId"],
+        describe_fault=lambda error: destination_problem(error, destination),
+        mode=ExportSettings.from_settings().copy_mode, threads=work["threads"],
+    )
+    result = copier.copy([instance_from_json(i) for i in work["instances"]])
+    return {"exported": result.exported, "skipped": result.skipped}
+
+
+@functools.cache
+def _store() -> DicomStore:
+    """One store client (and connection pool) per worker process."""
+    return DicomStore.from_settings()
+
+
+@functools.lru_cache(maxsize=32)
+def _destination(protected: str) -> tuple[Destination, ContainerClient]:
+    """The destination and a client for it, reused by every batch of the same export in this process."""
+    destination = Destination.from_protected(json.loads(protected))
+    return destination, destination.container_client(**TRANSFER_OPTIONS)
