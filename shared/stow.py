@@ -27,6 +27,7 @@ from email.message import Message
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
 from pydicom.tag import BaseTag
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from .store import DicomStore
 from .uids import uid_problem
@@ -206,12 +207,16 @@ def read_header(content: memoryview):
     """The part's file meta and the required UIDs, read in place up to the pixel data.
 
     Elements are skipped by seeking, never read; an element that runs past the end of the part
-    (a truncated file) is an error.
+    (a truncated file) is an error. (A deflated data set is inflated by pydicom first, so positions
+    in the part say nothing about it; it is checked only as far as pydicom checks it.)
     """
     reader = BufferReader(content)
+    meta = read_partial(reader, stop_when=lambda *_: True).file_meta  # preamble and file meta only
+    in_place = meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian
+    reader.seek(0)
 
     def stop_at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
-        if length != _UNDEFINED_LENGTH and reader.tell() + length > len(content):
+        if in_place and length != _UNDEFINED_LENGTH and reader.tell() + length > len(content):
             raise Truncated(f"{tag} runs past the end of the part")
         return tag in _PIXEL_DATA
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
-from pydicom.uid import generate_uid
+from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
 
 from shared import stow
 from shared.store import DicomStore, blob_name
 from shared.uids import Identifier
-from tests.store.instances import OMIT, make_instance, multipart, stow_content_type
+from tests.store.instances import OMIT, encode, make_dataset, make_instance, multipart, stow_content_type
 
 BASE = "https://dicom.example/v1"
 
@@ -173,3 +173,13 @@ def test_parts_are_views_into_the_body_not_copies():
     assert headers == {"content-type": "application/dicom"}
     assert first.obj is body and second.obj is body
     assert bytes(first) == b"x" * 1000 and bytes(second) == b"y" * 10
+
+
+def test_a_deflated_instance_is_read_and_stored(store):
+    ds = make_dataset()
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    data = encode(ds)
+    result = post(store, multipart(data))
+    assert result.status == 200
+    assert b"".join(store.download(blob_name(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                              ds.SOPInstanceUID)).chunks()) == data
