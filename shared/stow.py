@@ -94,10 +94,15 @@ def store_request(
     """
     parts = split_multipart(body, boundary_of(content_type))
     outcomes = [check_part(index, headers, content, study) for index, (headers, content) in enumerate(parts, 1)]
-    accepted = [(outcome, parts[outcome.part - 1][1]) for outcome in outcomes if outcome.failure is None]
-    if accepted:
-        with ThreadPoolExecutor(max_workers=min(PARALLEL_UPLOADS, len(accepted))) as pool:
-            list(pool.map(lambda item: _put(store, *item), accepted))
+    # Parts of the same instance go in order, in one task: concurrent block uploads to one blob would collide.
+    by_instance: dict[tuple, list[tuple[Outcome, memoryview]]] = {}
+    for outcome in outcomes:
+        if outcome.failure is None:
+            key = (outcome.study, outcome.series, outcome.sop_instance)
+            by_instance.setdefault(key, []).append((outcome, parts[outcome.part - 1][1]))
+    if by_instance:
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_UPLOADS, len(by_instance))) as pool:
+            list(pool.map(lambda items: [_put(store, *item) for item in items], by_instance.values()))
     for outcome in outcomes:
         if outcome.failure is not None:
             log.warning("STOW part %d not stored (0x%04X): %s", outcome.part, outcome.failure, outcome.reason)

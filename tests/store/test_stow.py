@@ -183,3 +183,14 @@ def test_a_deflated_instance_is_read_and_stored(store):
     assert result.status == 200
     assert b"".join(store.download(blob_name(ds.StudyInstanceUID, ds.SeriesInstanceUID,
                                               ds.SOPInstanceUID)).chunks()) == data
+
+
+def test_the_same_instance_twice_in_one_request_ends_as_the_last_part(store):
+    ds = make_dataset(pixel_bytes=9 * 1024 * 1024)  # large enough for block uploads, which would collide
+    first = encode(ds)
+    ds.PatientID = "LATER"
+    second = encode(ds)
+    result = post(store, multipart(first, second))
+    assert result.status == 200
+    name = blob_name(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    assert b"".join(store.download(name).chunks()) == second
