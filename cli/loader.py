@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+import threading
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import pydicom
 from requests.adapters import HTTPAdapter
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -77,23 +80,50 @@ class DicomFile:
         return None
 
 
+STORED, REJECTED, NOT_DICOM, DUPLICATE = "stored", "rejected", "not DICOM", "duplicate"
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one file: stored (with its retrieve URL) or not (with the reason)."""
+    """What happened to one file: `kind` STORED (with its retrieve URL), or REJECTED (by the server, or
+    the request failed), NOT_DICOM or DUPLICATE (skipped here), with the reason."""
 
     path: Path
-    stored: bool
+    kind: str
     reason: str = ""
     url: str = ""
     study: str | None = None
 
+    @property
+    def stored(self) -> bool:
+        return self.kind == STORED
+
 
 @dataclass
 class Report:
-    stored: list[Outcome] = field(default_factory=list)
-    failed: list[Outcome] = field(default_factory=list)
-    skipped: list[Outcome] = field(default_factory=list)
+    """Every file the load found, with what became of it."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
     bytes_sent: int = 0
+    root: Path | None = None  # the folder the loaded paths have in common: files are shown relative to it
+
+    def show(self, path: Path) -> str:
+        return relative(path, self.root)
+
+    def of(self, *kinds: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.kind in kinds]
+
+    @property
+    def stored(self) -> list[Outcome]:
+        return self.of(STORED)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return self.of(REJECTED)
+
+    @property
+    def skipped(self) -> list[Outcome]:
+        return self.of(NOT_DICOM, DUPLICATE)
 
     @property
     def exit_code(self) -> int:
@@ -106,10 +136,11 @@ class Report:
         return list(dict.fromkeys(o.study for o in self.stored if o.study))
 
     def as_json(self) -> dict:
-        def rows(outcomes: list[Outcome]) -> list[dict]:
-            return [{"path": str(o.path), **({"url": o.url} if o.stored else {"reason": o.reason})}
-                    for o in outcomes]
-        return {"stored": rows(self.stored), "failed": rows(self.failed), "skipped": rows(self.skipped)}
+        def row(o: Outcome) -> dict:
+            return {"path": str(o.path), "url": o.url} if o.stored else {
+                "path": str(o.path), "kind": o.kind, "reason": o.reason}
+        return {"stored": [row(o) for o in self.stored], "failed": [row(o) for o in self.failed],
+                "skipped": [row(o) for o in self.skipped], "bytes_sent": self.bytes_sent}
 
 
 # --- finding and recognising files ----------------------------------------------------------------
@@ -135,16 +166,16 @@ def inspect(path: Path) -> DicomFile | Outcome:
         with open(path, "rb") as f:
             head = f.read(PREAMBLE_LENGTH + 4)
     except OSError as e:
-        return Outcome(path, False, f"cannot read: {e.strerror or e}")
+        return Outcome(path, REJECTED, f"cannot read: {e.strerror or e}")
     if size == 0:
-        return Outcome(path, False, "not DICOM: empty file")
+        return Outcome(path, NOT_DICOM, "not DICOM: empty file")
     has_preamble = head[PREAMBLE_LENGTH:] == b"DICM"
     dataset = _read_header(path, force=not has_preamble)
     uids = [str(dataset.get(k, "")) or None if dataset is not None else None
             for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
     if has_preamble or (dataset is not None and (uids[2] or "SOPClassUID" in dataset)):
         return DicomFile(path, size, *uids)
-    return Outcome(path, False, "not DICOM: no 'DICM' preamble and no DICOM dataset pydicom can read")
+    return Outcome(path, NOT_DICOM, "not DICOM: no 'DICM' preamble and no DICOM dataset pydicom can read")
 
 
 def _read_header(path: Path, force: bool) -> pydicom.Dataset | None:
@@ -157,26 +188,38 @@ def _read_header(path: Path, force: bool) -> pydicom.Dataset | None:
             return None
 
 
-def plan(found: Iterable[DicomFile | Outcome]) -> tuple[list[DicomFile], list[Outcome]]:
-    """The files to send, and those skipped: not DICOM, or a second file for an instance already planned.
+def common_root(paths: list[Path]) -> Path | None:
+    """The deepest folder holding all `paths` (a folder given holds itself)."""
+    try:
+        return Path(os.path.commonpath([p.absolute() if p.is_dir() else p.absolute().parent for p in paths]))
+    except ValueError:
+        return None
+
+
+def relative(path: Path, root: Path | None) -> str:
+    return os.path.relpath(path.absolute(), root) if root and path.absolute().is_relative_to(root) else str(path)
+
+
+def plan(found: Iterable[DicomFile | Outcome], root: Path | None = None) -> tuple[list[DicomFile], list[Outcome]]:
+    """The files to send, and the others: not DICOM, unreadable, or a second file for an instance.
 
     Two files with the same study/series/SOP instance UIDs would replace each other in the store,
     in whatever order parallel requests land; we send the first (in path order) and say so.
     """
     to_send: list[DicomFile] = []
-    skipped: list[Outcome] = []
+    others: list[Outcome] = []
     first: dict[tuple[str, str, str], Path] = {}
     for item in found:
         if isinstance(item, Outcome):
-            skipped.append(item)
+            others.append(item)
         elif item.key and item.key in first:
-            skipped.append(Outcome(item.path, False, f"same study/series/SOP instance UIDs as {first[item.key]}"
-                                   " (the store keeps one file per instance)"))
+            others.append(Outcome(item.path, DUPLICATE, "same study/series/SOP instance UIDs as "
+                                  f"{relative(first[item.key], root)} (the store keeps one file per instance)"))
         else:
             if item.key:
                 first[item.key] = item.path
             to_send.append(item)
-    return to_send, skipped
+    return to_send, others
 
 
 def batches(files: Iterable[DicomFile], max_files: int = 16, max_bytes: int = 32 << 20) -> Iterator[list[DicomFile]]:
@@ -261,7 +304,7 @@ def parse_stow_response(body: object) -> tuple[dict[str, str], list[tuple[str | 
 def failure_reason(item: dict) -> str:
     """'<the server's words> (0xC000 cannot understand)', from FailureReason and ErrorComment."""
     code = _value(item, FAILURE_REASON)
-    comment = _value(item, ERROR_COMMENT)
+    comment = re.sub(r"^part \d+: ", "", _value(item, ERROR_COMMENT) or "")  # its place in our request
     if isinstance(code, int):
         described = f"0x{code:04X} {FAILURE_REASONS.get(code, 'failure')}"
         return f"{comment} ({described})" if comment else described
@@ -281,14 +324,19 @@ def _value(item: dict, tag: str):
 
 
 def store_batch(api: Api, batch: list[DicomFile], on_read: Callable[[int], None]) -> list[Outcome]:
-    """Send one batch; every file gets an Outcome. Raises ApiError for FATAL_STATUSES (and Unreachable)."""
+    """Send one batch; every file gets an Outcome. Raises ApiError for FATAL_STATUSES (and Unreachable).
+
+    The answer names instances by SOP Instance UID. A file it does not account for (the server read
+    it differently than we did, e.g. found no UIDs at all) is sent again on its own, so that the
+    answer to that request can only be about it.
+    """
     body = MultipartBody([f.path for f in batch], on_read)
     try:
         response = api.stow(body, body.content_type)
     except ApiError as e:
         if e.status in FATAL_STATUSES:
             raise
-        return [Outcome(f.path, False, f"HTTP {e.status}: {e.message}") for f in batch]
+        return [Outcome(f.path, REJECTED, f"HTTP {e.status}: {e.message}") for f in batch]
     finally:
         body.close()
     try:
@@ -296,20 +344,19 @@ def store_batch(api: Api, batch: list[DicomFile], on_read: Callable[[int], None]
     except ValueError:
         stored, failed = {}, []
     by_uid = {uid: reason for uid, reason in failed if uid}
-    anonymous = [reason for uid, reason in failed if not uid]
     outcomes = []
     for f in batch:
         if f.instance in stored:
-            outcomes.append(Outcome(f.path, True, url=stored[f.instance], study=f.study))
+            outcomes.append(Outcome(f.path, STORED, url=stored[f.instance], study=f.study))
         elif f.instance in by_uid:
-            outcomes.append(Outcome(f.path, False, by_uid[f.instance]))
-        elif len(batch) == 1 and len(stored) == 1 and not failed:  # the server read other UIDs than we did
-            outcomes.append(Outcome(f.path, True, url=next(iter(stored.values())), study=f.study))
-        elif len(batch) == 1 and anonymous:
-            outcomes.append(Outcome(f.path, False, anonymous[0]))
+            outcomes.append(Outcome(f.path, REJECTED, by_uid[f.instance]))
+        elif len(batch) > 1:
+            outcomes += store_batch(api, [f], on_read)
+        elif stored:
+            outcomes.append(Outcome(f.path, STORED, url=next(iter(stored.values())), study=f.study))
         else:
-            outcomes.append(Outcome(f.path, False, f"HTTP {response.status_code}, the answer does not mention "
-                                    "this file's SOP Instance UID"))
+            reason = failed[0][1] if failed else f"HTTP {response.status_code}, the answer names no instance"
+            outcomes.append(Outcome(f.path, REJECTED, reason))
     return outcomes
 
 
@@ -317,56 +364,59 @@ def store_batch(api: Api, batch: list[DicomFile], on_read: Callable[[int], None]
 
 def load(api: Api, paths: list[Path], progress_console: Console, workers: int = 4,
          max_files: int = 16, max_bytes: int = 32 << 20) -> Report:
-    """Find, plan and store; the progress bar goes to `progress_console` (stderr for the CLI)."""
+    """Find, plan and store; the progress goes to `progress_console` (stderr for the CLI)."""
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)  # unreadable files are reported by us, once
-    columns = (TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.fields[files]} files"), DownloadColumn(), TransferSpeedColumn(),
-               TimeElapsedColumn())
-    report = Report()
-    with Progress(*columns, console=progress_console) as progress:
-        scan = progress.add_task("scanning", total=None, files=0)
-        found = []
-        for n, path in enumerate(walk(paths), 1):
+    report = Report(root=common_root(paths))
+    found = []
+    with progress_console.status("scanning") as status:
+        for path in walk(paths):
             found.append(inspect(path))
-            progress.update(scan, files=n)
-        progress.update(scan, total=len(found), completed=len(found))
-        to_send, report.skipped = plan(found)
+            status.update(f"scanning: {len(found)} files")
+    to_send, report.outcomes = plan(found, report.root)
+    progress_console.print(f"{len(found)} files found, {len(to_send)} to store")
+    lock = threading.Lock()
+    columns = (TextColumn("storing"), BarColumn(), TextColumn("{task.fields[files]} files"), DownloadColumn(),
+               TransferSpeedColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=progress_console) as progress:
         total = sum(f.size for f in to_send)
-        store = progress.add_task("storing", total=total, files=f"0/{len(to_send)}")
+        task = progress.add_task("storing", total=total, files=f"0/{len(to_send)}")
 
         def sent(n: int) -> None:
-            report.bytes_sent += n
-            progress.advance(store, n)
+            with lock:
+                report.bytes_sent += n
+            progress.advance(task, n)
 
         api.session.mount(api.base_url, HTTPAdapter(pool_connections=workers, pool_maxsize=workers))
+        done = 0
         with ThreadPoolExecutor(workers, thread_name_prefix="stow") as pool:
             futures = [pool.submit(store_batch, api, b, sent) for b in batches(to_send, max_files, max_bytes)]
             try:
                 for future in as_completed(futures):
-                    for outcome in future.result():
-                        (report.stored if outcome.stored else report.failed).append(outcome)
-                    done = len(report.stored) + len(report.failed)
-                    progress.update(store, files=f"{done}/{len(to_send)}")
+                    outcomes = future.result()
+                    report.outcomes += outcomes
+                    done += len(outcomes)
+                    progress.update(task, files=f"{done}/{len(to_send)}")
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
-        progress.update(store, completed=total)
-    for outcomes in (report.stored, report.failed, report.skipped):
-        outcomes.sort(key=lambda o: o.path)
+        progress.update(task, completed=total)
+    report.outcomes.sort(key=lambda o: o.path)
     return report
 
 
 def print_summary(report: Report, console: Console) -> None:
     """Counts, then one line per file that was not stored, with the reason."""
-    console.print(f"[bold]{len(report.stored)} stored[/], {len(report.failed)} failed, "
-                  f"{len(report.skipped)} skipped, {report.bytes_sent:,} bytes sent")
-    for title, outcomes in (("Failed", report.failed), ("Skipped", report.skipped)):
+    console.print(f"[bold]{len(report.stored)} stored[/], {len(report.failed)} failed, {len(report.skipped)} "
+                  f"skipped ({len(report.of(NOT_DICOM))} not DICOM, {len(report.of(DUPLICATE))} duplicates), "
+                  f"{report.bytes_sent:,} bytes sent")
+    under = f" (under {report.root})" if report.root else ""
+    for title, outcomes in (("failed", report.failed), ("skipped", report.skipped)):
         if outcomes:
-            table = Table(title=title, title_justify="left", show_lines=False)
+            table = Table(title=f"{title}{under}", title_justify="left", box=box.SIMPLE_HEAD)
             table.add_column("file", overflow="fold")
             table.add_column("reason", overflow="fold")
             for o in outcomes:
-                table.add_row(str(o.path), o.reason)
+                table.add_row(report.show(o.path), o.reason)
             console.print(table)
 
 

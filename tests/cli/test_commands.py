@@ -19,7 +19,7 @@ UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m cli ARGS` as a user runs it."""
     return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          env=env, timeout=60)
+                          env=env, timeout=60, check=False)
 
 
 @pytest.mark.parametrize("operation, code", [

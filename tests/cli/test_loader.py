@@ -10,8 +10,18 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from cli.loader import (DicomFile, MultipartBody, Outcome, batches, failure_reason, inspect, parse_stow_response,
-                        plan, walk)
+from cli.loader import (
+    NOT_DICOM,
+    DicomFile,
+    MultipartBody,
+    Outcome,
+    batches,
+    failure_reason,
+    inspect,
+    parse_stow_response,
+    plan,
+    walk,
+)
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 
@@ -65,10 +75,10 @@ def test_a_second_file_for_the_same_instance_is_skipped_naming_the_first(tmp_pat
     one = DicomFile(tmp_path / "1", 10, "1.2", "1.2.3", "1.2.3.4")
     two = DicomFile(tmp_path / "2", 10, "1.2", "1.2.3", "1.2.3.4")
     other = DicomFile(tmp_path / "3", 10, "1.2", "1.2.3", "1.2.3.5")
-    not_dicom = Outcome(tmp_path / "x", False, "not DICOM: empty file")
+    not_dicom = Outcome(tmp_path / "x", NOT_DICOM, "not DICOM: empty file")
     to_send, skipped = plan([one, not_dicom, two, other])
     assert to_send == [one, other]
-    assert skipped[0] == not_dicom
+    assert skipped[0] == not_dicom and skipped[1].kind == "duplicate"
     assert skipped[1].path == two.path and str(one.path) in skipped[1].reason
 
 
