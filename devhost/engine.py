@@ -1,0 +1,609 @@
+"""The Durable Functions runtime of the local host: orchestrator episodes, the activity pool, timers, the task hub.
+
+Orchestrators run through the real out-of-process protocol: each episode hands the registered orchestrator
+(the SDK's `handle` wrapper) a context JSON with the instance's history, and the state JSON it returns (actions,
+isDone, output, customStatus, error) drives what is scheduled (see replay.py). Every state change is one SQLite
+transaction, so after a crash every unfinished instance resumes from its history; an activity whose completion
+was not committed runs again (at least once, as in Durable Functions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import traceback
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from azure.functions import meta
+from azure.functions._durable_functions import OrchestrationContext
+from azure.functions.durable_functions import ActivityTriggerConverter
+
+from . import history as h
+from .app_loader import FunctionSpec, LoadedApp
+from .durable_api import DurableApi, InstanceConflict, StartError
+from .invoke import call_function
+from .replay import Plan, ReplayError, plan_episode
+from .taskhub import ActivityWork, InstanceRecord, Message, TaskHub
+
+OUT_OF_PROC_DATA = "\n\n$OutOfProcData$:"
+_CONTROL = (h.EventType.ExecutionSuspended, h.EventType.ExecutionResumed)
+MAX_INSTANCE_ID_LENGTH = 256
+
+
+@dataclass
+class _Live:
+    """A non-terminal instance as the engine holds it: its status row, cached history and unprocessed messages."""
+
+    record: InstanceRecord
+    events: list[dict[str, Any]] | None = None  # current generation's history; None until loaded
+    events_json: list[str] = field(default_factory=list)  # the same events serialized with IsPlayed=true
+    inbox: list[Message] = field(default_factory=list)
+    running: bool = False
+
+
+def _played(event: dict[str, Any]) -> str:
+    return h.dumps({**event, "IsPlayed": True})
+
+
+def _exception_details(exc: BaseException) -> str:
+    return h.dumps({"Message": f"{type(exc).__name__}: {exc}",
+                    "StackTrace": "".join(traceback.format_exception(exc)).rstrip()})
+
+
+def _unknown_function(name: str, kind: str, known: dict[str, FunctionSpec]) -> str:
+    """The extension's message for a call to a function that is not registered with that trigger."""
+    message = f"The function '{name}' doesn't exist, is disabled, or is not an {kind} function. Additional info: "
+    if known:
+        return message + f"The following are the known {kind} functions: '" + "', '".join(known) + "'."
+    return message + f"No {kind} functions are currently registered!"
+
+
+class DurableRuntime:
+    def __init__(self, app: LoadedApp, data_dir: Path, public_base_url: str, logger: logging.Logger,
+                 verbose: bool = False, system_key: str | None = None):
+        self.app = app
+        self.data_dir = data_dir
+        self.public_base_url = public_base_url.rstrip("/")
+        self.log = logger
+        self.verbose = verbose
+        self.system_key = system_key
+        self.hub_name = app.config.hub_name
+        self.orchestrators = app.of_kind("orchestrator")
+        self.activities = app.of_kind("activity")
+        self.api = DurableApi(self)
+        self.rpc_base_url = ""
+        self.hub: TaskHub | None = None
+        self.live: dict[str, _Live] = {}
+        self._finished: list[tuple[ActivityWork, dict[str, Any] | None]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._rpc_runner: web.AppRunner | None = None
+        self._stopping = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Open the task hub, serve the RPC endpoint, start the pools and resume all unfinished work."""
+        config = self.app.config
+        self.hub = TaskHub(self.data_dir / f"{self.hub_name}.sqlite")
+        self._loop = asyncio.get_running_loop()
+        self._activity_pool = ThreadPoolExecutor(config.max_activities, thread_name_prefix="activity")
+        self._orchestrator_pool = ThreadPoolExecutor(config.max_orchestrators, thread_name_prefix="orchestrator")
+        self._orchestrator_slots = asyncio.Semaphore(config.max_orchestrators)
+        self._activity_queue: asyncio.Queue[ActivityWork] = asyncio.Queue()
+
+        rpc_app = web.Application(client_max_size=100 * 1024 * 1024)
+        self.api.add_routes(rpc_app, "/durabletask", public=False)
+        self._rpc_runner = web.AppRunner(rpc_app, access_log=None, handle_signals=False)
+        await self._rpc_runner.setup()
+        site = web.TCPSite(self._rpc_runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.rpc_base_url = f"http://127.0.0.1:{port}/durabletask/"
+
+        for record in self.hub.active_instances(h.TERMINAL):
+            self.live[record.instance_id] = _Live(record)
+        orphans = []
+        for message in self.hub.all_messages():
+            if message.instance_id in self.live:
+                self._deliver(message)
+            else:
+                orphans.append(message.id)
+        work = self.hub.all_activities()
+        with self.hub.transaction():
+            self.hub.delete_messages(orphans)
+        for item in work:
+            self._activity_queue.put_nowait(item)
+        for _ in range(config.max_activities):
+            self._spawn(self._activity_worker())
+        if self.live or work:
+            self.log.info("Task hub %s: resuming %d unfinished orchestration(s), %d queued activity call(s)",
+                          self.hub_name, len(self.live), len(work))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._rpc_runner:
+            await self._rpc_runner.cleanup()
+        self._activity_pool.shutdown(wait=False, cancel_futures=True)
+        self._orchestrator_pool.shutdown(wait=False, cancel_futures=True)
+        if self.hub:
+            self.hub.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ client binding, webhooks
+    def webhook_base(self, origin: str | None = None) -> str:
+        return f"{(origin or self.public_base_url).rstrip('/')}/runtime/webhooks/durabletask"
+
+    def _key_query(self) -> str:
+        return f"code={self.system_key}" if self.system_key else ""
+
+    def management_urls(self, instance_id: str, origin: str | None = None) -> dict[str, str]:
+        """The check-status payload: management URLs of one instance, as the extension builds them."""
+        prefix = f"{self.webhook_base(origin)}/instances/{instance_id}"
+        suffix = f"taskHub={self.hub_name}&connection=Storage" + (f"&{self._key_query()}" if self.system_key else "")
+        return {
+            "id": instance_id,
+            "statusQueryGetUri": f"{prefix}?{suffix}",
+            "sendEventPostUri": f"{prefix}/raiseEvent/{{eventName}}?{suffix}",
+            "terminatePostUri": f"{prefix}/terminate?reason={{text}}&{suffix}",
+            "rewindPostUri": f"{prefix}/rewind?reason={{text}}&{suffix}",
+            "purgeHistoryDeleteUri": f"{prefix}?{suffix}",
+            "restartPostUri": f"{prefix}/restart?{suffix}",
+            "suspendPostUri": f"{prefix}/suspend?reason={{text}}&{suffix}",
+            "resumePostUri": f"{prefix}/resume?reason={{text}}&{suffix}",
+        }
+
+    def client_binding(self) -> str:
+        """The JSON the host hands to `durableClient` inputs."""
+        base = self.webhook_base()
+        query = self._key_query()
+        creation = f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
+        return json.dumps({
+            "taskHubName": self.hub_name,
+            "creationUrls": {
+                "createNewInstancePostUri": f"{creation}?{query}",
+                "createAndWaitOnNewInstancePostUri":
+                    f"{creation}?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{query}",
+            },
+            "managementUrls": self.management_urls("INSTANCEID"),
+            "baseUrl": base,
+            "requiredQueryStringParameters": query,
+            "rpcBaseUrl": self.rpc_base_url,
+            "httpBaseUrl": self.public_base_url,
+            "connectionName": None,
+        })
+
+    def add_webhook_routes(self, web_app: web.Application) -> None:
+        self.api.add_routes(web_app, "/runtime/webhooks/durabletask", public=True)
+
+    # ------------------------------------------------------------------ client operations (used by the HTTP API)
+    def record(self, instance_id: str) -> InstanceRecord | None:
+        live = self.live.get(instance_id)
+        return live.record if live else self._hub.get_instance(instance_id)
+
+    @property
+    def _hub(self) -> TaskHub:
+        assert self.hub is not None, "the durable runtime is not started"
+        return self.hub
+
+    def history_of(self, instance_id: str) -> list[dict[str, Any]]:
+        live = self.live.get(instance_id)
+        if live and live.events is not None:
+            return live.events
+        return [json.loads(e) for e in self._hub.load_history(instance_id)]
+
+    def start_new(self, name: str, instance_id: str | None, input_json: str | None) -> str:
+        """Create an instance (Pending) and queue its start; an ended instance with the same ID is replaced."""
+        if name not in self.orchestrators:
+            raise StartError(_unknown_function(name, "orchestrator", self.orchestrators))
+        instance_id = instance_id or uuid.uuid4().hex
+        if instance_id.startswith("@"):
+            raise StartError("Orchestration instance ids must not start with @.")
+        if any(c in "/\\#?" or ord(c) < 32 or 127 <= ord(c) < 160 for c in instance_id):
+            raise StartError("Orchestration instance ids must not contain /, \\, #, ?, or control characters.")
+        if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
+            raise StartError(f"Instance ID lengths must not exceed {MAX_INSTANCE_ID_LENGTH} characters.")
+        existing = self.live.get(instance_id)
+        if existing:
+            raise InstanceConflict(f"An Orchestration instance with the status {existing.record.runtime_status} "
+                                   "already exists.")
+        now = h.iso(h.utc_now())
+        record = InstanceRecord(instance_id, name, uuid.uuid4().hex, "Pending", input_json, None, None, now, now)
+        start = h.execution_started(now, instance_id, record.execution_id, name, input_json)
+        with self._hub.transaction():
+            self._hub.delete_instance(instance_id)
+            self._hub.put_instance(record)
+            [message] = self._hub.add_messages([(instance_id, record.execution_id, None, start)])
+        self.live[instance_id] = _Live(record, events=[])
+        self._deliver(message)
+        self.log.info("%s: Function '%s (Orchestrator)' scheduled. Reason: NewInstance.", instance_id, name)
+        return instance_id
+
+    def send(self, instance_id: str, event: dict[str, Any]) -> None:
+        """Queue an instance-level event (raised event, terminate, suspend, resume) for the next episode."""
+        with self._hub.transaction():
+            [message] = self._hub.add_messages([(instance_id, None, None, event)])
+        self._deliver(message)
+
+    def purge(self, instance_ids: list[str]) -> int:
+        """Delete ended instances and their history; running ones are kept. Returns how many were deleted."""
+        ended = [i for i in instance_ids if i not in self.live and self._hub.get_instance(i)]
+        with self._hub.transaction():
+            for instance_id in ended:
+                self._hub.delete_instance(instance_id)
+        return len(ended)
+
+    # ------------------------------------------------------------------ message delivery and dispatch
+    def _deliver(self, message: Message) -> None:
+        live = self.live.get(message.instance_id)
+        if live is None:
+            return
+        if message.due:
+            delay = (h.parse_time(message.due) - h.utc_now()).total_seconds()
+            if delay > 0:
+                self._loop.call_later(delay, self._deliver, replace(message, due=None))
+                return
+        live.inbox.append(message)
+        self._wake(live)
+
+    def _processable(self, live: _Live) -> bool:
+        if not live.inbox:
+            return False
+        if live.record.runtime_status != "Suspended":
+            return True
+        return any(m.event["EventType"] in (h.EventType.ExecutionResumed, h.EventType.ExecutionTerminated)
+                   for m in live.inbox)
+
+    def _wake(self, live: _Live) -> None:
+        if not live.running and not self._stopping and self._processable(live):
+            live.running = True
+            self._spawn(self._drive(live))
+
+    async def _drive(self, live: _Live) -> None:
+        """Run episodes for one instance, one at a time, while it has messages to process."""
+        try:
+            while self._processable(live) and not self._stopping and self.live.get(live.record.instance_id) is live:
+                async with self._orchestrator_slots:
+                    await self._episode(live)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.log.exception("%s: internal error while running an orchestrator episode; the instance is "
+                               "left as is until its next message", live.record.instance_id)
+        finally:
+            live.running = False
+
+    # ------------------------------------------------------------------ episodes
+    def _load_history(self, live: _Live) -> None:
+        if live.events is None:
+            live.events_json = self._hub.load_history(live.record.instance_id)
+            live.events = [json.loads(e) for e in live.events_json]
+
+    async def _episode(self, live: _Live) -> None:
+        self._load_history(live)
+        record = live.record
+        messages, live.inbox = live.inbox, []
+        stale = [m.id for m in messages if m.execution_id not in (None, record.execution_id)]
+        messages = [m for m in messages if m.execution_id in (None, record.execution_id)]
+        kinds = [m.event["EventType"] for m in messages]
+        if h.EventType.ExecutionTerminated in kinds:
+            reason = next(m for m in messages if m.event["EventType"] == h.EventType.ExecutionTerminated).event
+            self._terminate(live, reason.get("Input"))
+        elif any(k in _CONTROL for k in kinds):
+            self._suspend_or_resume(live, messages, stale)
+        else:
+            await self._orchestrate(live, messages, stale)
+
+    def _suspend_or_resume(self, live: _Live, messages: list[Message], stale: list[int]) -> None:
+        """Apply suspend/resume messages; everything else waits for the next episode."""
+        record, events = live.record, []
+        status = record.runtime_status
+        for m in messages:
+            kind = m.event["EventType"]
+            if kind == h.EventType.ExecutionSuspended and status != "Suspended":
+                status, events = "Suspended", events + [m.event]
+            elif kind == h.EventType.ExecutionResumed and status == "Suspended":
+                status, events = ("Running" if live.events else "Pending"), events + [m.event]
+        controls = [m for m in messages if m.event["EventType"] in _CONTROL]
+        updated = replace(record, runtime_status=status, last_updated_time=h.iso(h.utc_now()))
+        stored = [_played(e) for e in events] if live.events else []
+        with self._hub.transaction():
+            if stored:
+                self._hub.append_history(record.instance_id, len(live.events_json), stored)
+            self._hub.delete_messages([m.id for m in controls] + stale)
+            self._hub.put_instance(updated)
+        if stored:
+            assert live.events is not None
+            live.events.extend({**e, "IsPlayed": True} for e in events)
+            live.events_json.extend(stored)
+        live.record = updated
+        live.inbox = [m for m in messages if m.event["EventType"] not in _CONTROL] + live.inbox
+        self.log.info("%s: orchestration is %s.", record.instance_id, status)
+
+    def _terminate(self, live: _Live, reason: str | None) -> None:
+        now = h.iso(h.utc_now())
+        events = [h.event(h.EventType.OrchestratorStarted, now),
+                  h.event(h.EventType.ExecutionTerminated, now, Input=reason),
+                  h.execution_completed(now, h.OrchestrationStatus.Terminated, reason),
+                  h.event(h.EventType.OrchestratorCompleted, now)]
+        updated = replace(live.record, runtime_status="Terminated", output=reason, last_updated_time=now)
+        self._finish(live, updated, events, failure=(reason or "", None))
+        self.log.info("%s: Function '%s (Orchestrator)' was terminated.", updated.instance_id, updated.name)
+
+    def _context_json(self, live: _Live, new_events: list[dict[str, Any]]) -> str:
+        record = live.record
+        parent = record.parent["instanceId"] if record.parent else None
+        history = ",".join([*live.events_json, *(h.dumps(e) for e in new_events)])
+        return (f'{{"history":[{history}],"input":{record.input or "null"},"instanceId":{h.dumps(record.instance_id)},'
+                f'"isReplaying":{"true" if live.events else "false"},"parentInstanceId":{h.dumps(parent)},'
+                '"upperSchemaVersion":1,"upperSchemaVersionNew":2,"longRunningTimerIntervalDuration":null,'
+                '"maximumShortTimerDuration":null,"defaultHttpAsyncRequestSleepTimeMillseconds":30000}')
+
+    async def _invoke_orchestrator(self, spec: FunctionSpec, context: str) -> tuple[dict[str, Any] | None,
+                                                                                     str | None, str | None]:
+        """Run one episode of the orchestrator; returns (state, error, details) as the shim reads them."""
+        try:
+            state_json = await call_function(spec, {spec.trigger_param: OrchestrationContext(context)},
+                                             self._orchestrator_pool)
+            return json.loads(state_json), None, None
+        except Exception as exc:  # noqa: BLE001 - the orchestrator's exception is the orchestration's failure
+            message = str(exc)
+            cause = exc.__cause__ or exc
+            if OUT_OF_PROC_DATA in message:
+                state = json.loads(message.split(OUT_OF_PROC_DATA, 1)[1])
+                return state, state.get("error") or message.split(OUT_OF_PROC_DATA, 1)[0], _exception_details(cause)
+            return None, f"{type(exc).__name__}: {exc}", _exception_details(exc)
+
+    async def _orchestrate(self, live: _Live, messages: list[Message], stale: list[int]) -> None:
+        record = live.record
+        assert live.events is not None
+        started = time.perf_counter()
+        now = h.utc_now()
+        messages.sort(key=lambda m: m.event["EventType"] != h.EventType.ExecutionStarted)
+        new_events = [h.event(h.EventType.OrchestratorStarted, h.iso(now)), *(m.event for m in messages)]
+        consumed = [m.id for m in messages] + stale
+        spec = self.orchestrators.get(record.name)
+        state: dict[str, Any] | None = None
+        plan: Plan | None = None
+        if spec is None:
+            error, details = _unknown_function(record.name, "orchestrator", self.orchestrators), None
+        else:
+            state, error, details = await self._invoke_orchestrator(spec, self._context_json(live, new_events))
+        if self.live.get(record.instance_id) is not live or live.record.execution_id != record.execution_id:
+            return  # purged or replaced while the orchestrator ran
+        if state is not None and error is None:
+            try:
+                plan = plan_episode(live.events + new_events, state.get("actions") or [[]],
+                                    state.get("schemaVersion", 0), record.execution_id)
+                error = self._check_functions(plan)
+            except ReplayError as exc:
+                error = str(exc)
+        elapsed = (time.perf_counter() - started) * 1000
+        invocation = uuid.uuid4()
+        custom = h.dumps(state["customStatus"]) if state and "customStatus" in state else record.custom_status
+        stamp = h.iso(h.utc_now())
+        if error is not None:
+            reason = f"Orchestrator function '{record.name}' failed: {error}"
+            updated = replace(record, runtime_status="Failed", output=reason, custom_status=custom,
+                              last_updated_time=stamp)
+            events = [*new_events, h.execution_completed(stamp, h.OrchestrationStatus.Failed, reason, details),
+                      h.event(h.EventType.OrchestratorCompleted, stamp)]
+            self._finish(live, updated, events, failure=(reason, details))
+            self.log.error("Executed 'Functions.%s' (Failed, InstanceId=%s, Id=%s, Duration=%dms)\n%s",
+                           record.name, record.instance_id, invocation, elapsed, reason)
+            return
+        assert state is not None and plan is not None
+        for warning in plan.warnings:
+            self.log.warning("%s: %s", record.instance_id, warning)
+        self.log.info("Executed 'Functions.%s' (Succeeded, InstanceId=%s, Id=%s, Duration=%dms)",
+                      record.name, record.instance_id, invocation, elapsed)
+        if self.verbose:
+            self.log.info("%s: replayed %d history events, %d new; scheduled %s%s", record.instance_id,
+                          len(live.events), len(new_events), self._describe(plan),
+                          "; done" if state.get("isDone") else "")
+        if state.get("isDone") and plan.continue_as_new is not None:
+            self._continue_as_new(live, plan.continue_as_new.get("input"), custom, consumed)
+        elif state.get("isDone"):
+            output = h.dumps(state.get("output"))
+            updated = replace(record, runtime_status="Completed", output=output, custom_status=custom,
+                              last_updated_time=stamp)
+            events = [*new_events, h.execution_completed(stamp, h.OrchestrationStatus.Completed, output),
+                      h.event(h.EventType.OrchestratorCompleted, stamp)]
+            self._finish(live, updated, events, failure=None)
+        else:
+            updated = replace(record, runtime_status="Running", custom_status=custom, last_updated_time=stamp)
+            self._progress(live, updated, new_events, plan, consumed, stamp)
+
+    @staticmethod
+    def _describe(plan: Plan) -> str:
+        counts: dict[str, int] = {}
+        for d in plan.decisions:
+            counts[d.kind] = counts.get(d.kind, 0) + 1
+        return ", ".join(f"{n} {kind}(s)" for kind, n in counts.items()) or "nothing new"
+
+    def _check_functions(self, plan: Plan) -> str | None:
+        for decision in plan.decisions:
+            if decision.kind == "activity" and decision.name not in self.activities:
+                return _unknown_function(decision.name or "", "activity", self.activities)
+            if decision.kind == "suborchestration" and decision.name not in self.orchestrators:
+                return _unknown_function(decision.name or "", "orchestrator", self.orchestrators)
+        return None
+
+    def _progress(self, live: _Live, updated: InstanceRecord, new_events: list[dict[str, Any]], plan: Plan,
+                  consumed: list[int], stamp: str) -> None:
+        """Commit an episode that scheduled work: history, new activity calls, timers, sub-orchestrations."""
+        record = live.record
+        events = list(new_events)
+        activities: list[tuple[str, str, int, str, str | None]] = []
+        messages: list[tuple[str, str | None, str | None, dict[str, Any]]] = []
+        children: list[InstanceRecord] = []
+        for d in plan.decisions:
+            if d.kind == "activity":
+                events.append(h.event(h.EventType.TaskScheduled, stamp, d.event_id, Name=d.name, Version="",
+                                      Input=d.input))
+                activities.append((record.instance_id, record.execution_id, d.event_id, d.name or "", d.input))
+            elif d.kind == "timer":
+                fire_at = h.iso(h.parse_time(d.fire_at or stamp))
+                events.append(h.event(h.EventType.TimerCreated, stamp, d.event_id, FireAt=fire_at))
+                messages.append((record.instance_id, record.execution_id, fire_at,
+                                 h.event(h.EventType.TimerFired, fire_at, TimerId=d.event_id, FireAt=fire_at)))
+            else:
+                child_id = d.instance_id or ""
+                events.append(h.event(h.EventType.SubOrchestrationInstanceCreated, stamp, d.event_id, Name=d.name,
+                                      Version="", InstanceId=child_id, Input=d.input))
+                other = self.live.get(child_id)
+                if other is not None or child_id in (record.instance_id, *(c.instance_id for c in children)):
+                    status = other.record.runtime_status if other else "Running"
+                    messages.append((record.instance_id, record.execution_id, None, h.event(
+                        h.EventType.SubOrchestrationInstanceFailed, stamp, TaskScheduledId=d.event_id,
+                        Reason=f"An orchestration instance with the ID '{child_id}' already exists and is {status}.",
+                        Details=None)))
+                    continue
+                child_input = h.dumps(d.input) if d.input is not None else None
+                child = InstanceRecord(child_id, d.name or "", uuid.uuid4().hex, "Pending", child_input, None, None,
+                                       stamp, stamp, parent={"instanceId": record.instance_id, "name": record.name,
+                                                             "executionId": record.execution_id, "taskId": d.event_id})
+                children.append(child)
+                messages.append((child_id, child.execution_id, None, h.execution_started(
+                    stamp, child_id, child.execution_id, child.name, child_input,
+                    parent={"Name": record.name, "TaskScheduleId": d.event_id, "OrchestrationInstance": {
+                        "InstanceId": record.instance_id, "ExecutionId": record.execution_id}})))
+        events.append(h.event(h.EventType.OrchestratorCompleted, stamp))
+        stored = [_played(e) for e in events]
+        with self._hub.transaction():
+            self._hub.append_history(record.instance_id, len(live.events_json), stored)
+            self._hub.delete_messages(consumed)
+            work = self._hub.add_activities(activities)
+            for child in children:
+                self._hub.delete_instance(child.instance_id)
+                self._hub.put_instance(child)
+            queued = self._hub.add_messages(messages)
+            self._hub.put_instance(updated)
+        assert live.events is not None
+        live.events.extend({**e, "IsPlayed": True} for e in events)
+        live.events_json.extend(stored)
+        live.record = updated
+        for child in children:
+            self.live[child.instance_id] = _Live(child, events=[])
+        for item in work:
+            self._activity_queue.put_nowait(item)
+        for message in queued:
+            self._deliver(message)
+
+    def _continue_as_new(self, live: _Live, new_input: Any, custom: str | None, consumed: list[int]) -> None:
+        """Start the next generation: history reset, new input, new execution ID, createdTime reset."""
+        record = live.record
+        now = h.iso(h.utc_now())
+        input_json = h.dumps(new_input) if new_input is not None else None
+        updated = replace(record, execution_id=uuid.uuid4().hex, runtime_status="ContinuedAsNew", input=input_json,
+                          output=None, custom_status=custom, created_time=now, last_updated_time=now)
+        start = h.execution_started(now, record.instance_id, updated.execution_id, record.name, input_json,
+                                    parent=None)
+        with self._hub.transaction():
+            self._hub.reset_history(record.instance_id)
+            self._hub.delete_messages(consumed)
+            self._hub.delete_activities_of(record.instance_id)
+            [message] = self._hub.add_messages([(record.instance_id, updated.execution_id, None, start)])
+            self._hub.put_instance(updated)
+        live.events, live.events_json, live.record = [], [], updated
+        self._deliver(message)
+        self.log.info("%s: Function '%s (Orchestrator)' continued as new.", record.instance_id, record.name)
+
+    def _finish(self, live: _Live, updated: InstanceRecord, events: list[dict[str, Any]],
+                failure: tuple[str, str | None] | None) -> None:
+        """Commit a terminal episode: history, final status, queued work dropped, the parent told."""
+        record = live.record
+        stored = [_played(e) for e in events]
+        notify: list[tuple[str, str | None, str | None, dict[str, Any]]] = []
+        parent = record.parent
+        if parent:
+            if failure is None:
+                event = h.event(h.EventType.SubOrchestrationInstanceCompleted, updated.last_updated_time,
+                                TaskScheduledId=parent["taskId"], Result=updated.output)
+            else:
+                event = h.event(h.EventType.SubOrchestrationInstanceFailed, updated.last_updated_time,
+                                TaskScheduledId=parent["taskId"], Reason=failure[0], Details=failure[1])
+            notify.append((parent["instanceId"], parent["executionId"], None, event))
+        with self._hub.transaction():
+            self._hub.append_history(record.instance_id, len(live.events_json), stored)
+            self._hub.delete_messages_of(record.instance_id)
+            self._hub.delete_activities_of(record.instance_id)
+            self._hub.put_instance(updated)
+            queued = self._hub.add_messages(notify)
+        live.record = updated
+        del self.live[record.instance_id]
+        for message in queued:
+            self._deliver(message)
+
+    # ------------------------------------------------------------------ activities
+    async def _activity_worker(self) -> None:
+        while True:
+            work = await self._activity_queue.get()
+            live = self.live.get(work.instance_id)
+            if live is None or live.record.execution_id != work.execution_id:
+                self._finish_activity(work, None)
+                continue
+            self._finish_activity(work, await self._run_activity(work, live.record.instance_id))
+
+    async def _run_activity(self, work: ActivityWork, instance_id: str) -> dict[str, Any]:
+        spec = self.activities.get(work.name)
+        invocation = uuid.uuid4()
+        started = time.perf_counter()
+        try:
+            if spec is None:
+                raise LookupError(_unknown_function(work.name, "activity", self.activities))
+            value = ActivityTriggerConverter.decode(meta.Datum(type="json", value=work.input or "null"),
+                                                    trigger_metadata=None)
+            kwargs: dict[str, Any] = {spec.trigger_param: value}
+            for name in spec.client_params:
+                kwargs[name] = self.client_binding()
+            result = await call_function(spec, kwargs, self._activity_pool)
+            output = ActivityTriggerConverter.encode(result, expected_type=None).value
+        except Exception as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            self.log.exception("Executed 'Functions.%s' (Failed, InstanceId=%s, Id=%s, Duration=%dms)",
+                               work.name, instance_id, invocation, elapsed)
+            reason = f"Activity function '{work.name}' failed: {type(exc).__name__}: {exc}"
+            return h.task_failed(h.iso(h.utc_now()), work.task_id, reason, _exception_details(exc))
+        elapsed = (time.perf_counter() - started) * 1000
+        self.log.info("Executed 'Functions.%s' (Succeeded, InstanceId=%s, Id=%s, Duration=%dms)",
+                      work.name, instance_id, invocation, elapsed)
+        return h.task_completed(h.iso(h.utc_now()), work.task_id, output)
+
+    def _finish_activity(self, work: ActivityWork, event: dict[str, Any] | None) -> None:
+        """Record an activity's result; results finishing close together are committed in one transaction."""
+        if not self._finished:
+            self._loop.call_soon(self._commit_finished)
+        self._finished.append((work, event))
+
+    def _commit_finished(self) -> None:
+        batch, self._finished = self._finished, []
+        results = [(w.instance_id, w.execution_id, None, e) for w, e in batch
+                   if e is not None and w.instance_id in self.live
+                   and self.live[w.instance_id].record.execution_id == w.execution_id]
+        with self._hub.transaction():
+            self._hub.delete_activities([w.id for w, _ in batch])
+            queued = self._hub.add_messages(results)
+        for message in queued:
+            self._deliver(message)
+
+    # ------------------------------------------------------------------ waiting (used by the HTTP API)
+    async def wait_until_ended(self, instance_id: str, timeout: float, interval: float) -> InstanceRecord | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.record(instance_id)
+            if record is None or record.runtime_status in h.TERMINAL or time.monotonic() >= deadline:
+                return record
+            await asyncio.sleep(max(0.0, min(interval, deadline - time.monotonic())))

@@ -1,0 +1,164 @@
+"""Test-only Durable Functions app: one orchestrator per engine feature, started over HTTP as a user would."""
+
+import asyncio
+import json
+import os
+import time
+from datetime import timedelta
+
+import azure.durable_functions as df
+import azure.functions as func
+
+app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+_attempts: dict[str, int] = {}
+
+
+class TunedRetry(df.RetryOptions):
+    """Retry options with the fields the host honours but the Python SDK does not expose."""
+
+    def __init__(self, first_ms: int, attempts: int, backoff: float, max_interval_ms: int):
+        super().__init__(first_ms, attempts)
+        self.extra = {"backoffCoefficient": backoff, "maxRetryIntervalInMilliseconds": max_interval_ms}
+
+    def to_json(self):
+        return {**super().to_json(), **self.extra}
+
+
+@app.route(route="orchestrators/{name}/{instanceId?}", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    body = req.get_body()
+    instance_id = await client.start_new(req.route_params["name"], req.route_params.get("instanceId"),
+                                         json.loads(body) if body else None)
+    return client.create_check_status_response(req, instance_id)
+
+
+@app.route(route="run/{name}", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    body = req.get_body()
+    instance_id = await client.start_new(req.route_params["name"], None, json.loads(body) if body else None)
+    return await client.wait_for_completion_or_create_check_status_response(req, instance_id, 30000, 100)
+
+
+@app.route(route="binding", methods=["GET"])
+@app.durable_client_input(client_name="client")
+def binding(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """What a durable client receives, so tests can drive the real client against this host."""
+    b = client._orchestration_bindings
+    return func.HttpResponse(json.dumps({"taskHubName": b.task_hub_name, "creationUrls": b.creation_urls,
+                                         "managementUrls": b.management_urls, "rpcBaseUrl": b.rpc_base_url}),
+                             mimetype="application/json")
+
+
+@app.orchestration_trigger(context_name="context")
+def fan_out_fan_in(context: df.DurableOrchestrationContext):
+    n = context.get_input()
+    values = yield context.task_all([context.call_activity("double", i) for i in range(n)])
+    return sum(values)
+
+
+@app.orchestration_trigger(context_name="context")
+def fan_out_recorded(context: df.DurableOrchestrationContext):
+    n = context.get_input()
+    values = yield context.task_all([context.call_activity("record", i) for i in range(n)])
+    return sum(values)
+
+
+@app.orchestration_trigger(context_name="context")
+def with_retry(context: df.DurableOrchestrationContext):
+    spec = context.get_input()
+    options = df.RetryOptions(spec["first_ms"], spec["attempts"])
+    return (yield context.call_activity_with_retry("flaky", options, spec))
+
+
+@app.orchestration_trigger(context_name="context")
+def with_backoff(context: df.DurableOrchestrationContext):
+    options = TunedRetry(100, 4, 2.0, 300)
+    return (yield context.call_activity_with_retry("flaky", options, {"key": context.instance_id, "fail": 9}))
+
+
+@app.orchestration_trigger(context_name="context")
+def generations(context: df.DurableOrchestrationContext):
+    state = context.get_input()
+    total = state["total"] + (yield context.call_activity("double", state["n"]))
+    if state["n"] + 1 < state["limit"]:
+        context.continue_as_new({"n": state["n"] + 1, "limit": state["limit"], "total": total})
+        return None
+    return {"generations": state["limit"], "total": total}
+
+
+@app.orchestration_trigger(context_name="context")
+def timer(context: df.DurableOrchestrationContext):
+    start = context.current_utc_datetime
+    yield context.create_timer(start + timedelta(seconds=context.get_input()))
+    return {"start": start.isoformat(), "end": context.current_utc_datetime.isoformat(),
+            "uuids": [context.new_uuid(), context.new_uuid()]}
+
+
+@app.orchestration_trigger(context_name="context")
+def approval(context: df.DurableOrchestrationContext):
+    context.set_custom_status({"stage": "warming up"})
+    yield context.call_activity("pause", 0.3)
+    context.set_custom_status({"stage": "waiting for approval"})
+    answer = yield context.wait_for_external_event("approval")
+    context.set_custom_status({"stage": "approved"})
+    return {"answer": answer}
+
+
+@app.orchestration_trigger(context_name="context")
+def first_of(context: df.DurableOrchestrationContext):
+    deadline = context.create_timer(context.current_utc_datetime + timedelta(seconds=context.get_input()))
+    event = context.wait_for_external_event("go")
+    winner = yield context.task_any([event, deadline])
+    if winner == event:
+        deadline.cancel()
+        return "event"
+    return "timeout"
+
+
+@app.orchestration_trigger(context_name="context")
+def parent(context: df.DurableOrchestrationContext):
+    n = context.get_input()
+    first = yield context.call_sub_orchestrator("fan_out_fan_in", n)
+    second = yield context.call_sub_orchestrator("fan_out_fan_in", n, f"{context.instance_id}-child")
+    try:
+        yield context.call_sub_orchestrator("failing", "sub boom")
+    except Exception as e:  # the child's failure reaches the parent as an exception
+        return {"first": first, "second": second, "error": str(e)}
+    return {"first": first, "second": second}
+
+
+@app.orchestration_trigger(context_name="context")
+def failing(context: df.DurableOrchestrationContext):
+    yield context.call_activity("double", 1)
+    raise ValueError(context.get_input())
+
+
+@app.activity_trigger(input_name="value")
+def double(value: int) -> int:
+    return 2 * value
+
+
+@app.activity_trigger(input_name="seconds")
+async def pause(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@app.activity_trigger(input_name="value")
+def record(value: int) -> int:
+    """Append each execution to a file, so a test can see which calls ran more than once."""
+    time.sleep(0.02)
+    with open(os.environ["DURABLE_SAMPLE_LOG"], "a") as log:
+        log.write(f"{value}\n")
+    return value
+
+
+@app.activity_trigger(input_name="spec")
+def flaky(spec: dict) -> str:
+    """Fail until the attempt number `fail + 1`."""
+    _attempts[spec["key"]] = _attempts.get(spec["key"], 0) + 1
+    if _attempts[spec["key"]] <= spec["fail"]:
+        raise RuntimeError(f"attempt {_attempts[spec['key']]} failed")
+    return f"succeeded on attempt {_attempts[spec['key']]}"
