@@ -74,7 +74,7 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
     except RequestError as refused:
         return error(refused.status, str(refused))
     except DestinationRefused as refused:
-        return error(400, f"{refused.field}: {refused}")
+        return error(400, str(refused))
     except SecretKeyError as misconfigured:
         return _misconfigured(misconfigured)
     await client.start_new(ORCHESTRATOR, operation_id, checkpoint.to_json())

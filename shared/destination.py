@@ -124,24 +124,26 @@ def parse_destination(
     """The destination the request's settings describe, if policy allows it; else DestinationRefused."""
     if connection_string and container_uri:
         raise DestinationRefused(
-            "give either connectionString with blobContainerName, or blobContainerUri, not both", SETTINGS)
+            f"{SETTINGS}: give either connectionString with blobContainerName, or blobContainerUri, not both",
+            SETTINGS)
     if connection_string:
         if use_managed_identity:
             raise DestinationRefused(
-                "useManagedIdentity works with blobContainerUri only, not with a connection string",
+                f"{MANAGED_IDENTITY} works with blobContainerUri only, not with a connection string",
                 MANAGED_IDENTITY)
         if not container_name:
-            raise DestinationRefused("blobContainerName is required with connectionString", CONTAINER_NAME)
+            raise DestinationRefused(f"{CONTAINER_NAME} is required with connectionString", CONTAINER_NAME)
         destination = _from_connection_string(connection_string, container_name, policy)
     elif container_uri:
         if container_name:
             raise DestinationRefused(
-                "blobContainerName goes with connectionString; blobContainerUri already names the container",
+                f"{CONTAINER_NAME} goes with connectionString; blobContainerUri already names the container",
                 CONTAINER_NAME)
         destination = _from_container_uri(container_uri, use_managed_identity, policy)
     else:
         raise DestinationRefused(
-            "a destination needs connectionString with blobContainerName, or blobContainerUri", SETTINGS)
+            f"{SETTINGS}: a destination needs connectionString with blobContainerName, or blobContainerUri",
+            SETTINGS)
     _check_credential(destination, policy, CONNECTION_STRING if connection_string else CONTAINER_URI)
     return destination
 
@@ -158,7 +160,7 @@ def _from_connection_string(text: str, container: str, policy: ExportSettings) -
         endpoint = parts.get("blobendpoint")
         if not endpoint:
             if not account:
-                raise DestinationRefused("connectionString has neither AccountName nor BlobEndpoint",
+                raise DestinationRefused(f"{CONNECTION_STRING} has neither AccountName nor BlobEndpoint",
                                          CONNECTION_STRING)
             protocol = parts.get("defaultendpointsprotocol", "https").lower()
             suffix = parts.get("endpointsuffix", "core.windows.net")
@@ -168,11 +170,11 @@ def _from_connection_string(text: str, container: str, policy: ExportSettings) -
         path = [p for p in url.path.split("/") if p]
         if emulator:
             if len(path) != 1:
-                raise DestinationRefused("the emulator's BlobEndpoint must end with the account name",
+                raise DestinationRefused(f"{CONNECTION_STRING}: the emulator's BlobEndpoint must end with the account name",
                                          CONNECTION_STRING)
             account = account or path[0]
         elif path:
-            raise DestinationRefused("BlobEndpoint must not have a path", CONNECTION_STRING)
+            raise DestinationRefused(f"{CONNECTION_STRING}: BlobEndpoint must not have a path", CONNECTION_STRING)
         else:
             account = account or url.hostname.split(".")[0]
         account_url = f"{url.scheme}://{url.netloc}" + (f"/{path[0]}" if emulator else "")
@@ -181,14 +183,15 @@ def _from_connection_string(text: str, container: str, policy: ExportSettings) -
     if key:
         if not (emulator and account == EMULATOR_ACCOUNT):
             raise DestinationRefused(
-                "an AccountKey is accepted only for the local storage emulator: use a SAS token "
+                f"{CONNECTION_STRING}: an AccountKey is accepted only for the local storage emulator: use a SAS token "
                 "(SharedAccessSignature=...) or managed identity", CONNECTION_STRING)
         if sas:
-            raise DestinationRefused("give AccountKey or SharedAccessSignature, not both", CONNECTION_STRING)
+            raise DestinationRefused(f"{CONNECTION_STRING}: give AccountKey or SharedAccessSignature, not both",
+                                     CONNECTION_STRING)
         try:
             base64.b64decode(key, validate=True)
         except (binascii.Error, ValueError):
-            raise DestinationRefused("connectionString's AccountKey is not base64", CONNECTION_STRING) from None
+            raise DestinationRefused(f"{CONNECTION_STRING}: AccountKey is not base64", CONNECTION_STRING) from None
     if sas:
         sas = _sas_token(sas.lstrip("?"), CONNECTION_STRING)
     return Destination(account_url, container, account, sas=sas, account_key=key)
@@ -198,16 +201,16 @@ def _from_container_uri(text: str, use_managed_identity: bool, policy: ExportSet
     try:
         url = urlsplit(text.strip())
     except ValueError:
-        raise DestinationRefused("blobContainerUri is not a valid URI", CONTAINER_URI) from None
+        raise DestinationRefused(f"{CONTAINER_URI} is not a valid URI", CONTAINER_URI) from None
     if url.fragment:
-        raise DestinationRefused("blobContainerUri must not have a fragment (#...)", CONTAINER_URI)
+        raise DestinationRefused(f"{CONTAINER_URI} must not have a fragment (#...)", CONTAINER_URI)
     emulator = _check_endpoint(url, policy, CONTAINER_URI)
     path = [p for p in url.path.split("/") if p]
     expected = 2 if emulator else 1
     if len(path) != expected:
         shape = "http://127.0.0.1:10000/<account>/<container>" if emulator else \
             "https://<account>.blob.core.windows.net/<container>"
-        raise DestinationRefused(f"blobContainerUri must have the form {shape}", CONTAINER_URI)
+        raise DestinationRefused(f"{CONTAINER_URI} must have the form {shape}", CONTAINER_URI)
     _check_container(path[-1], CONTAINER_URI)
     account = path[0] if emulator else url.hostname.split(".")[0]
     account_url = f"{url.scheme}://{url.netloc}" + (f"/{path[0]}" if emulator else "")
@@ -215,9 +218,10 @@ def _from_container_uri(text: str, use_managed_identity: bool, policy: ExportSet
     if use_managed_identity:
         if sas:
             raise DestinationRefused(
-                "useManagedIdentity cannot be combined with a SAS token in blobContainerUri", MANAGED_IDENTITY)
+                f"{MANAGED_IDENTITY} cannot be combined with a SAS token in blobContainerUri", MANAGED_IDENTITY)
         if url.scheme != "https":
-            raise DestinationRefused("managed identity tokens are sent over https only", MANAGED_IDENTITY)
+            raise DestinationRefused(f"{MANAGED_IDENTITY}: managed identity tokens are sent over https only",
+                                     MANAGED_IDENTITY)
     return Destination(account_url, path[-1], account, sas=sas, use_managed_identity=use_managed_identity)
 
 
@@ -229,11 +233,11 @@ def _connection_string_parts(text: str) -> dict[str, str]:
         key, sep, value = segment.partition("=")
         if not sep or not key.strip():
             raise DestinationRefused(
-                f"connectionString is not a storage connection string: part {number} is not Key=Value",
+                f"{CONNECTION_STRING} is not a storage connection string: part {number} is not Key=Value",
                 CONNECTION_STRING)
         parts[key.strip().lower()] = value.strip()
     if not parts:
-        raise DestinationRefused("connectionString is empty", CONNECTION_STRING)
+        raise DestinationRefused(f"{CONNECTION_STRING} is empty", CONNECTION_STRING)
     return parts
 
 
@@ -241,24 +245,24 @@ def _check_endpoint(url, policy: ExportSettings, field_name: str) -> bool:
     """Whether `url` is the emulator; DestinationRefused unless it is an allowed blob endpoint."""
     host = (url.hostname or "").lower()
     if not host or url.scheme not in ("http", "https"):
-        raise DestinationRefused(f"{_leaf(field_name)} must be an http(s) URI with a host", field_name)
+        raise DestinationRefused(f"{field_name} must be an http(s) URI with a host", field_name)
     if url.username is not None or url.password is not None:
-        raise DestinationRefused(f"{_leaf(field_name)} must not carry a user name or password", field_name)
+        raise DestinationRefused(f"{field_name} must not carry a user name or password", field_name)
     if _is_loopback(host):
         _port(url, field_name)
         if not policy.allow_emulator:
             raise DestinationRefused(
-                f"{_leaf(field_name)} points at a local storage emulator, which this server does not allow "
+                f"{field_name} points at a local storage emulator, which this server does not allow "
                 "(setting Export__AllowEmulator)", field_name)
         return True
     if url.scheme != "https":
-        raise DestinationRefused(f"{_leaf(field_name)} must use https", field_name)
+        raise DestinationRefused(f"{field_name} must use https", field_name)
     if not any(host.endswith("." + suffix) for suffix in policy.allowed_host_suffixes):
         raise DestinationRefused(
-            f"{_leaf(field_name)} host '{host}' is not an Azure Storage blob endpoint "
+            f"{field_name} host '{host}' is not an Azure Storage blob endpoint "
             f"(allowed: *.{', *.'.join(policy.allowed_host_suffixes)})", field_name)
     if _port(url, field_name) not in (None, 443):
-        raise DestinationRefused(f"{_leaf(field_name)} must use the https port 443", field_name)
+        raise DestinationRefused(f"{field_name} must use the https port 443", field_name)
     return False
 
 
@@ -266,7 +270,7 @@ def _port(url, field_name: str) -> int | None:
     try:
         return url.port
     except ValueError:
-        raise DestinationRefused(f"{_leaf(field_name)} has an invalid port", field_name) from None
+        raise DestinationRefused(f"{field_name} has an invalid port", field_name) from None
 
 
 def _is_loopback(host: str) -> bool:
@@ -281,7 +285,7 @@ def _is_loopback(host: str) -> bool:
 def _check_container(name: str, field_name: str) -> None:
     if not _CONTAINER.fullmatch(name):
         raise DestinationRefused(
-            f"container name {name[:80]!r} is not valid in Azure: 3 to 63 lowercase letters, digits and "
+            f"{field_name}: container name {name[:80]!r} is not valid in Azure: 3 to 63 lowercase letters, digits and "
             "single hyphens, starting and ending with a letter or digit", field_name)
 
 
@@ -292,24 +296,20 @@ def _sas_token(query: str, field_name: str) -> str:
         fields = {}
     if "sig" not in fields:
         raise DestinationRefused(
-            f"{_leaf(field_name)} has a query string that is not a SAS token (no signature)", field_name)
+            f"{field_name} has a query string that is not a SAS token (no signature)", field_name)
     return query
 
 
 def _check_credential(destination: Destination, policy: ExportSettings, field_name: str) -> None:
     if destination.sas and not policy.allow_sas_tokens:
         raise DestinationRefused(
-            "SAS tokens are not accepted by this server (setting Export__AllowSasTokens): "
+            f"{field_name}: SAS tokens are not accepted by this server (setting Export__AllowSasTokens): "
             "use managed identity", field_name)
     has_credential = destination.sas or destination.account_key or destination.use_managed_identity
     if not has_credential and not policy.allow_public_access:
         raise DestinationRefused(
-            f"{_leaf(field_name)} carries no credential: add a SAS token or set useManagedIdentity "
+            f"{field_name} carries no credential: add a SAS token or set useManagedIdentity "
             "(anonymous access needs setting Export__AllowPublicAccess)", field_name)
-
-
-def _leaf(field_name: str) -> str:
-    return field_name.rsplit(".", 1)[-1]
 
 
 def destination_problem(error: BaseException, destination: Destination) -> str:

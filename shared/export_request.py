@@ -196,7 +196,7 @@ def _destination(destination: Mapping[str, Any], policy: ExportSettings) -> Dest
             use_managed_identity=bool(managed),
         )
     except DestinationRefused as refused:
-        raise RequestError(400, f"{refused.field}: {refused}", refused.field) from None
+        raise RequestError(400, str(refused), refused.field) from None
 
 
 def _kind(value: Any) -> str:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from azure.core.exceptions import AzureError
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import ContainerClient, LinearRetry
 
 from . import errors_log
 from .checkpoint import Batching, Checkpoint
@@ -31,7 +31,8 @@ from .store import DicomStore
 from .uids import parse_identifier
 
 # The starter answers within seconds even when the destination does not: few, short retries.
-_STARTER_OPTIONS = {"retry_total": 2, "connection_timeout": 10, "read_timeout": 30}
+_STARTER_OPTIONS = {"retry_policy": LinearRetry(backoff=1, random_jitter_range=0.5, retry_total=2),
+                    "connection_timeout": 10, "read_timeout": 30}
 
 
 def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, base_digest: str | None = None,
@@ -41,7 +42,7 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
     try:
         ErrorLog(destination.container_client(env, **_STARTER_OPTIONS), operation_id).create()
     except AzureError as error:
-        raise DestinationRefused(destination_problem(error, destination)) from None
+        raise DestinationRefused(f"destination: {destination_problem(error, destination)}", "destination") from None
     return Checkpoint(
         operation_id=operation_id,
         identifiers=tuple(str(i) for i in request.identifiers),

@@ -99,24 +99,21 @@ def _key_file(path: Path) -> bytes:
     never sees a half-written key and concurrent first uses agree on one key.
     """
     try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(Fernet.generate_key())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:  # another process won the race; its key is the key
-            pass
-        finally:
-            temporary.unlink()
+        if not path.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(Fernet.generate_key())
+            try:
+                os.link(temporary, path)
+            except FileExistsError:  # another process won the race; its key is the key
+                pass
+            finally:
+                temporary.unlink()
         return path.read_bytes().strip()
     except OSError as error:
         raise SecretKeyError(
-            f"no Export__SecretKey setting and the key file cannot be created ({error.strerror}): "
+            f"no Export__SecretKey setting and the key file cannot be used ({error.strerror}): "
             "set Export__SecretKey (see shared/secrets.py)"
         ) from None

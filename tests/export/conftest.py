@@ -1,0 +1,70 @@
+"""Fixtures for the export's unit tests: a store and a destination container on the session's Azurite."""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from cryptography.fernet import Fernet
+
+from shared.destination import Destination, parse_destination
+from shared.export_settings import ExportSettings
+from shared.store import DicomStore, StoredInstance
+
+POLICY = ExportSettings(allow_emulator=True)
+
+
+@pytest.fixture(autouse=True)
+def secret_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh Export__SecretKey per test, so no test writes the app's key file."""
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("Export__SecretKey", key)
+    return key
+
+
+@pytest.fixture
+def store(storage_connection_string: str) -> DicomStore:
+    store = DicomStore.from_settings(
+        {"AzureWebJobsStorage": storage_connection_string, "DicomStore__ContainerName": f"store-{_tag()}"})
+    store.ensure_container()
+    yield store
+    _delete(store.container)
+
+
+@pytest.fixture
+def destination(storage_connection_string: str) -> Destination:
+    """An existing, empty destination container, reached with the emulator's connection string."""
+    found = parse_destination(POLICY, connection_string=storage_connection_string, container_name=f"dest-{_tag()}")
+    client = found.container_client()
+    client.create_container()
+    yield found
+    _delete(client)
+
+
+def put(store: DicomStore, study: str, series: str, sop: str, size: int = 300) -> tuple[StoredInstance, bytes]:
+    """Store random bytes as one instance (the export copies bytes; it never parses them)."""
+    data = os.urandom(size)
+    return store.put(study, series, sop, io.BytesIO(data), len(data)), data
+
+
+def put_series(store: DicomStore, study: str, series: str, count: int, size: int = 300) -> dict[str, bytes]:
+    """`count` instances `<series>.1 … <series>.<count>`; their blob names → bytes."""
+    stored = {}
+    for n in range(1, count + 1):
+        instance, data = put(store, study, series, f"{series}.{n}", size)
+        stored[instance.blob_name] = data
+    return stored
+
+
+def _tag() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _delete(container) -> None:
+    try:
+        container.delete_container()
+    except ResourceNotFoundError:
+        pass

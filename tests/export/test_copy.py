@@ -1,0 +1,124 @@
+"""Copying batches against Azurite: byte-identical results, per-file skips, destination faults fail the batch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from azure.storage.blob import ContainerClient
+
+from shared.copy import BatchCopier, CopyFailed, fault_policy, result_path
+from shared.destination import Destination, destination_problem
+from shared.errors_log import ErrorLog
+from shared.store import DicomStore
+from shared.uids import Identifier
+
+from .conftest import put, put_series
+
+OPERATION = "0123456789abcdef0123456789abcdef"
+
+
+def copier(store: DicomStore, destination: Destination, mode: str = "stream", threads: int = 3) -> BatchCopier:
+    return BatchCopier(store, destination.container_client(), OPERATION,
+                       lambda error: destination_problem(error, destination), mode=mode, threads=threads)
+
+
+def error_lines(client: ContainerClient) -> list[dict]:
+    text = client.download_blob(f"{OPERATION}/errors.log").readall().decode()
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def results(client: ContainerClient) -> dict[str, bytes]:
+    prefix = f"{OPERATION}/results/"
+    return {b.name[len(prefix):]: client.download_blob(b.name).readall()
+            for b in client.list_blobs(name_starts_with=prefix)}
+
+
+@pytest.mark.parametrize("mode", ["stream", "server", "auto"])
+def test_copies_are_byte_identical_at_the_published_paths(store, destination, mode, monkeypatch):
+    served = []
+    original = BatchCopier._server_copy
+    monkeypatch.setattr(BatchCopier, "_server_copy", lambda self, *a: served.append(original(self, *a)))
+    stored = put_series(store, "1.2", "1.2.3", 7, size=2000)
+    stored.update(put_series(store, "1.2", "1.2.4", 1, size=9 * 1024 * 1024 + 17))  # several blocks
+    instances = list(store.iter_instances(Identifier("1.2")))
+
+    result = copier(store, destination, mode).copy(instances)
+
+    assert (result.exported, result.skipped) == (8, 0)
+    assert len(served) == (0 if mode == "stream" else 8)  # Azurite copies within one account server-side
+    assert results(destination.container_client()) == stored
+    copied = destination.container_client().get_blob_client(result_path(OPERATION, instances[0]))
+    assert copied.get_blob_properties().content_settings.content_type == "application/dicom"
+
+
+def test_a_retried_batch_overwrites_what_it_wrote(store, destination):
+    stored = put_series(store, "1.2", "1.2.3", 3)
+    instances = list(store.iter_instances(Identifier("1.2")))
+    copier(store, destination).copy(instances)
+    assert copier(store, destination).copy(instances).exported == 3
+    assert results(destination.container_client()) == stored
+
+
+def test_instances_deleted_or_replaced_after_listing_are_skipped_and_logged(store, destination):
+    put_series(store, "1.2", "1.2.3", 4)
+    instances = list(store.iter_instances(Identifier("1.2")))
+    store.container.delete_blob(instances[0].blob_name)
+    put(store, "1.2", "1.2.3", instances[1].instance, size=10)  # replaced: a new ETag
+    ErrorLog(destination.container_client(), OPERATION).create()
+
+    result = copier(store, destination).copy(instances)
+
+    assert (result.exported, result.skipped) == (2, 2)
+    lines = error_lines(destination.container_client())
+    assert sorted(line["identifier"] for line in lines) == sorted(str(i.identifier) for i in instances[:2])
+    assert all("after the export listed it" in line["error"] for line in lines)
+    assert all(line["timestamp"].endswith("Z") for line in lines)
+    assert len(results(destination.container_client())) == 2
+
+
+def test_a_deleted_destination_container_fails_the_batch_with_its_name(store, destination):
+    put_series(store, "1.2", "1.2.3", 5)
+    instances = list(store.iter_instances(Identifier("1.2")))
+    destination.container_client().delete_container()
+    with pytest.raises(CopyFailed) as failed:
+        copier(store, destination).copy(instances)
+    assert f"container '{destination.container}' in storage account 'devstoreaccount1'" in str(failed.value)
+
+
+def test_an_expired_sas_fails_the_batch_without_quoting_it(store, destination, storage_connection_string):
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    from shared.destination import EMULATOR_KEY
+    put_series(store, "1.2", "1.2.3", 2)
+    instances = list(store.iter_instances(Identifier("1.2")))
+    sas = generate_container_sas("devstoreaccount1", destination.container, account_key=EMULATOR_KEY,
+                                 permission=ContainerSasPermissions(write=True, create=True),
+                                 expiry=datetime.now(UTC) - timedelta(minutes=5))
+    expired = Destination(destination.account_url, destination.container, destination.account, sas=sas)
+    with pytest.raises(CopyFailed) as failed:
+        copier(store, expired).copy(instances)
+    assert "refused access" in str(failed.value)
+    assert sas.split("sig=")[1] not in str(failed.value)
+
+
+def test_fault_policy_is_the_one_place_that_decides():
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
+
+    from shared.store import InstanceChangedOrGone
+
+    assert "deleted or replaced" in fault_policy(InstanceChangedOrGone("x"), "source")
+    assert fault_policy(ServiceRequestError("connection refused"), "source") is None
+    assert fault_policy(ResourceNotFoundError("ContainerNotFound"), "destination") is None
+    forbidden = HttpResponseError("forbidden")
+    forbidden.status_code = 403
+    assert fault_policy(forbidden, "destination") is None
+    leased = HttpResponseError("lease")
+    leased.status_code, leased.error_code = 412, "LeaseIdMissing"
+    assert "could not be written" in fault_policy(leased, "destination")
+
+
+def test_empty_batch_copies_nothing(store, destination):
+    assert copier(store, destination).copy([]).exported == 0

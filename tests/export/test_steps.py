@@ -1,0 +1,69 @@
+"""The starter's and activities' steps against Azurite: errors.log first, then batches, then copies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared import export_steps
+from shared.checkpoint import Checkpoint
+from shared.destination import DestinationRefused
+from shared.export_request import ExportRequest
+from shared.uids import Identifier
+
+from .conftest import POLICY, put_series
+
+OPERATION = "fedcba9876543210fedcba9876543210"
+
+
+def test_prepare_creates_an_empty_errors_log_and_a_checkpoint_without_secrets(destination):
+    checkpoint = export_steps.prepare(ExportRequest((Identifier("1.2"),), destination), OPERATION, POLICY)
+
+    client = destination.container_client()
+    log = client.get_blob_client(f"{OPERATION}/errors.log")
+    assert log.get_blob_properties().blob_type == "AppendBlob" and log.download_blob().readall() == b""
+    assert checkpoint.error_href == f"{destination.container_url}/{OPERATION}/errors.log"
+    assert checkpoint.created_time.endswith("Z")
+    text = json.dumps(checkpoint.to_json())
+    assert destination.account_key not in text
+    assert Checkpoint.from_json(json.loads(text)) == checkpoint
+
+
+def test_prepare_refuses_a_missing_container_naming_container_and_account(destination):
+    destination.container_client().delete_container()
+    with pytest.raises(DestinationRefused) as refused:
+        export_steps.prepare(ExportRequest((Identifier("1.2"),), destination), OPERATION, POLICY)
+    assert str(refused.value) == (
+        f"destination: container '{destination.container}' in storage account 'devstoreaccount1' does not exist")
+
+
+def test_prepare_refuses_an_unreachable_account_in_seconds(destination):
+    from dataclasses import replace
+    from time import monotonic
+
+    from devhost.azurite import free_port
+
+    gone = replace(destination, account_url=f"http://127.0.0.1:{free_port()}/devstoreaccount1")
+    started = monotonic()
+    with pytest.raises(DestinationRefused, match="storage account 'devstoreaccount1' is unreachable"):
+        export_steps.prepare(ExportRequest((Identifier("1.2"),), gone), OPERATION, POLICY)
+    assert monotonic() - started < 30
+
+
+def test_one_generation_through_the_steps(store, destination):
+    stored = put_series(store, "1.2", "1.2.3", 5)
+    checkpoint = export_steps.prepare(
+        ExportRequest((Identifier("1.2"), Identifier("4.4")), destination), OPERATION, POLICY)
+
+    expansion = export_steps.expand_step(checkpoint.expand_input(), store)
+    copies = [export_steps.copy_step(checkpoint.copy_input(batch), store) for batch in expansion["batches"]]
+    after = checkpoint.advance(expansion, copies)
+
+    assert (after.exported, after.skipped, after.done, after.generation) == (5, 1, True, 2)
+    client = destination.container_client()
+    for name, data in stored.items():
+        assert client.download_blob(f"{OPERATION}/results/{name}").readall() == data
+    lines = client.download_blob(f"{OPERATION}/errors.log").readall().decode().splitlines()
+    assert [json.loads(line)["identifier"] for line in lines] == ["4.4"]
+    assert json.loads(lines[0])["error"] == "no instance in the store matches this identifier"
