@@ -43,7 +43,7 @@ async def run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> f
 
 @app.route(route="binding", methods=["GET"])
 @app.durable_client_input(client_name="client")
-def binding(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+async def binding(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """What a durable client receives, so tests can drive the real client against this host."""
     b = client._orchestration_bindings
     return func.HttpResponse(json.dumps({"taskHubName": b.task_hub_name, "creationUrls": b.creation_urls,
