@@ -10,9 +10,10 @@ import importlib.util
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 _KINDS = {
     "httpTrigger": "http",
@@ -32,7 +33,7 @@ class HostConfig:
     max_orchestrators: int = 10
 
     @classmethod
-    def from_host_json(cls, data: dict[str, Any]) -> "HostConfig":
+    def from_host_json(cls, data: dict[str, Any]) -> HostConfig:
         extensions = data.get("extensions") or {}
         http = extensions.get("http") or {}
         durable = extensions.get("durableTask") or {}

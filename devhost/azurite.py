@@ -74,7 +74,7 @@ class Azurite:
     def connection_string(self) -> str:
         return connection_string(self.blob_port)
 
-    def start(self, timeout: float = 30.0) -> "Azurite":
+    def start(self, timeout: float = 30.0) -> Azurite:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path or os.devnull, "ab")
         self.process = subprocess.Popen(

@@ -29,7 +29,7 @@ def _matches(candidate: str | None, keys: list[str]) -> bool:
     if not candidate:
         return False
     # Compare against every key in constant time, so timing says nothing about which was close.
-    return any([hmac.compare_digest(candidate.encode(), k.encode()) for k in keys])
+    return any([hmac.compare_digest(candidate.encode(), k.encode()) for k in keys])  # noqa: C419
 
 
 @dataclass
@@ -44,7 +44,7 @@ class Keys:
         return bool(self.master or self.host_function)
 
     @classmethod
-    def load(cls, secrets_dir: Path) -> "Keys":
+    def load(cls, secrets_dir: Path) -> Keys:
         host = secrets_dir / "host.json"
         if not host.exists():
             return cls()

@@ -35,7 +35,7 @@ class RouteTemplateError(ValueError):
 def _constraint_check(spec: str):
     """A predicate for one constraint such as `int`, `minlength(3)`, `regex(^a+$)`."""
     name, _, arg = spec.partition("(")
-    arg = arg[:-1] if arg.endswith(")") else arg
+    arg = arg.removesuffix(")")
     name = name.lower()
     if name in _CONSTRAINTS:
         pattern = re.compile(_CONSTRAINTS[name])

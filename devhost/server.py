@@ -84,21 +84,22 @@ class FunctionsServer:
         elif request.path.startswith("/admin/"):
             level, function = "admin", None
         else:
-            spec = self._match(request)[0]
+            spec, _, others = self._match(request)
+            # Unknown paths answer 404 as in Azure; a known path with a wrong method still needs a key.
+            spec = spec or (others[0] if others else None)
             level, function = (spec.auth_level, spec.name) if spec else ("anonymous", None)
         if not self.keys.allows(level, _presented_key(request), function):
             return _json_error(401, "Unauthorized: a valid key is required (x-functions-key header or code query parameter)")
         return await handler(request)
 
-    def _match(self, request: web.Request) -> tuple[FunctionSpec | None, dict[str, str], list[str]]:
-        """The function for this path and method, its route values, and the methods the path allows."""
-        path = request.raw_path.split("?", 1)[0]
-        allowed: list[str] = []
-        for spec, params in self.routes.match(path):
+    def _match(self, request: web.Request) -> tuple[FunctionSpec | None, dict[str, str], list[FunctionSpec]]:
+        """The function for this path and method, its route values, and the path's functions for other methods."""
+        others: list[FunctionSpec] = []
+        for spec, params in self.routes.match(request.raw_path.split("?", 1)[0]):
             if not spec.methods or request.method in spec.methods:
-                return spec, params, allowed
-            allowed.extend(spec.methods)
-        return None, {}, allowed
+                return spec, params, others
+            others.append(spec)
+        return None, {}, others
 
     async def _host_status(self, request: web.Request) -> web.Response:
         return web.json_response({
@@ -114,8 +115,9 @@ class FunctionsServer:
         })
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        spec, params, allowed = self._match(request)
+        spec, params, others = self._match(request)
         if spec is None:
+            allowed = [m for other in others for m in other.methods]
             if allowed:
                 return _json_error(404, f"{request.method} is not allowed here; allowed: {', '.join(sorted(set(allowed)))}")
             return _json_error(404, "no function matches this route")

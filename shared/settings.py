@@ -7,7 +7,7 @@ them `Section:Key`, which Core Tools passes through unchanged. Both spellings ar
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

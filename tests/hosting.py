@@ -36,7 +36,7 @@ class Host:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> "Host":
+    def start(self, timeout: float = 60.0) -> Host:
         self.port = self.port or free_port()
         self.log_path = self.log_path or self.data_dir.parent / f"{self.data_dir.name}.host.log"
         env = {**os.environ, **self.env}

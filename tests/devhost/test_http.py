@@ -79,7 +79,7 @@ def test_a_failing_function_gives_500_json_and_the_host_keeps_serving(host: Host
 
 
 def test_settings_come_from_local_settings_and_the_environment_wins(host: Host) -> None:
-    get = lambda name: requests.get(f"{host.base_url}/api/setting", params={"name": name}).text  # noqa: E731
+    get = lambda name: requests.get(f"{host.base_url}/api/setting", params={"name": name}).text
     assert get("FROM_LOCAL_SETTINGS") == "local"
     assert get("OVERRIDDEN") == "environment"
 
@@ -107,7 +107,8 @@ def test_host_status_and_function_listing(host: Host) -> None:
 def test_without_a_key_every_route_but_host_status_is_refused(keyed_host: Host) -> None:
     base = keyed_host.base_url
     assert requests.get(f"{base}/admin/host/status").status_code == 200
-    for method, url in [("GET", "/api/echo/a"), ("GET", "/api/client"), ("GET", "/api/nothing-here"),
+    assert requests.get(f"{base}/api/nothing-here").status_code == 404  # as in Azure: no such route
+    for method, url in [("GET", "/api/echo/a"), ("GET", "/api/client"), ("PUT", "/api/echo/a"),
                         ("GET", "/runtime/webhooks/durabletask/instances"),
                         ("GET", "/runtime/webhooks/durabletask/instances/abc")]:
         r = requests.request(method, base + url)
