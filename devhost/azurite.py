@@ -76,7 +76,7 @@ class Azurite:
 
     def start(self, timeout: float = 30.0) -> Azurite:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path or os.devnull, "ab")
+        log = open(self.log_path or os.devnull, "ab")  # noqa: SIM115 - handed to the child process
         self.process = subprocess.Popen(
             [
                 _executable(),

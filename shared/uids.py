@@ -63,7 +63,7 @@ class Identifier:
 def parse_identifier(text: object) -> Identifier:
     """Parse `study[/series[/sop]]`, trimming whitespace around parts; ValueError says why not."""
     if not isinstance(text, str):
-        raise ValueError(f"identifier {text!r} is not a string")
+        raise ValueError(f"identifier {text!r} is not a string")  # noqa: TRY004 - callers report ValueError as a 400
     parts = [p.strip() for p in text.strip().split("/")]
     if len(parts) > 3:
         raise ValueError(f"identifier {text!r} has {len(parts)} parts; expected study[/series[/instance]]")

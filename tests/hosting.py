@@ -40,7 +40,7 @@ class Host:
         self.port = self.port or free_port()
         self.log_path = self.log_path or self.data_dir.parent / f"{self.data_dir.name}.host.log"
         env = {**os.environ, **self.env}
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         self.process = subprocess.Popen(
             [sys.executable, "-m", "devhost", "--app-dir", str(self.app_dir), "--port", str(self.port),
              "--data-dir", str(self.data_dir), *self.extra_args],
