@@ -11,9 +11,11 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from azure.storage.blob import BlobServiceClient, ContainerClient
+if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
 
 _SECRET_PARTS = re.compile(r"(?i)(?:AccountKey|SharedAccessSignature)=([^;]+)")
 
@@ -45,6 +47,9 @@ class Destination:
 
     def container_client(self, error_href: str, operation_id: str) -> ContainerClient:
         """The destination container, found from our flags or, without them, from the errorHref."""
+        # Slow to import, and only `errors` needs it.
+        from azure.storage.blob import BlobServiceClient, ContainerClient
+
         if self.connection_string:
             service = BlobServiceClient.from_connection_string(self.connection_string)
             return service.get_container_client(self.container or _container_name(error_href, operation_id))

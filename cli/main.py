@@ -15,7 +15,6 @@ from azure.core.exceptions import AzureError
 from rich.console import Console
 from rich.table import Table
 
-from cli import loader
 from cli.api import DEFAULT_URL, Api, ApiError, Unreachable
 from cli.destination import Destination, read_errors_log
 from cli.progress import EXIT_USAGE, exit_code, operations_table, status_table, watch
@@ -161,6 +160,8 @@ class Cli:
         return exit_code(operation)
 
     def load(self) -> int:
+        from cli import loader  # pydicom is slow to import; only `load` needs it
+
         a = self.args
         report = loader.load(self.api, a.paths, self.err, workers=a.workers, max_files=a.batch_files,
                              max_bytes=a.batch_mb << 20)

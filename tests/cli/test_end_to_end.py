@@ -1,0 +1,336 @@
+"""Every `dicom-export` subcommand run as a user runs it, against the app on the local host and Azurite.
+
+The host requires a function key here, so every call also shows the key travelling from
+DICOM_EXPORT_KEY (or --key) and never being printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pydicom
+import pytest
+import requests
+from azure.storage.blob import BlobServiceClient
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+from tests.hosting import ROOT, Host, wait_for
+
+TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
+PYDICOM_FILES = sorted(TEST_FILES.glob("*.dcm"))  # the 78 files of the wheel, read locally (no downloads)
+FUNCTION_KEY = "cli-test-function-key-0123456789"
+UNKNOWN_STUDY = "1.2.3.4.5.6.7.8.9"
+
+NOT_PART_10 = "not a DICOM Part 10 file (no DICM prefix) (0xC000 cannot understand)"
+NO_STUDY = "missing Study Instance UID (0020,000D) (0xA900 data set does not match SOP class)"
+NO_SOP_CLASS = "missing SOP Class UID (0008,0016) (0xA900 data set does not match SOP class)"
+# What the store refuses among pydicom's files, in the server's words (see tests/dicomweb/test_pydicom_files.py).
+REJECTED = {
+    "ExplVR_BigEndNoMeta.dcm": NOT_PART_10,
+    "rtstruct.dcm": NOT_PART_10,
+    "JPEGLSNearLossless_08.dcm": NO_STUDY,
+    "JPEGLSNearLossless_16.dcm": NO_STUDY,
+    "SC_rgb_jls_lossy_line.dcm": NO_STUDY,
+    "SC_rgb_jls_lossy_sample.dcm": NO_STUDY,
+    "UN_sequence.dcm": NO_SOP_CLASS,
+    "empty_charset_LEI.dcm": NO_SOP_CLASS,
+    "meta_missing_tsyntax.dcm": NO_SOP_CLASS,
+    "nested_priv_SQ.dcm": NO_SOP_CLASS,
+    "no_meta_group_length.dcm": NO_SOP_CLASS,
+    "priv_SQ.dcm": NO_SOP_CLASS,
+}
+# What the loader itself does not send: not DICOM, or the same instance (study/series/SOP UIDs) as a
+# file before it, which the store would replace in whatever order the parallel requests land.
+DUPLICATE_OF = {
+    "ExplVR_LitEndNoMeta.dcm": "ExplVR_BigEndNoMeta.dcm",
+    "JPEG2000.dcm": "JPEG2000-embedded-sequence-delimiter.dcm",
+    "JPGExtended.dcm": "JPEG-lossy.dcm",
+    **{name: "MR_small.dcm" for name in (
+        "MR_small_RLE.dcm", "MR_small_bigendian.dcm", "MR_small_expb.dcm", "MR_small_implicit.dcm",
+        "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_padded.dcm", "MR_truncated.dcm")},
+    "SC_rgb_jpeg_app14_dcmd.dcm": "SC_jpeg_no_color_transform_2.dcm",
+    "SC_rgb_jpeg_dcmd.dcm": "SC_rgb_jpeg.dcm",
+    **{name: "SC_rgb_jpeg_gdcm.dcm" for name in (
+        "SC_rgb_rle.dcm", "SC_rgb_rle_16bit.dcm", "SC_rgb_rle_16bit_2frame.dcm", "SC_rgb_rle_2frame.dcm",
+        "SC_rgb_rle_32bit.dcm", "SC_rgb_rle_32bit_2frame.dcm")},
+    "SC_rgb_small_odd_big_endian.dcm": "SC_rgb_small_odd.dcm",
+    "SC_ybr_full_422_uncompressed.dcm": "SC_rgb_dcmtk_+eb+cy+n2.dcm",
+    "liver_expb_1frame.dcm": "liver_1frame.dcm",
+    "reportsi_with_empty_number_tags.dcm": "reportsi.dcm",
+    **{name: "badVR.dcm" for name in (
+        "rtdose.dcm", "rtdose_1frame.dcm", "rtdose_expb.dcm", "rtdose_expb_1frame.dcm", "rtdose_rle.dcm",
+        "rtdose_rle_1frame.dcm")},
+    "rtplan_truncated.dcm": "rtplan.dcm",
+}
+NOT_DICOM = {"no_meta.dcm": "not DICOM: no 'DICM' preamble and no DICOM dataset pydicom can read"}
+
+
+@pytest.fixture(scope="module")
+def export_container(storage_connection_string: str) -> str:
+    name = f"cli-export-{uuid.uuid4().hex[:8]}"
+    BlobServiceClient.from_connection_string(storage_connection_string).create_container(name)
+    return name
+
+
+@pytest.fixture(scope="module")
+def host(storage_connection_string: str, tmp_path_factory: pytest.TempPathFactory) -> Host:
+    data = tmp_path_factory.mktemp("cli") / "hub"
+    (data / "secrets").mkdir(parents=True)
+    (data / "secrets" / "host.json").write_text(json.dumps({
+        "masterKey": {"name": "master", "value": "cli-test-master-key-0123456789"},
+        "functionKeys": [{"name": "default", "value": FUNCTION_KEY}],
+        "systemKeys": [{"name": "durabletask_extension", "value": "cli-test-system-key-0123456789"}],
+    }))
+    env = {
+        "AzureWebJobsStorage": storage_connection_string,
+        "DicomStore__ContainerName": f"cli-store-{uuid.uuid4().hex[:8]}",
+        "DicomServer__Features__EnableExtendedExport": "true",
+        "Export__AllowEmulator": "true",
+        "Export__SecretKeyFile": str(data.parent / "export.key"),
+        # Small batches: several generations per export, and time to cancel one while it runs.
+        "Export__BatchSize": "2",
+        "Export__MaxParallelBatches": "2",
+        "Export__RetryOptions__MaxNumberOfAttempts": "2",
+        "Export__RetryOptions__FirstRetryIntervalSeconds": "0.5",
+    }
+    host = Host(ROOT, data, env=env).start()
+    yield host
+    host.stop()
+
+
+def cli(host: Host, *args: str, key: str | None = FUNCTION_KEY, stdin: str | None = None,
+        command: tuple[str, ...] = (sys.executable, "-m", "cli")) -> subprocess.CompletedProcess:
+    """Run the CLI as a user would, the service and key from the environment."""
+    env = {**os.environ, "DICOM_EXPORT_URL": host.base_url, "COLUMNS": "250"}
+    env.pop("DICOM_EXPORT_KEY", None)
+    if key:
+        env["DICOM_EXPORT_KEY"] = key
+    return subprocess.run([*command, *args], env=env, capture_output=True, text=True, input=stdin,
+                          timeout=180, check=False)
+
+
+def as_json(result: subprocess.CompletedProcess):
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        raise AssertionError(f"not JSON (exit {result.returncode}):\n{result.stdout}\n{result.stderr}") from None
+
+
+@pytest.fixture(scope="module")
+def loaded(host: Host) -> dict:
+    """pydicom's 78 test files, loaded once with `load --json`."""
+    result = cli(host, "--json", "load", *map(str, PYDICOM_FILES))
+    assert result.returncode == 2, result.stderr  # some files are rejected by the store
+    return as_json(result)
+
+
+@pytest.fixture(scope="module")
+def studies(loaded: dict) -> list[str]:
+    """The studies now in the store, from the retrieve URLs of what was stored."""
+    return sorted({urlsplit(row["url"]).path.split("/studies/")[1].split("/")[0] for row in loaded["stored"]})
+
+
+def test_pydicom_files_are_stored_identically_or_not_sent_or_rejected_with_the_reason(
+        host: Host, loaded: dict) -> None:
+    assert len(PYDICOM_FILES) == 78
+    named = {kind: {Path(row["path"]).name: row for row in loaded[kind]} for kind in ("stored", "failed", "skipped")}
+    assert sum(map(len, named.values())) == 78  # each file exactly once
+    assert {name: row["reason"] for name, row in named["failed"].items()} == REJECTED
+    assert {name: row["reason"] for name, row in named["skipped"].items()} == {
+        **NOT_DICOM,
+        **{name: f"same study/series/SOP instance UIDs as {first} (the store keeps one file per instance)"
+           for name, first in DUPLICATE_OF.items()},
+    }
+    assert len(named["stored"]) == 78 - len(REJECTED) - len(NOT_DICOM) - len(DUPLICATE_OF) == 35
+    for name, row in named["stored"].items():
+        retrieved = requests.get(row["url"], headers={"Accept": "application/dicom", "x-functions-key": FUNCTION_KEY},
+                                 timeout=60)
+        assert retrieved.status_code == 200, name
+        assert retrieved.content == (TEST_FILES / name).read_bytes(), name
+
+
+def test_load_walks_folders_and_prints_a_summary_with_reasons(host: Host, tmp_path: Path) -> None:
+    (tmp_path / "nested" / "deeper").mkdir(parents=True)
+    (tmp_path / "nested" / "deeper" / "IM000001").write_bytes((TEST_FILES / "CT_small.dcm").read_bytes())
+    (tmp_path / "copy-of-ct").write_bytes((TEST_FILES / "CT_small.dcm").read_bytes())
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "nested" / "no-study.dcm").write_bytes((TEST_FILES / "JPEGLSNearLossless_08.dcm").read_bytes())
+    # The console script, as installed by `make install`.
+    result = cli(host, "load", str(tmp_path), command=(str(Path(sys.executable).with_name("dicom-export")),))
+    assert result.returncode == 2, result.stderr
+    assert "4 files found, 2 to store" in result.stderr
+    assert "storing" in result.stderr and "2/2 files" in result.stderr
+    out = result.stdout
+    assert "1 stored, 1 failed, 2 skipped (1 not DICOM, 1 duplicates)" in out
+    assert f"nested/no-study.dcm   {NO_STUDY}" in out
+    assert "nested/deeper/IM000001   same study/series/SOP instance UIDs as copy-of-ct" in out
+    assert "notes.txt" in out and "not DICOM" in out
+    # Only what is fine: exit 0.
+    only_good = cli(host, "load", str(tmp_path / "copy-of-ct"))
+    assert only_good.returncode == 0, only_good.stdout + only_good.stderr
+    assert "1 stored, 0 failed, 0 skipped" in only_good.stdout
+
+
+def export_args(storage_connection_string: str, container: str) -> list[str]:
+    return ["--connection-string", storage_connection_string, "--container", container]
+
+
+@pytest.fixture(scope="module")
+def finished_with_skip(host: Host, studies: list[str], storage_connection_string: str, export_container: str,
+                       tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, subprocess.CompletedProcess]:
+    """Every stored study plus one unknown, from a file of identifiers, waited for."""
+    listing = tmp_path_factory.mktemp("ids") / "ids.txt"
+    listing.write_text("# everything loaded\n" + "\n".join(studies) + f"\n\n# and one that is not there\n{UNKNOWN_STUDY}\n")
+    result = cli(host, "--json", "export", "--from-file", str(listing), "--wait", "--interval", "0.2",
+                 *export_args(storage_connection_string, export_container))
+    return as_json(result), result
+
+
+def test_export_wait_follows_progress_to_completion_with_one_skip(
+        finished_with_skip, loaded: dict, storage_connection_string: str, export_container: str) -> None:
+    operation, result = finished_with_skip
+    assert result.returncode == 1, result.stderr  # completed, with a skip
+    assert operation["status"] == "completed"
+    assert operation["results"]["exported"] == len(loaded["stored"]) == 35
+    assert operation["results"]["skipped"] == 1
+    assert "completed · 35 exported · 1 skipped · " in result.stderr and " files/s · 0:00:" in result.stderr
+    container = BlobServiceClient.from_connection_string(storage_connection_string).get_container_client(
+        export_container)
+    results = [b.name for b in container.list_blobs(name_starts_with=f"{operation['operationId']}/results/")]
+    assert len(results) == 35
+    assert storage_connection_string not in result.stdout + result.stderr
+
+
+def test_status_and_wait_of_an_ended_operation_give_its_exit_code(host: Host, finished_with_skip) -> None:
+    operation_id = finished_with_skip[0]["operationId"]
+    status = cli(host, "status", operation_id)
+    assert status.returncode == 1
+    for line in (f"operation   {operation_id}", "status      completed", "exported    35", "skipped     1",
+                 f"/{operation_id}/errors.log"):
+        assert line in status.stdout
+    waited = cli(host, "wait", operation_id)
+    assert waited.returncode == 1
+    assert "completed · 35 exported · 1 skipped" in waited.stderr
+    assert as_json(cli(host, "status", operation_id, "--json"))["results"]["skipped"] == 1
+
+
+def test_errors_prints_the_log_read_with_the_destination_credentials(
+        host: Host, finished_with_skip, storage_connection_string: str) -> None:
+    operation_id = finished_with_skip[0]["operationId"]
+    # The container comes from the errorHref; the connection string gives access.
+    table = cli(host, "errors", operation_id, "--connection-string", storage_connection_string)
+    assert table.returncode == 0, table.stderr
+    assert "(1 lines)" in table.stdout and UNKNOWN_STUDY in table.stdout
+    [entry] = as_json(cli(host, "errors", operation_id, "--json", "--connection-string", storage_connection_string))
+    assert entry["identifier"] == UNKNOWN_STUDY and entry["error"] and entry["timestamp"]
+    # Without credentials the private container refuses, and the CLI says so.
+    anonymous = cli(host, "errors", operation_id)
+    assert anonymous.returncode == 3
+    assert "dicom-export: error:" in anonymous.stderr
+
+
+def test_export_without_wait_then_wait_exits_0_when_nothing_is_skipped(
+        host: Host, studies: list[str], storage_connection_string: str, export_container: str) -> None:
+    started = cli(host, "export", "--study", studies[0], *export_args(storage_connection_string, export_container))
+    assert started.returncode == 0, started.stderr
+    operation_id = started.stdout.split()[1]
+    assert f"dicom-export wait {operation_id}" in started.stdout
+    waited = cli(host, "wait", operation_id, "--interval", "0.2")
+    assert waited.returncode == 0, waited.stderr
+    assert "completed · " in waited.stderr and " · 0 skipped · " in waited.stderr
+
+
+def test_list_shows_operations_newest_first_and_filters_by_status(host: Host, finished_with_skip) -> None:
+    operation_id = finished_with_skip[0]["operationId"]
+    table = cli(host, "list")
+    assert table.returncode == 0 and operation_id in table.stdout
+    completed = as_json(cli(host, "list", "--status", "completed", "--json"))
+    assert operation_id in [op["operationId"] for op in completed]
+    assert {op["status"] for op in completed} == {"completed"}
+    created = [op["createdTime"] for op in completed]
+    assert created == sorted(created, reverse=True)
+    assert as_json(cli(host, "list", "--status", "canceled,failed", "--json")) == [
+        op for op in as_json(cli(host, "list", "--json")) if op["status"] in ("canceled", "failed")]
+    refused = cli(host, "list", "--status", "sleeping")
+    assert refused.returncode == 3 and "HTTP 400" in refused.stderr and "sleeping" in refused.stderr
+
+
+@pytest.fixture(scope="module")
+def big_study(host: Host, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A study of 600 small instances, loaded with the CLI: an export of it runs for a few seconds."""
+    folder = tmp_path_factory.mktemp("big-study")
+    study, series = generate_uid(), generate_uid()
+    for n in range(1, 601):
+        dataset = Dataset()
+        dataset.SOPClassUID = SecondaryCaptureImageStorage
+        dataset.SOPInstanceUID = f"{series[:50]}.{n}"
+        dataset.StudyInstanceUID, dataset.SeriesInstanceUID = study, series
+        dataset.file_meta = FileMetaDataset()
+        dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        dataset.save_as(folder / f"{n:04d}", enforce_file_format=True)
+    loaded = cli(host, "load", str(folder), "--workers", "8", "--batch-files", "50")
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert "600 stored, 0 failed, 0 skipped" in loaded.stdout
+    return study
+
+
+def test_cancel_stops_a_running_export_and_wait_exits_2(
+        host: Host, big_study: str, finished_with_skip, storage_connection_string: str, export_container: str) -> None:
+    started = as_json(cli(host, "--json", "export", "--study", big_study,
+                          *export_args(storage_connection_string, export_container)))
+    operation_id = started["id"]
+    canceled = cli(host, "cancel", operation_id)
+    assert canceled.returncode == 0, canceled.stderr
+    assert f"cancel requested for {operation_id}" in canceled.stdout
+    waited = cli(host, "wait", operation_id, "--interval", "0.2")
+    assert waited.returncode == 2, waited.stdout + waited.stderr
+    assert "canceled · " in waited.stderr and "status      canceled" in waited.stdout
+    assert 0 < as_json(cli(host, "status", operation_id, "--json"))["results"]["exported"] < 600
+    assert cli(host, "cancel", operation_id).returncode == 0  # canceling again changes nothing
+    too_late = cli(host, "cancel", finished_with_skip[0]["operationId"])
+    assert too_late.returncode == 3 and "HTTP 409" in too_late.stderr and "already completed" in too_late.stderr
+
+
+def test_idempotency_key_returns_the_same_operation(
+        host: Host, studies: list[str], storage_connection_string: str, export_container: str) -> None:
+    key = f"cli-test-{uuid.uuid4().hex}"
+    args = ["--json", "export", "--study", studies[0], "--idempotency-key", key,
+            *export_args(storage_connection_string, export_container)]
+    first, second = as_json(cli(host, *args)), as_json(cli(host, *args))
+    assert first["id"] == second["id"]
+    wait_for(lambda: cli(host, "status", first["id"], "--json").returncode == 0 and as_json(
+        cli(host, "status", first["id"], "--json"))["status"] == "completed", timeout=60, message="export to end")
+    other = cli(host, "export", "--study", studies[1], "--idempotency-key", key,
+                *export_args(storage_connection_string, export_container))
+    assert other.returncode == 3 and "HTTP 422" in other.stderr
+
+
+def test_requests_the_service_refuses_exit_3_with_its_reason_and_no_secret(host: Host, export_container: str) -> None:
+    bad_uid = cli(host, "export", "--study", "1.2.abc", "--connection-string", "UseDevelopmentStorage=true",
+                  "--container", export_container)
+    assert bad_uid.returncode == 3 and "HTTP 400" in bad_uid.stderr and "1.2.abc" in bad_uid.stderr
+    account_key = "c2VjcmV0LWFjY291bnQta2V5LW5ldmVyLXRvLWJlLXByaW50ZWQ="
+    real_account = cli(host, "export", "--study", "1.2", "--connection-string",
+                       f"DefaultEndpointsProtocol=https;AccountName=someone;AccountKey={account_key};"
+                       "EndpointSuffix=core.windows.net", "--container", "export")
+    assert real_account.returncode == 3 and "HTTP 400" in real_account.stderr
+    assert account_key not in real_account.stdout + real_account.stderr
+    assert cli(host, "status", "0" * 32).returncode == 3
+
+
+def test_a_wrong_or_missing_key_is_a_connection_error_not_a_failed_load(host: Host) -> None:
+    for key in ("not-the-key", None):
+        listed = cli(host, "list", key=key)
+        assert listed.returncode == 3 and "HTTP 401" in listed.stderr
+        assert "not-the-key" not in listed.stderr
+        loading = cli(host, "load", str(TEST_FILES / "CT_small.dcm"), key=key)
+        assert loading.returncode == 3 and "HTTP 401" in loading.stderr
+    with_flag = cli(host, "--key", FUNCTION_KEY, "list", key=None)
+    assert with_flag.returncode == 0 and FUNCTION_KEY not in with_flag.stdout + with_flag.stderr
