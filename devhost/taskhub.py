@@ -111,6 +111,12 @@ class TaskHub:
         # NORMAL in WAL mode: a commit survives a process crash (kill -9); only power loss may drop the last ones.
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        # Ids are handed out here so that a batch is one executemany (one round through SQLite, not one each).
+        self._next_message_id = self._max_id("messages") + 1
+        self._next_activity_id = self._max_id("activities") + 1
+
+    def _max_id(self, table: str) -> int:
+        return self.db.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
 
     def close(self) -> None:
         self.db.close()
@@ -197,11 +203,10 @@ class TaskHub:
     # -- messages
     def add_messages(self, messages: list[tuple[str, str | None, str | None, dict[str, Any]]]) -> list[Message]:
         """Queue (instance_id, execution_id, due, event) messages; returns them with their ids."""
-        added = []
-        for instance_id, execution_id, due, event in messages:
-            cursor = self.db.execute("INSERT INTO messages (instance_id, execution_id, due, event) VALUES (?, ?, ?, ?)",
-                                     (instance_id, execution_id, due, json.dumps(event)))
-            added.append(Message(cursor.lastrowid, instance_id, execution_id, due, event))
+        first, self._next_message_id = self._next_message_id, self._next_message_id + len(messages)
+        added = [Message(first + i, *m) for i, m in enumerate(messages)]
+        self.db.executemany("INSERT INTO messages (id, instance_id, execution_id, due, event) VALUES (?, ?, ?, ?, ?)",
+                            [(m.id, m.instance_id, m.execution_id, m.due, json.dumps(m.event)) for m in added])
         return added
 
     def delete_messages(self, ids: list[int]) -> None:
@@ -214,11 +219,11 @@ class TaskHub:
     # -- activity work
     def add_activities(self, work: list[tuple[str, str, int, str, str | None]]) -> list[ActivityWork]:
         """Queue (instance_id, execution_id, task_id, name, input) activity calls; returns them with their ids."""
-        added = []
-        for item in work:
-            cursor = self.db.execute("INSERT INTO activities (instance_id, execution_id, task_id, name, input) "
-                                     "VALUES (?, ?, ?, ?, ?)", item)
-            added.append(ActivityWork(cursor.lastrowid, *item))
+        first, self._next_activity_id = self._next_activity_id, self._next_activity_id + len(work)
+        added = [ActivityWork(first + i, *item) for i, item in enumerate(work)]
+        self.db.executemany("INSERT INTO activities (id, instance_id, execution_id, task_id, name, input) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", [(a.id, a.instance_id, a.execution_id, a.task_id, a.name,
+                                                          a.input) for a in added])
         return added
 
     def delete_activities(self, ids: list[int]) -> None:

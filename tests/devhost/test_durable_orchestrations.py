@@ -106,9 +106,11 @@ def test_retry_backoff_and_maximum_interval_space_the_attempts(host: Host) -> No
     assert final["runtimeStatus"] == "Failed"
     created = [e for e in final["historyEvents"] if e["EventType"] == "TimerCreated"]
     assert len(created) == 4
+    # FireAt is the orchestration's time plus the delay; the event is stamped when the episode commits, a bit later.
     waits = [(datetime.fromisoformat(e["FireAt"]) - datetime.fromisoformat(e["Timestamp"])).total_seconds()
              for e in created]
-    assert waits == pytest.approx([0.1, 0.2, 0.3, 0.3], abs=0.002)  # 100ms doubling, capped at 300ms
+    for wait, expected in zip(waits, [0.1, 0.2, 0.3, 0.3], strict=True):  # 100 ms doubling, capped at 300 ms
+        assert expected - 0.05 < wait <= expected
 
 
 def test_fifty_generations_of_continue_as_new_reset_the_history(host: Host) -> None:

@@ -162,3 +162,11 @@ def flaky(spec: dict) -> str:
     if _attempts[spec["key"]] <= spec["fail"]:
         raise RuntimeError(f"attempt {_attempts[spec['key']]} failed")
     return f"succeeded on attempt {_attempts[spec['key']]}"
+
+
+@app.orchestration_trigger(context_name="context")
+def chain(context: df.DurableOrchestrationContext):
+    total = 0
+    for i in range(context.get_input()):
+        total += yield context.call_activity("double", i)
+    return total
