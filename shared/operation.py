@@ -35,7 +35,8 @@ _RUNTIME_TO_STATUS = {
 }
 STATUSES = ("notStarted", "running", "completed", "succeeded", "failed", "canceled")
 TERMINAL = {"completed", "succeeded", "failed", "canceled"}
-_FAILURE_PREFIX = re.compile(r"^\s*(?:(?:Orchestrator|Activity) function '[^']*' failed:\s*)+")
+# "Orchestrator function 'x' failed: Activity function 'y' failed: CopyFailed: <reason>" → "<reason>"
+_FAILURE_PREFIX = re.compile(r"^\s*(?:(?:Orchestrator|Activity) function '[^']*' failed:\s*|(?:[a-z_]\w*\.)*[A-Z]\w*:\s+)+")
 
 
 def is_operation_id(text: str) -> bool:

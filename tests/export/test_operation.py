@@ -46,7 +46,7 @@ def test_a_failure_shows_one_clean_reason():
     view = operation_view(durable("Failed", custom=custom), "v2")
     assert view["errors"] == ["container 'x' in storage account 'y' does not exist"]
     output = ("Orchestrator function 'export_orchestrator' failed: Activity function 'export_copy_batch' failed: "
-              "boom https://a/c?sv=1&sig=SECRET \n Traceback ...")
+              "shared.copy.CopyFailed: boom https://a/c?sv=1&sig=SECRET \n Traceback ...")
     assert failure_reason(output) == "boom https://a/c?sv=1&sig=<redacted>"
 
 

@@ -1,0 +1,416 @@
+"""The export end to end: real HTTP to the local host, real orchestrations, Azurite for both store and destination.
+
+Settings keep each export small and quick (tiny files, small batches, short retry intervals);
+the behaviour is the one deployed with the defaults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import pytest
+import requests
+from azure.storage.blob import ContainerClient, ContainerSasPermissions, generate_container_sas
+from cryptography.fernet import Fernet
+
+from shared.destination import EMULATOR_KEY
+from shared.store import DicomStore
+from tests.hosting import Host, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+FLAG = "DicomServer__Features__EnableExtendedExport"
+SETTINGS = {
+    FLAG: "true",
+    "Export__AllowEmulator": "true",
+    "Export__BatchSize": "5",
+    "Export__MaxParallelBatches": "2",
+    "Export__MaxParallelThreads": "3",
+    "Export__RetryOptions__MaxNumberOfAttempts": "2",
+    "Export__RetryOptions__FirstRetryIntervalSeconds": "0.2",
+    "Export__RetryOptions__BackoffCoefficient": "1",
+}
+
+
+class Hosts:
+    """Local hosts started on demand, one per distinct settings, all on the session's Azurite."""
+
+    def __init__(self, root: Path, connection_string: str):
+        self.root, self.connection_string, self.started = root, connection_string, {}
+        self.store_container = f"store-{uuid.uuid4().hex[:10]}"
+
+    def __call__(self, **overrides: str) -> Host:
+        env = {**SETTINGS, **overrides}
+        key = json.dumps(env, sort_keys=True)
+        if key not in self.started:
+            data = self.root / f"hub{len(self.started)}"
+            env.update({"AzureWebJobsStorage": self.connection_string,
+                        "DicomStore__ContainerName": self.store_container,
+                        "Export__SecretKey": Fernet.generate_key().decode()})
+            self.started[key] = Host(ROOT, data, env=env).start()
+        return self.started[key]
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory: pytest.TempPathFactory, storage_connection_string: str):
+    hosts = Hosts(tmp_path_factory.mktemp("export-hosts"), storage_connection_string)
+    yield hosts
+    for host in hosts.started.values():
+        host.stop()
+
+
+@pytest.fixture(scope="module")
+def store(hosts: Hosts) -> DicomStore:
+    store = DicomStore.from_settings({"AzureWebJobsStorage": hosts.connection_string,
+                                      "DicomStore__ContainerName": hosts.store_container})
+    store.ensure_container()
+    return store
+
+
+@pytest.fixture
+def destination(storage_connection_string: str) -> ContainerClient:
+    client = ContainerClient.from_connection_string(storage_connection_string, f"dest-{uuid.uuid4().hex[:10]}")
+    client.create_container()
+    return client
+
+
+def uid() -> str:
+    """A fresh study UID, so tests sharing the store never see each other's instances."""
+    return f"2.25.{uuid.uuid4().int}"[:60]
+
+
+def put_study(store: DicomStore, count: int, series_count: int = 1, size: int = 64) -> tuple[str, dict[str, bytes]]:
+    """A new study of `count` instances spread over `series_count` series; its blob names → bytes."""
+    study = uid()
+    stored = {}
+
+    def put(n: int) -> None:
+        series = f"{study}.{n % series_count + 1}"
+        data = os.urandom(size)
+        instance = store.put(study, series, f"{series}.{n + 1}", io.BytesIO(data), len(data))
+        stored[instance.blob_name] = data
+
+    with ThreadPoolExecutor(max_workers=10) as pool:  # the client's connection pool size
+        list(pool.map(put, range(count)))
+    return study, stored
+
+
+def export_body(values: list[str], destination: ContainerClient, conn: str, source_key: str = "source") -> dict:
+    return {source_key: {"type": "identifiers", "settings": {"values": values}},
+            "destination": {"type": "azureblob",
+                            "settings": {"connectionString": conn, "blobContainerName": destination.container_name}}}
+
+
+def start(host: Host, body: dict, route: str = "export", **headers: str) -> dict:
+    r = requests.post(f"{host.base_url}/{route}", json=body, headers=headers, timeout=60)
+    assert r.status_code == 202, r.text
+    assert r.headers["Location"] == r.json()["href"]
+    return r.json()
+
+
+def view(href: str) -> dict:
+    r = requests.get(href, timeout=30)
+    assert r.status_code in (200, 202), r.text
+    assert (r.status_code == 200) == (r.json()["status"] in ("completed", "succeeded", "failed", "canceled"))
+    return r.json()
+
+
+def finished(href: str, timeout: float = 120) -> dict:
+    return wait_for(lambda: (v := view(href))["status"] not in ("notStarted", "running") and v,
+                    timeout=timeout, interval=0.05, message=f"{href} to finish")
+
+
+def results(destination: ContainerClient, operation_id: str) -> dict[str, bytes]:
+    prefix = f"{operation_id}/results/"
+    return {b.name[len(prefix):]: destination.download_blob(b.name).readall()
+            for b in destination.list_blobs(name_starts_with=prefix)}
+
+
+def error_log(destination: ContainerClient, operation_id: str) -> list[dict]:
+    text = destination.download_blob(f"{operation_id}/errors.log").readall().decode()
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def durable(host: Host, operation_id: str, **params: str) -> dict:
+    r = requests.get(f"{host.base_url}/runtime/webhooks/durabletask/instances/{operation_id}", params=params,
+                     timeout=30)
+    assert r.status_code in (200, 202), r.text
+    return r.json()
+
+
+def test_the_published_example_exports_exactly_its_files_byte_identical(hosts, store, destination,
+                                                                       storage_connection_string):
+    host = hosts()
+    study, whole_study = put_study(store, 4, series_count=2)
+    other, other_study = put_study(store, 6, series_count=2)
+    series_names = {n: d for n, d in other_study.items() if n.startswith(f"{other}/{other}.1/")}
+    third, third_study = put_study(store, 3)
+    instance_name = sorted(third_study)[0]
+    values = [study, f"{other}/{other}.1", instance_name[: -len(".dcm")]]
+
+    operation = start(host, export_body(values, destination, storage_connection_string, source_key="sources"))
+
+    assert operation["href"] == f"{host.base_url}/v1/operations/{operation['id']}"
+    done = finished(operation["href"])
+    expected = {**whole_study, **series_names, instance_name: third_study[instance_name]}
+    assert done["status"] == "completed"
+    assert done["results"] == {"errorHref": f"{destination.url}/{operation['id']}/errors.log",
+                               "exported": len(expected), "skipped": 0}
+    assert results(destination, operation["id"]) == expected
+    assert {b.name for b in destination.list_blobs()} == (
+        {f"{operation['id']}/results/{n}" for n in expected} | {f"{operation['id']}/errors.log"})
+    assert error_log(destination, operation["id"]) == []
+
+
+def test_unknown_identifiers_are_skipped_and_only_they_are_logged(hosts, store, destination,
+                                                                  storage_connection_string):
+    host = hosts()
+    study, stored = put_study(store, 9, series_count=3)
+    neighbour, _ = put_study(store, 1)  # stored, not exported: only an unknown instance of its series is asked for
+    unknown = [uid(), f"{study}/{study}.7", f"{neighbour}/{neighbour}.1/{neighbour}.1.999"]
+    series = [f"{study}/{study}.{n}" for n in (1, 2, 3)]
+
+    operation = start(host, export_body([unknown[0], *series, *unknown[1:]], destination, storage_connection_string))
+
+    done = finished(operation["href"])
+    assert (done["results"]["exported"], done["results"]["skipped"]) == (9, 3)
+    lines = error_log(destination, operation["id"])
+    assert sorted(line["identifier"] for line in lines) == sorted(unknown)
+    assert all(set(line) == {"timestamp", "identifier", "error"} for line in lines)
+    assert results(destination, operation["id"]) == stored
+
+
+def test_v1_says_completed_and_v2_says_succeeded_for_the_same_operation(hosts, store, destination,
+                                                                        storage_connection_string):
+    host = hosts()
+    study, _ = put_study(store, 2)
+    operation = start(host, export_body([study], destination, storage_connection_string), route="v2/export")
+    assert operation["href"] == f"{host.base_url}/v2/operations/{operation['id']}"
+    assert finished(operation["href"])["status"] == "succeeded"
+    for route, status in (("operations", "completed"), ("v1/operations", "completed"),
+                          ("v2/operations", "succeeded")):
+        r = requests.get(f"{host.base_url}/{route}/{operation['id']}", timeout=30)
+        assert (r.status_code, r.json()["status"]) == (200, status)
+    # The durable status URL of the instance works too.
+    assert durable(host, operation["id"])["runtimeStatus"] == "Completed"
+
+
+def test_progress_is_visible_while_running_and_created_time_survives_every_generation(
+        hosts, store, destination, storage_connection_string):
+    host = hosts(Export__BatchSize="2", Export__MaxParallelBatches="1")
+    study, _ = put_study(store, 120, series_count=4)
+    operation = start(host, export_body([study], destination, storage_connection_string))
+    seen = []
+
+    def progress_seen():
+        current = view(operation["href"])
+        seen.append(current)
+        return current["status"] == "running" and 0 < current["results"]["exported"] < 120
+
+    wait_for(progress_seen, timeout=60, interval=0.02, message="partial progress")
+    generation = durable(host, operation["id"], showInput="false")
+    done = finished(operation["href"])
+
+    assert done["results"]["exported"] == 120
+    counts = [v["results"]["exported"] for v in seen]
+    assert counts == sorted(counts)  # progress only grows
+    assert {v["createdTime"] for v in seen + [done]} == {seen[0]["createdTime"]}
+    assert generation["customStatus"]["generation"] > 1
+    assert generation["createdTime"] > seen[0]["createdTime"][:19]  # the durable execution was renewed
+
+
+def test_cancel_stops_the_export_with_the_progress_reached(hosts, store, destination, storage_connection_string):
+    host = hosts(Export__BatchSize="2", Export__MaxParallelBatches="1")
+    study, _ = put_study(store, 150, series_count=3)
+    operation = start(host, export_body([study], destination, storage_connection_string), route="v2/export")
+    wait_for(lambda: view(operation["href"])["results"]["exported"] > 0, timeout=60, interval=0.02,
+             message="the first files")
+
+    r = requests.post(f"{host.base_url}/v2/operations/{operation['id']}/cancel", timeout=30)
+
+    assert r.status_code == 202, r.text
+    done = finished(operation["href"])
+    assert done["status"] == "canceled"
+    assert 0 < done["results"]["exported"] < 150
+    again = requests.post(f"{host.base_url}/v2/operations/{operation['id']}/cancel", timeout=30)
+    assert again.status_code == 202
+    assert view(operation["href"])["results"] == done["results"]
+
+
+def test_deleting_the_destination_container_mid_export_fails_the_operation_with_the_reason(
+        hosts, store, destination, storage_connection_string):
+    host = hosts(Export__BatchSize="2", Export__MaxParallelBatches="1")
+    study, _ = put_study(store, 150, series_count=3)
+    operation = start(host, export_body([study], destination, storage_connection_string))
+    wait_for(lambda: view(operation["href"])["results"]["exported"] > 0, timeout=60, interval=0.02,
+             message="the first files")
+
+    destination.delete_container()
+
+    done = finished(operation["href"])
+    assert done["status"] == "failed"
+    assert done["errors"] == [
+        f"container '{destination.container_name}' in storage account 'devstoreaccount1' does not exist"]
+    assert done["results"]["exported"] < 150
+
+
+def test_three_thousand_instances_take_many_generations_with_bounded_history(hosts, store, destination,
+                                                                             storage_connection_string):
+    host = hosts(Export__BatchSize="50", Export__MaxParallelBatches="4", Export__MaxParallelThreads="8")
+    study, stored = put_study(store, 3000, series_count=10, size=16)
+    operation = start(host, export_body([study], destination, storage_connection_string))
+
+    done = finished(operation["href"], timeout=300)
+
+    assert done["results"] == {"errorHref": f"{destination.url}/{operation['id']}/errors.log",
+                               "exported": 3000, "skipped": 0}
+    final = durable(host, operation["id"], showHistory="true", showInput="false")
+    assert final["output"]["generation"] == 3000 // 200 + 1  # 15 generations of 4 × 50, then done
+    assert len(final["historyEvents"]) <= 2 + 1 + 4 * 2 + 1  # one generation: start, expand, 4 copies, end
+    # Byte-identical, by the MD5 the storage service computed of what it received (3 000 downloads would be slow).
+    prefix = f"{operation['id']}/results/"
+    copied = {b.name[len(prefix):]: bytes(b.content_settings.content_md5)
+              for b in destination.list_blobs(name_starts_with=prefix)}
+    assert copied == {name: hashlib.md5(data).digest() for name, data in stored.items()}
+
+
+def test_no_sas_anywhere_in_the_task_hub_log_or_responses_after_an_export_to_a_sas_uri(hosts, store, destination):
+    host = hosts()
+    study, stored = put_study(store, 12, series_count=2)
+    sas = generate_container_sas("devstoreaccount1", destination.container_name, account_key=EMULATOR_KEY,
+                                 permission=ContainerSasPermissions(read=True, write=True, create=True, add=True,
+                                                                    list=True),
+                                 expiry=datetime.now(UTC) + timedelta(hours=1))
+    uri = f"{destination.url}?{sas}"
+    body = {"source": {"type": "identifiers", "settings": {"values": [study, uid()]}},
+            "destination": {"type": "azureblob", "settings": {"blobContainerUri": uri}}}
+    operation = start(host, body)
+    done = finished(operation["href"])
+    assert (done["results"]["exported"], done["results"]["skipped"]) == (12, 1)
+
+    signature = unquote(sas.split("sig=")[1].split("&")[0])
+    forms = {signature, quote(signature, safe=""), quote(signature), sas}
+    responses = [json.dumps(done), json.dumps(durable(host, operation["id"], showHistory="true",
+                                                      showHistoryOutput="true", showInput="true")),
+                 requests.get(f"{host.base_url}/v1/operations", timeout=30).text,
+                 destination.download_blob(f"{operation['id']}/errors.log").readall().decode()]
+    hub_files = [p for p in host.data_dir.rglob("*") if p.is_file()]
+    assert hub_files
+    for form in forms:
+        assert not any(form in text for text in responses)
+        assert form not in host.log()
+        for path in hub_files:
+            assert form.encode() not in path.read_bytes(), path
+
+
+def test_an_idempotency_key_returns_the_same_operation_instead_of_a_second_export(
+        hosts, store, destination, storage_connection_string):
+    host = hosts()
+    study, _ = put_study(store, 3)
+    key = uuid.uuid4().hex
+    body = export_body([study], destination, storage_connection_string)
+
+    first = start(host, body, **{"Idempotency-Key": key})
+    finished(first["href"])
+    second = start(host, body, **{"Idempotency-Key": key})
+
+    assert second == first
+    assert [b.name for b in destination.list_blobs() if b.name.endswith("errors.log")] == [
+        f"{first['id']}/errors.log"]
+    assert view(first["href"])["results"]["exported"] == 3
+    other = export_body([uid()], destination, storage_connection_string)
+    r = requests.post(f"{host.base_url}/export", json=other, headers={"Idempotency-Key": key}, timeout=30)
+    assert r.status_code == 422 and "Idempotency-Key" in r.json()["error"]
+
+
+def test_listing_filters_by_status_newest_first(hosts, store, destination, storage_connection_string):
+    host = hosts()
+    study, _ = put_study(store, 1)
+    operations = [start(host, export_body([study], destination, storage_connection_string)) for _ in range(2)]
+    for operation in operations:
+        finished(operation["href"])
+    r = requests.get(f"{host.base_url}/v2/operations", params={"status": "succeeded"}, timeout=30)
+    assert r.status_code == 200
+    listed = r.json()["operations"]
+    ids = [o["operationId"] for o in listed]
+    assert ids.index(operations[1]["id"]) < ids.index(operations[0]["id"])
+    assert {o["status"] for o in listed} == {"succeeded"}
+    assert [o["createdTime"] for o in listed] == sorted((o["createdTime"] for o in listed), reverse=True)
+    bad = requests.get(f"{host.base_url}/v1/operations", params={"status": "done"}, timeout=30)
+    assert bad.status_code == 400 and "status" in bad.json()["error"]
+
+
+def test_unknown_and_malformed_operation_ids(hosts):
+    host = hosts()
+    unknown = requests.get(f"{host.base_url}/v1/operations/{uuid.uuid4().hex}", timeout=30)
+    assert unknown.status_code == 404 and "does not exist" in unknown.json()["error"]
+    for bad in ("not-an-id", uuid.uuid4().hex.upper(), str(uuid.uuid4())):
+        for method, path in (("GET", f"operations/{bad}"), ("POST", f"v1/operations/{bad}/cancel")):
+            r = requests.request(method, f"{host.base_url}/{path}", timeout=30)
+            assert r.status_code == 400 and "malformed" in r.json()["error"], (method, path, r.text)
+
+
+# Each refusal through HTTP: (case, body, headers, status, words in the error message).
+def _refusals(conn: str, container: str) -> list[tuple]:
+    good = {"source": {"type": "identifiers", "settings": {"values": ["1.2.3"]}},
+            "destination": {"type": "azureblob", "settings": {"connectionString": conn,
+                                                              "blobContainerName": container}}}
+    settings = good["destination"]["settings"]
+
+    def with_settings(**changes):
+        return {**good, "destination": {"type": "azureblob", "settings": {**settings, **changes}}}
+
+    return [
+        ("wrong content type", json.dumps(good), {"Content-Type": "text/plain"}, 415, "Content-Type"),
+        ("too large", json.dumps({**good, "pad": "x" * 70000}), {}, 413, "Export__MaxRequestBytes"),
+        ("not JSON", "{", {}, 400, "not valid JSON"),
+        ("not an object", "[]", {}, 400, "JSON object"),
+        ("unknown source type", {**good, "source": {"type": "query", "settings": {}}}, {}, 400, "source.type"),
+        ("empty values", {**good, "source": {"type": "identifiers", "settings": {"values": []}}}, {}, 400,
+         "values is empty"),
+        ("invalid identifier", {**good, "source": {"type": "identifiers", "settings": {"values": ["1.2", "x"]}}},
+         {}, 400, "values[1]"),
+        ("container name Azure rejects", with_settings(blobContainerName="No_Way"), {}, 400, "blobContainerName"),
+        ("missing container", with_settings(blobContainerName="absent-container"), {}, 400,
+         "container 'absent-container' in storage account 'devstoreaccount1' does not exist"),
+        ("managed identity with a connection string", with_settings(useManagedIdentity=True), {}, 400,
+         "useManagedIdentity"),
+        ("real account key", with_settings(connectionString="AccountName=a1b;AccountKey=a2V5"), {}, 400,
+         "AccountKey"),
+        ("not an Azure host", {**good, "destination": {"type": "azureblob", "settings": {
+            "blobContainerUri": "https://example.com/export?sv=1&sig=abc"}}}, {}, 400, "not an Azure Storage"),
+        ("unreachable storage", with_settings(
+            connectionString=conn.replace(conn.split("BlobEndpoint=")[1].split("/")[2], "127.0.0.1:9")), {}, 400,
+         "unreachable"),
+        ("malformed Idempotency-Key", good, {"Idempotency-Key": "x" * 300}, 400, "Idempotency-Key"),
+    ]
+
+
+def test_every_refusal_answers_its_status_and_message_and_starts_nothing(hosts, destination,
+                                                                        storage_connection_string):
+    host = hosts(Export__MaxRequestBytes="65536")
+    before = requests.get(f"{host.base_url}/v1/operations", timeout=30).json()["operations"]
+    for case, body, headers, status, words in _refusals(storage_connection_string, destination.container_name):
+        data = body if isinstance(body, str) else json.dumps(body)
+        r = requests.post(f"{host.base_url}/export", data=data.encode(),
+                          headers={"Content-Type": "application/json", **headers}, timeout=60)
+        assert r.status_code == status, (case, r.text)
+        assert words in r.json()["error"], (case, r.json())
+    assert list(destination.list_blobs()) == []
+    assert requests.get(f"{host.base_url}/v1/operations", timeout=30).json()["operations"] == before
+
+
+def test_export_is_404_naming_the_setting_when_the_feature_is_off(hosts, destination, storage_connection_string):
+    host = hosts(**{FLAG: "false"})
+    for route in ("export", "v1/export", "v2/export"):
+        r = requests.post(f"{host.base_url}/{route}",
+                          json=export_body(["1.2"], destination, storage_connection_string), timeout=30)
+        assert r.status_code == 404 and FLAG in r.json()["error"]
+    assert list(destination.list_blobs()) == []
