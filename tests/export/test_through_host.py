@@ -151,8 +151,8 @@ def test_the_published_example_exports_exactly_its_files_byte_identical(hosts, s
     study, whole_study = put_study(store, 4, series_count=2)
     other, other_study = put_study(store, 6, series_count=2)
     series_names = {n: d for n, d in other_study.items() if n.startswith(f"{other}/{other}.1/")}
-    third, third_study = put_study(store, 3)
-    instance_name = sorted(third_study)[0]
+    _, third_study = put_study(store, 3)
+    instance_name = min(third_study)
     values = [study, f"{other}/{other}.1", instance_name[: -len(".dcm")]]
 
     operation = start(host, export_body(values, destination, storage_connection_string, source_key="sources"))
@@ -283,7 +283,7 @@ def test_three_thousand_instances_take_many_generations_with_bounded_history(hos
 
 def test_no_sas_anywhere_in_the_task_hub_log_or_responses_after_an_export_to_a_sas_uri(hosts, store, destination):
     host = hosts()
-    study, stored = put_study(store, 12, series_count=2)
+    study, _ = put_study(store, 12, series_count=2)
     sas = generate_container_sas("devstoreaccount1", destination.container_name, account_key=EMULATOR_KEY,
                                  permission=ContainerSasPermissions(read=True, write=True, create=True, add=True,
                                                                     list=True),
