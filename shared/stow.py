@@ -209,14 +209,14 @@ def check_part(number: int, headers: dict[str, str], content: memoryview, study:
 
 
 def read_header(content: memoryview):
-    """The part's file meta and the required UIDs, read in place up to the pixel data.
+    """The part's File Meta and the required UIDs, read in place up to the pixel data.
 
     Elements are skipped by seeking, never read; an element that runs past the end of the part
     (a truncated file) is an error. (A deflated data set is inflated by pydicom first, so positions
     in the part say nothing about it; it is checked only as far as pydicom checks it.)
     """
     reader = BufferReader(content)
-    meta = read_partial(reader, stop_when=lambda *_: True).file_meta  # preamble and file meta only
+    meta = read_partial(reader, stop_when=lambda *_: True).file_meta  # preamble and File Meta only
     in_place = meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian
     reader.seek(0)
 

@@ -38,6 +38,7 @@ def make_dataset(study: str | None = None, series: str | None = None, sop: str |
     ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     ds.file_meta.MediaStorageSOPInstanceUID = str(ds.get("SOPInstanceUID") or generate_uid())
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.preamble = bytes(128)  # as a data set read from a file has: dcmwrite then writes a Part 10 file
     return ds
 
 

@@ -194,3 +194,11 @@ def test_the_same_instance_twice_in_one_request_ends_as_the_last_part(store):
     assert result.status == 200
     name = blob_name(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
     assert b"".join(store.download(name).chunks()) == second
+
+
+
+def test_a_file_without_preamble_is_not_part_10(store):
+    """What pydicom writes for a data set made in memory without a `preamble`: no reader can open it
+    without forcing (dicomweb-client's retrieve could not read it back), so it is refused."""
+    result = post(store, multipart(encode(make_dataset())[132:]))
+    assert failures(result) == [(0xC000, "part 1: not a DICOM Part 10 file (no DICM prefix)")]
