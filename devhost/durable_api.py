@@ -82,15 +82,26 @@ class DurableApi:
 
     def add_routes(self, app: web.Application, prefix: str, public: bool) -> None:
         handlers = _Handlers(self.runtime, public)
-        app.router.add_post(f"{prefix}/orchestrators/{{functionName}}", handlers.start)
-        app.router.add_post(f"{prefix}/orchestrators/{{functionName}}/{{instanceId}}", handlers.start)
-        for path in (f"{prefix}/instances", f"{prefix}/instances/"):
-            app.router.add_get(path, handlers.list)
-            app.router.add_delete(path, handlers.purge_by_filter)
-        app.router.add_get(f"{prefix}/instances/{{instanceId}}", handlers.status)
-        app.router.add_delete(f"{prefix}/instances/{{instanceId}}", handlers.purge)
-        app.router.add_post(f"{prefix}/instances/{{instanceId}}/raiseEvent/{{eventName}}", handlers.raise_event)
-        app.router.add_post(f"{prefix}/instances/{{instanceId}}/{{operation}}", handlers.operation)
+        for method, path, handler in (
+            ("POST", "/orchestrators/{functionName}", handlers.start),
+            ("POST", "/orchestrators/{functionName}/{instanceId}", handlers.start),
+            ("GET", "/instances", handlers.list),
+            ("GET", "/instances/", handlers.list),
+            ("DELETE", "/instances", handlers.purge_by_filter),
+            ("DELETE", "/instances/", handlers.purge_by_filter),
+            ("GET", "/instances/{instanceId}", handlers.status),
+            ("DELETE", "/instances/{instanceId}", handlers.purge),
+            ("POST", "/instances/{instanceId}/raiseEvent/{eventName}", handlers.raise_event),
+            ("POST", "/instances/{instanceId}/{operation}", handlers.operation),
+        ):
+            app.router.add_route(method, prefix + path, self._when_started(handler))
+
+    def _when_started(self, handler: Any) -> Any:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if not self.runtime.ready:
+                return _error(503, "The durable task hub is not running (starting or stopping); retry shortly.")
+            return await handler(request)
+        return guarded
 
 
 class _Handlers:

@@ -95,6 +95,8 @@ class DurableRuntime:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._rpc_runner: web.AppRunner | None = None
         self._stopping = False
+        self._binding = ""
+        self.ready = False  # the task hub is open and all unfinished work is loaded
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -111,10 +113,9 @@ class DurableRuntime:
         self.api.add_routes(rpc_app, "/durabletask", public=False)
         self._rpc_runner = web.AppRunner(rpc_app, access_log=None, handle_signals=False)
         await self._rpc_runner.setup()
-        site = web.TCPSite(self._rpc_runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.rpc_base_url = f"http://127.0.0.1:{port}/durabletask/"
+        await web.TCPSite(self._rpc_runner, "127.0.0.1", 0).start()
+        self.rpc_base_url = f"http://127.0.0.1:{self._rpc_runner.addresses[0][1]}/durabletask/"
+        self._binding = ""
 
         for record in self.hub.active_instances(h.TERMINAL):
             self.live[record.instance_id] = _Live(record)
@@ -131,12 +132,13 @@ class DurableRuntime:
             self._activity_queue.put_nowait(item)
         for _ in range(config.max_activities):
             self._spawn(self._activity_worker())
+        self.ready = True
         if self.live or work:
             self.log.info("Task hub %s: resuming %d unfinished orchestration(s), %d queued activity call(s)",
                           self.hub_name, len(self.live), len(work))
 
     async def stop(self) -> None:
-        self._stopping = True
+        self._stopping, self.ready = True, False
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -177,23 +179,25 @@ class DurableRuntime:
 
     def client_binding(self) -> str:
         """The JSON the host hands to `durableClient` inputs."""
-        base = self.webhook_base()
-        query = self._key_query()
-        creation = f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
-        return json.dumps({
-            "taskHubName": self.hub_name,
-            "creationUrls": {
-                "createNewInstancePostUri": f"{creation}?{query}",
-                "createAndWaitOnNewInstancePostUri":
-                    f"{creation}?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{query}",
-            },
-            "managementUrls": self.management_urls("INSTANCEID"),
-            "baseUrl": base,
-            "requiredQueryStringParameters": query,
-            "rpcBaseUrl": self.rpc_base_url,
-            "httpBaseUrl": self.public_base_url,
-            "connectionName": None,
-        })
+        if not self._binding:
+            base = self.webhook_base()
+            query = self._key_query()
+            creation = f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
+            self._binding = json.dumps({
+                "taskHubName": self.hub_name,
+                "creationUrls": {
+                    "createNewInstancePostUri": f"{creation}?{query}",
+                    "createAndWaitOnNewInstancePostUri":
+                        f"{creation}?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{query}",
+                },
+                "managementUrls": self.management_urls("INSTANCEID"),
+                "baseUrl": base,
+                "requiredQueryStringParameters": query,
+                "rpcBaseUrl": self.rpc_base_url,
+                "httpBaseUrl": self.public_base_url,
+                "connectionName": None,
+            })
+        return self._binding
 
     def add_webhook_routes(self, web_app: web.Application) -> None:
         self.api.add_routes(web_app, "/runtime/webhooks/durabletask", public=True)
@@ -296,10 +300,21 @@ class DurableRuntime:
         except asyncio.CancelledError:
             raise
         except Exception:
-            self.log.exception("%s: internal error while running an orchestrator episode; the instance is "
-                               "left as is until its next message", live.record.instance_id)
+            self.log.exception("%s: internal error while running an orchestrator episode; it is retried when the "
+                               "instance gets its next message", live.record.instance_id)
+            self._reload(live)
         finally:
             live.running = False
+
+    def _reload(self, live: _Live) -> None:
+        """Forget what memory holds of an instance; its task hub rows are the truth."""
+        record = self._hub.get_instance(live.record.instance_id)
+        if record is None or record.runtime_status in h.TERMINAL:
+            self.live.pop(live.record.instance_id, None)
+            return
+        live.record, live.events, live.events_json = record, None, []
+        live.inbox = [m for m in self._hub.messages_of(record.instance_id) if not m.due or
+                      h.parse_time(m.due) <= h.utc_now()]
 
     @staticmethod
     def _batch_wait(live: _Live) -> float:
@@ -623,6 +638,8 @@ class DurableRuntime:
 
     def _commit_finished(self) -> None:
         batch, self._finished = self._finished, []
+        if self._stopping:
+            return  # uncommitted: these calls run again on the next start
         results = [(w.instance_id, w.execution_id, None, e) for w, e in batch
                    if e is not None and w.instance_id in self.live
                    and self.live[w.instance_id].record.execution_id == w.execution_id]

@@ -216,6 +216,11 @@ class TaskHub:
         rows = self.db.execute("SELECT id, instance_id, execution_id, due, event FROM messages ORDER BY id")
         return [Message(i, iid, ex, due, json.loads(ev)) for i, iid, ex, due, ev in rows]
 
+    def messages_of(self, instance_id: str) -> list[Message]:
+        rows = self.db.execute("SELECT id, instance_id, execution_id, due, event FROM messages WHERE instance_id = ? "
+                               "ORDER BY id", (instance_id,))
+        return [Message(i, iid, ex, due, json.loads(ev)) for i, iid, ex, due, ev in rows]
+
     # -- activity work
     def add_activities(self, work: list[tuple[str, str, int, str, str | None]]) -> list[ActivityWork]:
         """Queue (instance_id, execution_id, task_id, name, input) activity calls; returns them with their ids."""
