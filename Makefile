@@ -33,6 +33,11 @@ test: install
 	$(PY) -m devhost.azurite --data-dir .azurite/test/data -- \
 		$(PY) -m pytest $(PYTEST_ARGS)
 
+# pydicom's sample files loaded, exported and reported, on Azurite and the local host on free ports;
+# everything it starts is stopped at the end, also on Ctrl-C. Output and logs in .demo/.
+demo: install
+	$(PY) -m scripts.demo
+
 lint: install
 	$(VENV)/bin/ruff check .
 

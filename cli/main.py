@@ -13,11 +13,10 @@ from typing import NoReturn
 
 from azure.core.exceptions import AzureError
 from rich.console import Console
-from rich.table import Table
 
 from cli.api import DEFAULT_URL, Api, ApiError, Unreachable
 from cli.destination import Destination, read_errors_log
-from cli.progress import EXIT_USAGE, exit_code, operations_table, status_table, watch
+from cli.progress import EXIT_USAGE, errors_table, exit_code, operations_table, status_table, watch
 
 EPILOG = """\
 exit codes:
@@ -228,13 +227,8 @@ class Cli:
         entries = list(read_errors_log(where.container_client(href, operation_id), operation_id))
         if self.json:
             self.print_json(entries)
-            return 0
-        table = Table(title=f"{href} ({len(entries)} lines)", title_justify="left")
-        for column in ("timestamp", "identifier", "error"):
-            table.add_column(column, overflow="fold", no_wrap=column == "timestamp")
-        for entry in entries:
-            table.add_row(entry["timestamp"], entry["identifier"], entry["error"])
-        self.out.print(table)
+        else:
+            self.out.print(errors_table(href, entries))
         return 0
 
     def secrets(self) -> list[str]:

@@ -73,8 +73,8 @@ def watch(api: Api, operation_id: str, console: Console, interval: float = 1.0,
     started = time.monotonic()
 
     def line(operation: dict) -> str:
-        elapsed = elapsed_seconds(operation)
-        return progress_line(operation, elapsed if elapsed is not None else time.monotonic() - started)
+        # The service's times may be whole seconds; what we watched ourselves is a floor.
+        return progress_line(operation, max(elapsed_seconds(operation) or 0.0, time.monotonic() - started))
 
     operation = api.operation(operation_id)
     with console.status(line(operation)) as status:
@@ -116,4 +116,14 @@ def operations_table(operations: list[dict]) -> Table:
         table.add_row(str(op.get("operationId") or op.get("id")), str(op.get("status")),
                       str(op.get("createdTime", "")), str(op.get("lastUpdatedTime", "")),
                       f"{exported:,}", f"{skipped:,}")
+    return table
+
+
+def errors_table(href: str, entries: list[dict]) -> Table:
+    """errors.log, one row per line."""
+    table = Table(title=f"{href} ({len(entries)} lines)", title_justify="left")
+    for column in ("timestamp", "identifier", "error"):
+        table.add_column(column, overflow="fold", no_wrap=column == "timestamp")
+    for entry in entries:
+        table.add_row(entry["timestamp"], entry["identifier"], entry["error"])
     return table
