@@ -47,10 +47,8 @@ def durable_status(status: df.DurableOrchestrationStatus) -> dict[str, Any] | No
 
 
 async def find_operation(client: df.DurableOrchestrationClient, operation_id: str) -> dict[str, Any] | None:
-    """The export's durable status; the checkpoint input is fetched only before the first generation ran."""
-    found = durable_status(await client.get_status(operation_id))
-    if found and not isinstance(found["customStatus"], dict):
-        found = durable_status(await client.get_status(operation_id, show_input=True))
+    """The export's durable status, with the checkpoint input (progress before the first generation ran)."""
+    found = durable_status(await client.get_status(operation_id, show_input=True))
     return found if found and is_export(found) else None
 
 

@@ -6,6 +6,7 @@ the behaviour is the one deployed with the defaults.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -363,9 +364,15 @@ def _refusals(conn: str, container: str) -> list[tuple]:
             "destination": {"type": "azureblob", "settings": {"connectionString": conn,
                                                               "blobContainerName": container}}}
     settings = good["destination"]["settings"]
+    container_url = f"{conn.split('BlobEndpoint=')[1].rstrip(';')}/{container}"
 
     def with_settings(**changes):
         return {**good, "destination": {"type": "azureblob", "settings": {**settings, **changes}}}
+
+    def with_sas(key: str, permission: ContainerSasPermissions):
+        sas = generate_container_sas("devstoreaccount1", container, account_key=key, permission=permission,
+                                     expiry=datetime.now(UTC) + timedelta(hours=1))
+        return {**good, "destination": {"type": "azureblob", "settings": {"blobContainerUri": f"{container_url}?{sas}"}}}
 
     return [
         ("wrong content type", json.dumps(good), {"Content-Type": "text/plain"}, 415, "Content-Type"),
@@ -389,6 +396,10 @@ def _refusals(conn: str, container: str) -> list[tuple]:
         ("unreachable storage", with_settings(
             connectionString=conn.replace(conn.split("BlobEndpoint=")[1].split("/")[2], "127.0.0.1:9")), {}, 400,
          "unreachable"),
+        ("SAS signed with another key", with_sas(base64.b64encode(b"k" * 64).decode(),
+                                                 ContainerSasPermissions(write=True, create=True)), {}, 400,
+         "refused access"),
+        ("read-only SAS", with_sas(EMULATOR_KEY, ContainerSasPermissions(read=True)), {}, 400, "refused access"),
         ("malformed Idempotency-Key", good, {"Idempotency-Key": "x" * 300}, 400, "Idempotency-Key"),
     ]
 
@@ -403,6 +414,7 @@ def test_every_refusal_answers_its_status_and_message_and_starts_nothing(hosts, 
                           headers={"Content-Type": "application/json", **headers}, timeout=60)
         assert r.status_code == status, (case, r.text)
         assert words in r.json()["error"], (case, r.json())
+        assert "sig=" not in r.text and "AccountKey=" not in r.text, case
     assert list(destination.list_blobs()) == []
     assert requests.get(f"{host.base_url}/v1/operations", timeout=30).json()["operations"] == before
 
