@@ -90,10 +90,11 @@ def generations(context: df.DurableOrchestrationContext):
 
 @app.orchestration_trigger(context_name="context")
 def timer(context: df.DurableOrchestrationContext):
-    start = context.current_utc_datetime
+    start, first = context.current_utc_datetime, context.new_uuid()
+    echoed = yield context.call_activity("identity", first)  # recorded in the first episode, replayed later
     yield context.create_timer(start + timedelta(seconds=context.get_input()))
     return {"start": start.isoformat(), "end": context.current_utc_datetime.isoformat(),
-            "uuids": [context.new_uuid(), context.new_uuid()]}
+            "uuid_replayed_identically": echoed == first, "uuids": [first, context.new_uuid()]}
 
 
 @app.orchestration_trigger(context_name="context")
@@ -122,11 +123,14 @@ def parent(context: df.DurableOrchestrationContext):
     n = context.get_input()
     first = yield context.call_sub_orchestrator("fan_out_fan_in", n)
     second = yield context.call_sub_orchestrator("fan_out_fan_in", n, f"{context.instance_id}-child")
-    try:
-        yield context.call_sub_orchestrator("failing", "sub boom")
-    except Exception as e:  # the child's failure reaches the parent as an exception
-        return {"first": first, "second": second, "error": str(e)}
-    return {"first": first, "second": second}
+    errors = []
+    for call in (lambda: context.call_sub_orchestrator("failing", "sub boom"),
+                 lambda: context.call_sub_orchestrator_with_retry("failing", df.RetryOptions(100, 2), "again")):
+        try:
+            yield call()
+        except Exception as e:  # the child's failure reaches the parent as an exception
+            errors.append(str(e))
+    return {"first": first, "second": second, "errors": errors}
 
 
 @app.orchestration_trigger(context_name="context")
@@ -138,6 +142,11 @@ def failing(context: df.DurableOrchestrationContext):
 @app.activity_trigger(input_name="value")
 def double(value: int) -> int:
     return 2 * value
+
+
+@app.activity_trigger(input_name="value")
+def identity(value):
+    return value
 
 
 @app.activity_trigger(input_name="seconds")
