@@ -128,7 +128,7 @@ def parent(context: df.DurableOrchestrationContext):
                  lambda: context.call_sub_orchestrator_with_retry("failing", df.RetryOptions(100, 2), "again")):
         try:
             yield call()
-        except Exception as e:  # the child's failure reaches the parent as an exception
+        except Exception as e:  # noqa: BLE001 - the SDK raises a plain Exception for a failed child
             errors.append(str(e))
     return {"first": first, "second": second, "errors": errors}
 
