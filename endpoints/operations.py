@@ -28,6 +28,7 @@ from shared.operation import (
     runtime_statuses,
 )
 
+from .export import accepted
 from .responses import error, json_response
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
@@ -46,39 +47,38 @@ def durable_status(status: df.DurableOrchestrationStatus) -> dict[str, Any] | No
     }
 
 
-async def find_operation(client: df.DurableOrchestrationClient, operation_id: str) -> dict[str, Any] | None:
-    """The export's durable status, with the checkpoint input (progress before the first generation ran)."""
+async def find_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient,
+                         version: str) -> dict[str, Any] | func.HttpResponse:
+    """The operation view of the route's id, or the 400/404 response saying why there is none."""
+    operation_id = req.route_params.get("id", "")
+    if not is_operation_id(operation_id):
+        shown = operation_id if len(operation_id) <= 40 else operation_id[:40] + "..."
+        return error(400, f"operation id {shown!r} is malformed: expected 32 lowercase hexadecimal characters")
     found = durable_status(await client.get_status(operation_id, show_input=True))
-    return found if found and is_export(found) else None
+    if not found or not is_export(found):
+        return error(404, f"operation {operation_id} does not exist")
+    return operation_view(found, version)
 
 
 async def get_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
-    operation_id = req.route_params.get("id", "")
-    if not is_operation_id(operation_id):
-        return _malformed(operation_id)
-    found = await find_operation(client, operation_id)
-    if found is None:
-        return error(404, f"operation {operation_id} does not exist")
-    view = operation_view(found, version)
+    view = await find_operation(req, client, version)
+    if isinstance(view, func.HttpResponse):
+        return view
     if is_terminal(view):
         return json_response(view, 200)
     return json_response(view, 202, {"Location": _without_query(req.url)})
 
 
 async def cancel_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
-    operation_id = req.route_params.get("id", "")
-    if not is_operation_id(operation_id):
-        return _malformed(operation_id)
-    found = await find_operation(client, operation_id)
-    if found is None:
-        return error(404, f"operation {operation_id} does not exist")
-    view = operation_view(found, version)
+    view = await find_operation(req, client, version)
+    if isinstance(view, func.HttpResponse):
+        return view
+    operation_id = view["operationId"]
     if view["status"] != "canceled":
         if is_terminal(view):
             return error(409, f"operation {operation_id} is already {view['status']}; nothing to cancel")
         await client.terminate(operation_id, "canceled by the client")
-    href = f"{_origin(req.url)}/{version}/operations/{operation_id}"
-    return json_response({"id": operation_id, "href": href}, 202, {"Location": href})
+    return accepted(req, version, operation_id)
 
 
 async def list_operations(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
@@ -102,16 +102,6 @@ def _status_filter(req: func.HttpRequest) -> list[str] | func.HttpResponse:
         if status not in STATUSES:
             return error(400, f"query parameter status: {status[:40]!r} is not one of {', '.join(STATUSES)}")
     return wanted
-
-
-def _malformed(operation_id: str) -> func.HttpResponse:
-    shown = operation_id if len(operation_id) <= 40 else operation_id[:40] + "..."
-    return error(400, f"operation id {shown!r} is malformed: expected 32 lowercase hexadecimal characters")
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _without_query(url: str) -> str:
