@@ -101,6 +101,12 @@ def test_retry_that_exhausts_its_attempts_fails_with_the_reason(host: Host) -> N
                                       "RuntimeError: attempt 2 failed")
 
 
+def test_retries_of_a_fan_out_interleave(host: Host) -> None:
+    final = wait_until(start(host, "fan_out_with_retries", 30))
+    assert final["runtimeStatus"] == "Completed", final["output"]
+    assert final["output"] == [f"succeeded on attempt {i % 3 + 1}" for i in range(30)]
+
+
 def test_retry_backoff_and_maximum_interval_space_the_attempts(host: Host) -> None:
     final = wait_until(start(host, "with_backoff"), showHistory="true")
     assert final["runtimeStatus"] == "Failed"

@@ -73,6 +73,15 @@ def with_retry(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def fan_out_with_retries(context: df.DurableOrchestrationContext):
+    """Retries of many calls interleave: call i fails i % 3 times before it succeeds."""
+    options = df.RetryOptions(50, 3)
+    calls = [context.call_activity_with_retry("flaky", options, {"key": f"{context.instance_id}-{i}", "fail": i % 3})
+             for i in range(context.get_input())]
+    return (yield context.task_all(calls))
+
+
+@app.orchestration_trigger(context_name="context")
 def with_backoff(context: df.DurableOrchestrationContext):
     options = TunedRetry(100, 4, 2.0, 300)
     return (yield context.call_activity_with_retry("flaky", options, {"key": context.instance_id, "fail": 9}))
