@@ -51,7 +51,9 @@ def encode(ds: Dataset) -> bytes:
 
 
 def write(ds: Dataset, target: str | Path | BinaryIO) -> None:
-    dcmwrite(target, ds, enforce_file_format=True)
+    with warnings.catch_warnings():  # tests write invalid values on purpose
+        warnings.simplefilter("ignore")
+        dcmwrite(target, ds, enforce_file_format=True)
 
 
 def make_instance(**kwargs) -> bytes:
