@@ -30,7 +30,7 @@ from . import history as h
 from .app_loader import FunctionSpec, LoadedApp
 from .durable_api import DurableApi, InstanceConflict, StartError
 from .invoke import call_function
-from .replay import Plan, ReplayError, plan_episode
+from .replay import Decision, Plan, ReplayError, plan_episode
 from .taskhub import ActivityWork, InstanceRecord, Message, TaskHub
 
 OUT_OF_PROC_DATA = "\n\n$OutOfProcData$:"
@@ -428,8 +428,6 @@ class DurableRuntime:
             error, details = _unknown_function(record.name, "orchestrator", self.orchestrators), None
         else:
             state, error, details = await self._invoke_orchestrator(spec, self._context_json(live, new_events))
-        if self.live.get(record.instance_id) is not live or live.record.execution_id != record.execution_id:
-            return  # purged or replaced while the orchestrator ran
         if state is not None and error is None:
             try:
                 plan = plan_episode(live.events + new_events, state.get("actions") or [[]],
@@ -507,26 +505,11 @@ class DurableRuntime:
                 messages.append((record.instance_id, record.execution_id, fire_at,
                                  h.event(h.EventType.TimerFired, fire_at, TimerId=d.event_id, FireAt=fire_at)))
             else:
-                child_id = d.instance_id or ""
                 events.append(h.event(h.EventType.SubOrchestrationInstanceCreated, stamp, d.event_id, Name=d.name,
-                                      Version="", InstanceId=child_id, Input=d.input))
-                other = self.live.get(child_id)
-                if other is not None or child_id in (record.instance_id, *(c.instance_id for c in children)):
-                    status = other.record.runtime_status if other else "Running"
-                    messages.append((record.instance_id, record.execution_id, None, h.event(
-                        h.EventType.SubOrchestrationInstanceFailed, stamp, TaskScheduledId=d.event_id,
-                        Reason=f"An orchestration instance with the ID '{child_id}' already exists and is {status}.",
-                        Details=None)))
-                    continue
-                child_input = h.dumps(d.input) if d.input is not None else None
-                child = InstanceRecord(child_id, d.name or "", uuid.uuid4().hex, "Pending", child_input, None, None,
-                                       stamp, stamp, parent={"instanceId": record.instance_id, "name": record.name,
-                                                             "executionId": record.execution_id, "taskId": d.event_id})
-                children.append(child)
-                messages.append((child_id, child.execution_id, None, h.execution_started(
-                    stamp, child_id, child.execution_id, child.name, child_input,
-                    parent={"Name": record.name, "TaskScheduleId": d.event_id, "OrchestrationInstance": {
-                        "InstanceId": record.instance_id, "ExecutionId": record.execution_id}})))
+                                      Version="", InstanceId=d.instance_id, Input=d.input))
+                child, message = self._child(record, d, stamp, children)
+                children += [child] if child else []
+                messages.append(message)
         events.append(h.event(h.EventType.OrchestratorCompleted, stamp))
         stored = [_played(e) for e in events]
         with self._hub.transaction():
@@ -549,6 +532,26 @@ class DurableRuntime:
             self._activity_queue.put_nowait(item)
         for message in queued:
             self._deliver(message)
+
+    def _child(self, parent: InstanceRecord, decision: Decision, stamp: str, siblings: list[InstanceRecord]
+               ) -> tuple[InstanceRecord | None, tuple[str, str | None, str | None, dict[str, Any]]]:
+        """A sub-orchestration and its start message; or, when its ID is taken, the failure the parent gets."""
+        child_id = decision.instance_id or ""
+        other = self.live.get(child_id)
+        if other is not None or child_id in (parent.instance_id, *(c.instance_id for c in siblings)):
+            status = other.record.runtime_status if other else "Running"
+            return None, (parent.instance_id, parent.execution_id, None, h.event(
+                h.EventType.SubOrchestrationInstanceFailed, stamp, TaskScheduledId=decision.event_id,
+                Reason=f"An orchestration instance with the ID '{child_id}' already exists and is {status}.",
+                Details=None))
+        child_input = h.dumps(decision.input) if decision.input is not None else None
+        child = InstanceRecord(child_id, decision.name or "", uuid.uuid4().hex, "Pending", child_input, None, None,
+                               stamp, stamp, parent={"instanceId": parent.instance_id, "name": parent.name,
+                                                     "executionId": parent.execution_id, "taskId": decision.event_id})
+        return child, (child_id, child.execution_id, None, h.execution_started(
+            stamp, child_id, child.execution_id, child.name, child_input,
+            parent={"Name": parent.name, "TaskScheduleId": decision.event_id, "OrchestrationInstance": {
+                "InstanceId": parent.instance_id, "ExecutionId": parent.execution_id}}))
 
     def _continue_as_new(self, live: _Live, new_input: Any, custom: str | None, consumed: list[int]) -> None:
         """Start the next generation: history reset, new input, new execution ID, createdTime reset."""
