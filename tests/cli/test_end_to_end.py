@@ -11,13 +11,14 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pydicom
 import pytest
 import requests
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
@@ -334,3 +335,23 @@ def test_a_wrong_or_missing_key_is_a_connection_error_not_a_failed_load(host: Ho
         assert loading.returncode == 3 and "HTTP 401" in loading.stderr
     with_flag = cli(host, "--key", FUNCTION_KEY, "list", key=None)
     assert with_flag.returncode == 0 and FUNCTION_KEY not in with_flag.stdout + with_flag.stderr
+
+
+def test_a_container_uri_with_sas_exports_and_reads_errors_without_printing_the_signature(
+        host: Host, studies: list[str], storage_connection_string: str, export_container: str) -> None:
+    service = BlobServiceClient.from_connection_string(storage_connection_string)
+    sas = generate_container_sas(
+        service.account_name, export_container, account_key=service.credential.account_key,
+        permission=ContainerSasPermissions(read=True, write=True, create=True, add=True, list=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1))
+    uri = f"{service.get_container_client(export_container).url}?{sas}"
+    signatures = (parse_qs(sas)["sig"][0], sas.split("sig=")[1].split("&")[0])  # decoded, as sent
+    exported = cli(host, "export", "--study", studies[0], "--instance", f"{UNKNOWN_STUDY}/1.2/1.2.3",
+                   "--container-uri", uri, "--wait", "--interval", "0.2")
+    assert exported.returncode == 1, exported.stderr
+    operation_id = exported.stderr.split()[1]  # "export <id> started"
+    errors = cli(host, "errors", operation_id, "--container-uri", uri)
+    assert errors.returncode == 0, errors.stderr
+    assert f"{UNKNOWN_STUDY}/1.2/1.2.3" in errors.stdout
+    for result in (exported, errors):
+        assert not any(secret in result.stdout + result.stderr for secret in signatures)
