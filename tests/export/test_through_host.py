@@ -282,16 +282,20 @@ def test_three_thousand_instances_take_many_generations_with_bounded_history(hos
     assert copied == {name: hashlib.md5(data).digest() for name, data in stored.items()}
 
 
-def test_no_sas_anywhere_in_the_task_hub_log_or_responses_after_an_export_to_a_sas_uri(hosts, store, destination):
+@pytest.mark.parametrize("form", ["blobContainerUri", "connectionString"])
+def test_no_sas_anywhere_in_the_task_hub_log_or_responses_after_an_export_with_a_sas(hosts, store, destination,
+                                                                                      form):
     host = hosts()
     study, _ = put_study(store, 12, series_count=2)
     sas = generate_container_sas("devstoreaccount1", destination.container_name, account_key=EMULATOR_KEY,
                                  permission=ContainerSasPermissions(read=True, write=True, create=True, add=True,
                                                                     list=True),
                                  expiry=datetime.now(UTC) + timedelta(hours=1))
-    uri = f"{destination.url}?{sas}"
+    settings = {"blobContainerUri": f"{destination.url}?{sas}"} if form == "blobContainerUri" else {
+        "connectionString": f"BlobEndpoint={destination.url.rsplit('/', 1)[0]};SharedAccessSignature={sas}",
+        "blobContainerName": destination.container_name}
     body = {"source": {"type": "identifiers", "settings": {"values": [study, uid()]}},
-            "destination": {"type": "azureblob", "settings": {"blobContainerUri": uri}}}
+            "destination": {"type": "azureblob", "settings": settings}}
     operation = start(host, body)
     done = finished(operation["href"])
     assert (done["results"]["exported"], done["results"]["skipped"]) == (12, 1)
