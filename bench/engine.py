@@ -76,6 +76,7 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
 
+    load = os.getloadavg()[0]  # other work on the machine skews the figures: say how busy it was
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder) / "hub"
         host = Host(APP, data, env={"DURABLE_SAMPLE_LOG": os.devnull}).start()
@@ -94,7 +95,7 @@ def main() -> int:
     loop, activity, episode = (statistics.median(c[k] for c in chains) for k in range(3))
     machine = (f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
                f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}, "
-               f"{datetime.now(UTC):%Y-%m-%d}")
+               f"{datetime.now(UTC):%Y-%m-%d}, load average {load:.1f} at start")
     command = " ".join(["bench/engine.py", *sys.argv[1:]])
     report = (
         f"\n### Durable engine, {machine}\n\n"
