@@ -7,13 +7,14 @@ import json
 import pytest
 from azure.storage.blob import ContainerClient
 
+from devhost.azurite import Azurite, free_port
 from shared.copy import BatchCopier, CopyFailed, fault_policy, result_path
-from shared.destination import Destination, destination_problem
+from shared.destination import Destination, destination_problem, parse_destination
 from shared.errors_log import ErrorLog
 from shared.store import DicomStore
 from shared.uids import Identifier
 
-from .conftest import put, put_series
+from .conftest import POLICY, put, put_series
 
 OPERATION = "0123456789abcdef0123456789abcdef"
 
@@ -122,3 +123,34 @@ def test_fault_policy_is_the_one_place_that_decides():
 
 def test_empty_batch_copies_nothing(store, destination):
     assert copier(store, destination).copy([]).exported == 0
+
+
+@pytest.fixture(scope="module")
+def other_account(tmp_path_factory: pytest.TempPathFactory) -> Azurite:
+    """Another storage service: Azurite refuses to copy from an account it does not hold."""
+    other = Azurite(tmp_path_factory.mktemp("other") / "data", free_port()).start()
+    yield other
+    other.stop()
+
+
+@pytest.mark.parametrize("mode", ["server", "auto"])
+def test_server_copy_refused_across_accounts_falls_back_to_streaming(store, other_account, mode, monkeypatch):
+    remote = parse_destination(POLICY, connection_string=other_account.connection_string,
+                               container_name=f"remote-{mode}")
+    remote.container_client().create_container()
+    stored = put_series(store, "1.2", "1.2.3", 6)
+    refused = []
+    original = BatchCopier._server_copy
+
+    def server_copy(self, *args):
+        try:
+            return original(self, *args)
+        except Exception as error:
+            refused.append(type(error).__name__)
+            raise
+
+    monkeypatch.setattr(BatchCopier, "_server_copy", server_copy)
+    result = copier(store, remote, mode, threads=1).copy(list(store.iter_instances(Identifier("1.2"))))
+    assert (result.exported, result.skipped) == (6, 0)
+    assert results(remote.container_client()) == stored
+    assert refused == ["_CopyRefused"] * (6 if mode == "server" else 1)  # auto stops asking after one refusal

@@ -301,18 +301,18 @@ def test_no_sas_anywhere_in_the_task_hub_log_or_responses_after_an_export_with_a
     assert (done["results"]["exported"], done["results"]["skipped"]) == (12, 1)
 
     signature = unquote(sas.split("sig=")[1].split("&")[0])
-    forms = {signature, quote(signature, safe=""), quote(signature), sas}
+    spellings = {signature, quote(signature, safe=""), quote(signature), sas}
     responses = [json.dumps(done), json.dumps(durable(host, operation["id"], showHistory="true",
                                                       showHistoryOutput="true", showInput="true")),
                  requests.get(f"{host.base_url}/v1/operations", timeout=30).text,
                  destination.download_blob(f"{operation['id']}/errors.log").readall().decode()]
     hub_files = [p for p in host.data_dir.rglob("*") if p.is_file()]
     assert hub_files
-    for form in forms:
-        assert not any(form in text for text in responses)
-        assert form not in host.log()
+    for spelling in spellings:
+        assert not any(spelling in text for text in responses)
+        assert spelling not in host.log()
         for path in hub_files:
-            assert form.encode() not in path.read_bytes(), path
+            assert spelling.encode() not in path.read_bytes(), path
 
 
 def test_an_idempotency_key_returns_the_same_operation_instead_of_a_second_export(
