@@ -257,5 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         cli.err.print(f"dicom-export: error: {redact(describe(e), cli.secrets())}", markup=False)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        cli.err.print("interrupted; an export keeps running on the service (`dicom-export cancel ID` stops it)")
+        following = args.command in ("export", "wait")
+        cli.err.print("interrupted" + ("; the export keeps running (`dicom-export cancel ID` stops it)" if following
+                                       else ""))
         return 130
