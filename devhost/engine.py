@@ -120,7 +120,7 @@ class DurableRuntime:
         for record in self.hub.active_instances(h.TERMINAL):
             self.live[record.instance_id] = _Live(record)
         orphans = []
-        for message in self.hub.all_messages():
+        for message in self.hub.messages():
             if message.instance_id in self.live:
                 self._deliver(message)
             else:
@@ -313,7 +313,7 @@ class DurableRuntime:
             self.live.pop(live.record.instance_id, None)
             return
         live.record, live.events, live.events_json = record, None, []
-        live.inbox = [m for m in self._hub.messages_of(record.instance_id) if not m.due or
+        live.inbox = [m for m in self._hub.messages(record.instance_id) if not m.due or
                       h.parse_time(m.due) <= h.utc_now()]
 
     @staticmethod

@@ -212,13 +212,11 @@ class TaskHub:
     def delete_messages(self, ids: list[int]) -> None:
         self.db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
 
-    def all_messages(self) -> list[Message]:
-        rows = self.db.execute("SELECT id, instance_id, execution_id, due, event FROM messages ORDER BY id")
-        return [Message(i, iid, ex, due, json.loads(ev)) for i, iid, ex, due, ev in rows]
-
-    def messages_of(self, instance_id: str) -> list[Message]:
-        rows = self.db.execute("SELECT id, instance_id, execution_id, due, event FROM messages WHERE instance_id = ? "
-                               "ORDER BY id", (instance_id,))
+    def messages(self, instance_id: str | None = None) -> list[Message]:
+        """Queued messages in arrival order: all of them, or one instance's."""
+        where, args = ("WHERE instance_id = ?", (instance_id,)) if instance_id else ("", ())
+        rows = self.db.execute(f"SELECT id, instance_id, execution_id, due, event FROM messages {where} ORDER BY id",
+                               args)
         return [Message(i, iid, ex, due, json.loads(ev)) for i, iid, ex, due, ev in rows]
 
     # -- activity work

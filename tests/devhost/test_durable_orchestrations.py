@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -266,3 +267,24 @@ def test_bad_requests_get_clear_errors(host: Host) -> None:
     assert r.status_code == 400
     assert requests.post(links["resumePostUri"].replace("{text}", "x"), timeout=30).status_code == 409
     requests.post(links["terminatePostUri"].replace("{text}", "done"), timeout=30)
+
+
+def test_each_execution_is_logged_with_instance_and_duration_but_never_its_payload(host: Host) -> None:
+    secret = f"s3cr3t-{uuid.uuid4().hex}"
+    links = start(host, "with_retry", {"key": secret, "fail": 1, "first_ms": 50, "attempts": 2})
+    assert wait_until(links)["runtimeStatus"] == "Completed"
+    log = host.log()
+    assert f"Executed 'Functions.flaky' (Failed, InstanceId={links['id']}" in log
+    assert re.search(rf"Executed 'Functions.with_retry' \(Succeeded, InstanceId={links['id']}, Id=\S+, "
+                     r"Duration=\d+ms\)", log)
+    assert secret not in log
+
+
+def test_verbose_logs_replay_details(tmp_path: Path) -> None:
+    host = Host(SAMPLE_APP, tmp_path / "hub", extra_args=["--verbose"]).start()
+    try:
+        links = start(host, "fan_out_fan_in", 3)
+        wait_until(links)
+        assert re.search(rf"{links['id']}: replayed \d+ history events, \d+ new; scheduled 3 activity", host.log())
+    finally:
+        host.stop()
