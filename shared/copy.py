@@ -8,8 +8,8 @@ gone, credentials refused) or of the service (unreachable) fails the batch, so t
 retried and, when retries are spent, the operation fails with the reason.
 
 Copy modes (`Export__CopyMode`):
-- `stream`: bytes flow store → function → destination in chunks of `CHUNK_BYTES` (a file larger
-  than one chunk is never whole in memory); works everywhere.
+- `stream`: bytes flow store → function → destination a block (`BLOCK_SIZE`, 4 MiB) at a time;
+  only a file up to `SINGLE_PUT_SIZE` is held whole, to send it in one request. Works everywhere.
 - `server`: the destination service copies from a short-lived read SAS of the source (Copy Blob),
   so no bytes pass through the function; any file the service refuses is streamed instead.
   Needs a store reached with an account key (connection string); otherwise it streams.
