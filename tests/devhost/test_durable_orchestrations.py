@@ -236,6 +236,12 @@ def test_the_real_client_starts_lists_and_purges(host: Host, client: RealClient)
     assert purged.instances_deleted >= 1 and not client.get_status(waiting)
 
 
+def test_an_ended_instance_id_can_be_started_again(host: Host) -> None:
+    instance = f"again-{uuid.uuid4().hex[:8]}"
+    assert wait_until(start(host, "fan_out_fan_in", 1, instance))["output"] == 0
+    assert wait_until(start(host, "fan_out_fan_in", 4, instance))["output"] == 12
+
+
 def test_listing_pages_with_a_continuation_token(host: Host) -> None:
     for _ in range(3):
         start(host, "fan_out_fan_in", 1)
