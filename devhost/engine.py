@@ -554,7 +554,11 @@ class DurableRuntime:
                 "InstanceId": parent.instance_id, "ExecutionId": parent.execution_id}}))
 
     def _continue_as_new(self, live: _Live, new_input: Any, custom: str | None, consumed: list[int]) -> None:
-        """Start the next generation: history reset, new input, new execution ID, createdTime reset."""
+        """Start the next generation: history reset, new input, new execution ID.
+
+        createdTime becomes the new generation's start, as the DTFx storage providers set it from each
+        ExecutionStarted event.
+        """
         record = live.record
         now = h.iso(h.utc_now())
         input_json = h.dumps(new_input) if new_input is not None else None
