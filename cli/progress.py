@@ -121,7 +121,8 @@ def operations_table(operations: list[dict]) -> Table:
 
 def errors_table(href: str, entries: list[dict]) -> Table:
     """errors.log, one row per line."""
-    table = Table(title=f"{href} ({len(entries)} lines)", title_justify="left")
+    lines = f"{len(entries)} line" + ("" if len(entries) == 1 else "s")
+    table = Table(title=f"{href} ({lines})", title_justify="left")
     for column in ("timestamp", "identifier", "error"):
         table.add_column(column, overflow="fold", no_wrap=column == "timestamp")
     for entry in entries:

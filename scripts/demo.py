@@ -5,11 +5,13 @@ wheel with the bulk loader, exports every stored study plus one study that does 
 container `export`, follows the export live, then shows the final status, the exported blobs and
 errors.log, and stops everything it started — also on Ctrl-C or SIGTERM.
 
-    python -m scripts.demo          (from the project folder; `make demo` installs what is missing first)
+    python -m scripts.demo [--work-dir DIR]   (from the project folder; `make demo` installs what is
+                                               missing first; DIR, default .demo, is emptied first)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import signal
@@ -33,7 +35,6 @@ from devhost.azurite import Azurite, free_port
 from tests.hosting import Host
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / ".demo"
 CONTAINER = "export"
 UNKNOWN_STUDY = "1.2.3.4.5.6.7.8.9"  # in no pydicom file: shows a skipped identifier in errors.log
 PYDICOM_DATA = Path(pydicom.data.__file__).parent
@@ -80,14 +81,14 @@ def exported_tree(service: BlobServiceClient, operation_id: str) -> Tree:
     return tree
 
 
-def run(console: Console, started: float) -> int:
-    shutil.rmtree(WORK, ignore_errors=True)
-    azurite = Azurite(WORK / "azurite", free_port(), log_path=WORK / "azurite.log")
-    host = Host(ROOT, WORK / "hub", env=app_settings(azurite.connection_string), log_path=WORK / "host.log")
+def run(console: Console, work: Path, started: float) -> int:
+    shutil.rmtree(work, ignore_errors=True)
+    azurite = Azurite(work / "azurite", free_port(), log_path=work / "azurite.log")
+    host = Host(ROOT, work / "hub", env=app_settings(azurite.connection_string), log_path=work / "host.log")
     try:
         console.print(Rule("1. Azurite and the local host"))
         azurite.start()
-        console.print(f"Azurite blob service on http://127.0.0.1:{azurite.blob_port} (data in {WORK / 'azurite'})")
+        console.print(f"Azurite blob service on http://127.0.0.1:{azurite.blob_port} (data in {work / 'azurite'})")
         host.start(timeout=120)
         console.print(f"local host on {host.base_url} (log in {host.log_path}), "
                       f"{time.monotonic() - started:.1f} s after start")
@@ -100,12 +101,12 @@ def run(console: Console, started: float) -> int:
         console.print(load_summary(report))
 
         console.print(Rule(f"3. Export {len(report.studies)} studies and one that does not exist"))
-        identifiers = WORK / "identifiers.txt"
+        identifiers = work / "identifiers.txt"
         identifiers.write_text("# every study the load stored, then one that is not in the store\n"
                                + "\n".join([*report.studies, UNKNOWN_STUDY]) + "\n")
         service = BlobServiceClient.from_connection_string(azurite.connection_string)
         service.create_container(CONTAINER)
-        console.print(f"$ dicom-export --url {host.base_url} export --from-file {identifiers.relative_to(ROOT)} "
+        console.print(f"$ dicom-export --url {host.base_url} export --from-file {identifiers} "
                       f'--connection-string "$AZURITE" --container {CONTAINER} --wait', style="dim")
         destination = Destination(connection_string=azurite.connection_string, container=CONTAINER)
         request = {"source": {"type": "identifiers", "settings": {"values": [*report.studies, UNKNOWN_STUDY]}},
@@ -135,7 +136,10 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", type=Path, default=ROOT / ".demo", help="data and logs (default .demo)")
+    work = parser.parse_args(argv).work_dir.resolve()
     started = time.monotonic()
     console = Console(highlight=False)
     # Ctrl-C and SIGTERM (even where SIGINT was ignored when we started) leave through `finally`,
@@ -143,7 +147,7 @@ def main() -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _interrupt)
     try:
-        return run(console, started)
+        return run(console, work, started)
     except KeyboardInterrupt:
         console.print("[bold]interrupted[/]")
         return 130

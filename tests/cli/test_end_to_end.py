@@ -228,7 +228,7 @@ def test_errors_prints_the_log_read_with_the_destination_credentials(
     # The container comes from the errorHref; the connection string gives access.
     table = cli(host, "errors", operation_id, "--connection-string", storage_connection_string)
     assert table.returncode == 0, table.stderr
-    assert "(1 lines)" in table.stdout and UNKNOWN_STUDY in table.stdout
+    assert "(1 line)" in table.stdout and UNKNOWN_STUDY in table.stdout
     [entry] = as_json(cli(host, "errors", operation_id, "--json", "--connection-string", storage_connection_string))
     assert entry["identifier"] == UNKNOWN_STUDY and entry["error"] and entry["timestamp"]
     # Without credentials the private container refuses, and the CLI says so.
