@@ -6,14 +6,16 @@ Starts its own Azurite and host (`tests/hosting.py`), makes a valid Secondary Ca
 `--size-mib` of random OB pixel data, then per run: STOW-RS it (the request body streamed from a
 file), WADO-RS it back as application/dicom and as multipart/related (streamed to a hash), and
 checks the bytes are identical. The host's resident memory is sampled every 10 ms (psutil, the host
-process and its children) to give each phase's peak above the idle host. Medians over the runs are
-printed and appended to the results file.
+process and its children) to give each phase's peak. Then the same code is called alone in a fresh
+process, to tell what our functions hold from what the host around them holds.
+Medians over the runs are printed and appended to the results file.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import multiprocessing
 import os
 import platform
 import random
@@ -33,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devhost.azurite import Azurite, free_port
+from shared import stow, wado
+from shared.store import DicomStore
 from tests.hosting import Host
 from tests.store.instances import make_dataset, stow_content_type, write
 
@@ -103,6 +107,46 @@ def retrieve(url: str, accept: str) -> tuple[str, int]:
     return hashlib.sha256(content).hexdigest(), len(content)
 
 
+def own_peaks(body: Path, connection_string: str, uids: tuple[str, str, str], results) -> None:
+    """In a fresh process: how far resident memory rises above where it stood while the STOW and WADO
+    code runs (Linux VmHWM, reset through /proc/self/clear_refs before each call).
+
+    The request body is read first, as the host hands it over already read.
+    """
+    store = DicomStore.from_settings(
+        {"AzureWebJobsStorage": connection_string, "DicomStore__ContainerName": "bench-large-direct"}
+    )
+    store.ensure_container()
+    data = body.read_bytes()
+    figures = {"store: the function's own peak MiB": [rise(lambda: stow.store_request(
+        store, data, stow_content_type(BOUNDARY), "http://bench"))]}
+    data = None  # the body is gone before retrieving, as in the host
+    for accept in ("application/dicom", 'multipart/related; type="application/dicom"'):
+        name = f"retrieve {accept.split(';')[0]}: the function's own peak MiB"
+        figures[name] = [rise(lambda accept=accept: wado.retrieve(store, *uids, accept))]
+    results.put(figures)
+
+
+def rise(call) -> float:
+    """MiB by which this process's peak RSS exceeds its RSS before `call` (whose result is dropped)."""
+    Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
+    before = psutil.Process().memory_info().rss
+    call()
+    peak = next(int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmHWM:"))
+    return (peak - before) / MIB
+
+
+def own_figures(body: Path, connection_string: str, uids: tuple[str, str, str]) -> dict[str, list[float]]:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    child = context.Process(target=own_peaks, args=(body, connection_string, uids, results))
+    child.start()
+    figures = results.get(timeout=600)
+    child.join()
+    return figures
+
+
 def run(args: argparse.Namespace) -> dict:
     size = args.size_mib * MIB
     with tempfile.TemporaryDirectory(prefix="store-large-") as temp:
@@ -141,8 +185,10 @@ def run(args: argparse.Namespace) -> dict:
                 for name, phase in phases.items():
                     figures.setdefault(f"{name} s", []).append(phase["seconds"])
                     figures.setdefault(f"{name} MiB/s", []).append(size / MIB / phase["seconds"])
-                    figures.setdefault(f"{name} peak above idle MiB", []).append((phase["peak"] - idle) / MIB)
+                    figures.setdefault(f"{name}: host peak RSS MiB", []).append(phase["peak"] / MIB)
+                    figures.setdefault(f"{name}: host peak above idle MiB", []).append((phase["peak"] - idle) / MIB)
                 figures.setdefault("idle host MiB", []).append(idle / MIB)
+            figures.update(own_figures(body, azurite.connection_string, (study, series, sop)))
             return figures
         finally:
             host.stop()
@@ -161,8 +207,11 @@ def main() -> None:
         f"({datetime.now(UTC):%Y-%m-%d})\n"),
         (f"`.venv/bin/python bench/store_large.py --size-mib {args.size_mib} --runs {args.runs}` on "
         f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, Azurite on loopback. "
-        "Medians over the runs (each run's value in brackets). Peak = the host process's highest RSS "
-        "(sampled every 10 ms) minus its RSS just before the run.\n"),
+        "Medians over the runs (each run's value listed). Host peak = the host process's highest RSS, sampled "
+        "every 10 ms; above idle = minus its RSS just before the run. The function's own peak = how far "
+        "RSS rises (VmHWM, reset before each call) while `shared.stow.store_request` / `shared.wado.retrieve` "
+        "run alone in a fresh process on the same Azurite, the request body already in memory (as the host "
+        "hands it over).\n"),
         "| figure | median | runs |",
         "| --- | ---: | --- |",
     ]

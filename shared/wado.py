@@ -1,8 +1,8 @@
 """WADO-RS retrieve of one instance (PS3.18 §10.4): the representation the client accepts, and its bytes.
 
 The instance is sent as stored (no transcoding), so a `transfer-syntax` parameter in Accept is
-tolerated, not honoured. The body is built in one buffer that the blob is downloaded into block
-by block, so a retrieve holds the instance once (plus a few bytes of multipart framing).
+tolerated, not honoured. The body is built in one buffer, allocated once at its final size, that
+the blob is downloaded into block by block: a retrieve holds the instance once (plus a block).
 """
 
 from __future__ import annotations
@@ -61,12 +61,25 @@ def retrieve(store: DicomStore, study: str, series: str, instance: str, accept: 
     """
     media = negotiate(accept)
     download = store.download(blob_name(study, series, instance))
-    buffer = io.BytesIO()
-    if media == DICOM:
-        download.readinto(buffer)
-        return Retrieved(buffer.getvalue(), DICOM)
     boundary = uuid.uuid4().hex
-    buffer.write(f"--{boundary}\r\nContent-Type: {DICOM}\r\n\r\n".encode("ascii"))
+    head, tail, content_type = b"", b"", DICOM
+    if media == MULTIPART:
+        head = f"--{boundary}\r\nContent-Type: {DICOM}\r\n\r\n".encode("ascii")
+        tail = f"\r\n--{boundary}--\r\n".encode("ascii")
+        content_type = f'{MULTIPART}; type="{DICOM}"; boundary={boundary}'
+    buffer = _sized_buffer(len(head) + download.size + len(tail))
+    buffer.write(head)
     download.readinto(buffer)
-    buffer.write(f"\r\n--{boundary}--\r\n".encode("ascii"))
-    return Retrieved(buffer.getvalue(), f'{MULTIPART}; type="{DICOM}"; boundary={boundary}')
+    buffer.write(tail)
+    return Retrieved(buffer.getvalue(), content_type)
+
+
+def _sized_buffer(size: int) -> io.BytesIO:
+    """A BytesIO allocated once at `size`: filling it never reallocates (and so never copies), and
+    getvalue() hands its buffer over as the bytes object without a copy."""
+    buffer = io.BytesIO()
+    if size:
+        buffer.seek(size - 1)
+        buffer.write(b"\0")
+        buffer.seek(0)
+    return buffer
