@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 import requests
 
 DEFAULT_URL = "http://127.0.0.1:7071"
 TERMINAL = frozenset({"completed", "succeeded", "failed", "canceled"})
+
+
+class SizedReader(Protocol):
+    """A request body read as it is sent, whose length is known up front (so no chunked encoding)."""
+
+    def read(self, size: int = -1) -> bytes: ...
+
+    def __len__(self) -> int: ...
 
 
 class ApiError(Exception):
@@ -77,7 +85,7 @@ class Api:
 
     # --- DICOMweb store ---------------------------------------------------------------------------
 
-    def stow(self, body: BinaryIO, content_type: str) -> requests.Response:
+    def stow(self, body: SizedReader, content_type: str) -> requests.Response:
         """POST one multipart/related STOW-RS request; 200, 202 and 409 all carry a per-instance answer."""
         return self.request(
             "POST", "/studies", ok=(200, 202, 409), data=body,

@@ -27,8 +27,9 @@ class Destination:
     container: str | None = None
     managed_identity: bool = False
 
-    def export_settings(self) -> dict:
+    def export_settings(self) -> dict[str, str | bool | None]:
         """The `destination.settings` of an export request."""
+        settings: dict[str, str | bool | None]
         if self.container_uri:
             settings = {"blobContainerUri": self.container_uri}
         else:

@@ -56,7 +56,7 @@ def read_identifiers(path: str) -> list[str]:
 
 
 def build_parser() -> Parser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--url", default=argparse.SUPPRESS,
                         help=f"the service's base URL (env DICOM_EXPORT_URL, default {DEFAULT_URL})")
     common.add_argument("--key", default=argparse.SUPPRESS, help="function key (env DICOM_EXPORT_KEY)")
@@ -158,7 +158,7 @@ class Cli:
             self.out.print(status_table(operation))
         return exit_code(operation)
 
-    def load(self) -> int:
+    def cmd_load(self) -> int:
         from cli import loader  # pydicom is slow to import; only `load` needs it
 
         a = self.args
@@ -170,7 +170,7 @@ class Cli:
             loader.print_summary(report, self.out)
         return report.exit_code
 
-    def export(self) -> int:
+    def cmd_export(self) -> int:
         a = self.args
         identifiers = list(a.identifiers or [])
         if a.from_file:
@@ -195,13 +195,13 @@ class Cli:
                            f"  follow: dicom-export wait {started['id']}")
         return 0
 
-    def status(self) -> int:
+    def cmd_status(self) -> int:
         return self.finish(self.api.operation(self.args.operation_id))
 
-    def wait(self) -> int:
+    def cmd_wait(self) -> int:
         return self.finish(watch(self.api, self.args.operation_id, self.err, self.args.interval))
 
-    def cancel(self) -> int:
+    def cmd_cancel(self) -> int:
         self.api.cancel(self.args.operation_id)
         if self.json:
             self.print_json({"operationId": self.args.operation_id, "cancelRequested": True})
@@ -209,7 +209,7 @@ class Cli:
             self.out.print(f"cancel requested for {self.args.operation_id}")
         return 0
 
-    def list(self) -> int:
+    def cmd_list(self) -> int:
         statuses = [s.strip() for value in self.args.status or [] for s in value.split(",") if s.strip()]
         operations = self.api.operations(statuses)
         if self.json:
@@ -218,7 +218,7 @@ class Cli:
             self.out.print(operations_table(operations))
         return 0
 
-    def errors(self) -> int:
+    def cmd_errors(self) -> int:
         operation_id = self.args.operation_id
         where = destination(self.args, self.parser, False)
         href = (self.api.operation(operation_id).get("results") or {}).get("errorHref")
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cli = Cli(args, parser)
     try:
-        return getattr(cli, args.command)()
+        return getattr(cli, f"cmd_{args.command}")()
     except (Unreachable, ApiError, AzureError, FileNotFoundError) as e:
         cli.err.print(f"dicom-export: error: {redact(describe(e), cli.secrets())}", markup=False)
         return EXIT_USAGE

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 CHUNK = 1 << 20
@@ -51,7 +51,7 @@ class MultipartBody:
         self._chunks = self._generate()
         self._buffer = memoryview(b"")
 
-    def _generate(self) -> Iterator[bytes]:
+    def _generate(self) -> Generator[bytes, None, None]:
         for piece in self._pieces:
             if isinstance(piece, bytes):
                 yield piece
