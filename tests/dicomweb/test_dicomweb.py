@@ -181,3 +181,11 @@ def test_delete_instance_series_study(host, store):
     response = requests.delete(study_url, timeout=60)
     assert response.status_code == 404 and study in response.json()["error"]
     assert listed(store, study) == []
+
+
+def test_retrieve_urls_never_carry_the_function_key(host):
+    study = generate_uid()
+    response = post(host, multipart(make_instance(study=study)), f"v1/studies/{study}?code=not-to-be-echoed")
+    assert response.status_code == 200
+    assert "not-to-be-echoed" not in response.text
+    assert response.json()["00081190"]["Value"] == [f"{host.base_url}/v1/studies/{study}"]
