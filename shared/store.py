@@ -19,6 +19,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.storage.blob import ContainerClient, ContentSettings, StorageStreamDownloader
 
 from . import settings
+from .connection_pool import pooled_session
 from .uids import Identifier, is_uid
 
 DEFAULT_CONTAINER = "dicomweb"
@@ -89,7 +90,7 @@ class DicomStore:
 
             container = ContainerClient(
                 account_url=service_uri, container_name=name,
-                credential=managed_identity_credential(env), **_TRANSFER_SIZES,
+                credential=managed_identity_credential(env), session=pooled_session(), **_TRANSFER_SIZES,
             )
         else:
             conn = settings.get("DicomStore__ConnectionString", None, env) or settings.get(
@@ -97,7 +98,7 @@ class DicomStore:
             )
             if not conn:
                 raise RuntimeError("no store configured: set DicomStore__ConnectionString or AzureWebJobsStorage")
-            container = ContainerClient.from_connection_string(conn, name, **_TRANSFER_SIZES)
+            container = ContainerClient.from_connection_string(conn, name, session=pooled_session(), **_TRANSFER_SIZES)
         return cls(container)
 
     def ensure_container(self) -> None:
@@ -168,15 +169,20 @@ class DicomStore:
         except (ResourceNotFoundError, ResourceModifiedError) as error:
             raise _changed_or_gone(name, etag, error) from None
 
-    def delete(self, identifier: Identifier) -> int:
-        """Delete every instance under `identifier`; the number deleted (0 when nothing matched)."""
-        try:
-            names = [found.blob_name for found in self.iter_instances(identifier)]
-        except ResourceNotFoundError:  # no container yet: nothing stored
-            return 0
-        batches = [names[i: i + DELETE_BATCH] for i in range(0, len(names), DELETE_BATCH)]
+    def delete(self, identifier: Identifier, page_size: int = 1000) -> int:
+        """Delete every instance under `identifier`, a listing page at a time; the number deleted."""
+        deleted, cursor = 0, None
         with ThreadPoolExecutor(max_workers=4) as pool:
-            return sum(pool.map(self._delete_batch, batches))
+            while True:
+                try:
+                    found, cursor = self.list_page(identifier, cursor, page_size)
+                except ResourceNotFoundError:  # no container yet: nothing stored
+                    return deleted
+                names = [instance.blob_name for instance in found]
+                batches = [names[i: i + DELETE_BATCH] for i in range(0, len(names), DELETE_BATCH)]
+                deleted += sum(pool.map(self._delete_batch, batches))
+                if not cursor:
+                    return deleted
 
     def _delete_batch(self, names: list[str]) -> int:
         """Delete up to DELETE_BATCH blobs in one request; blobs already gone are not counted."""
