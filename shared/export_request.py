@@ -92,6 +92,8 @@ def _json(body: bytes) -> Any:
         ) from None
     except RecursionError:
         raise RequestError(400, "the request body is nested too deeply") from None
+    except ValueError as error:  # e.g. an integer longer than Python's 4300-digit conversion limit
+        raise RequestError(400, f"the request body is not valid JSON: {str(error)[:200]}") from None
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

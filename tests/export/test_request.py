@@ -68,6 +68,7 @@ REFUSALS = [
     ("invalid UTF-8", b'{"source": "\xff"}', "application/json", 400, "UTF-8"),
     ("empty", b"", "application/json", 400, "empty"),
     ("deep nesting", b"[" * 2000 + b"]" * 2000, "application/json", 400, "nested too deeply"),
+    ("huge number", b'{"source": ' + b"1" * 5000 + b"}", "application/json", 400, "not valid JSON"),
     ("not an object", [1, 2], "application/json", 400, "JSON object"),
     ("duplicate property", b'{"source": {}, "Source": {}}', "application/json", 400, "'Source' appears twice"),
     ("source and sources", body(sources={}), "application/json", 400, "'sources'"),
