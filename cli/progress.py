@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.table import Table
 
-from cli.api import TERMINAL, Api
+from cli.api import TERMINAL, Api, ApiError, Unreachable
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
 
@@ -67,9 +66,12 @@ def progress_line(operation: dict, elapsed: float | None) -> str:
     return " · ".join(parts)
 
 
-def watch(api: Api, operation_id: str, console: Console, interval: float = 1.0,
-          sleep: Callable[[float], None] = time.sleep) -> dict:
-    """Poll the operation until it ends, showing the progress line live; return its final status."""
+def watch(api: Api, operation_id: str, console: Console, interval: float = 1.0, patience: float = 60.0) -> dict:
+    """Poll the operation until it ends, showing the progress line live; return its final status.
+
+    A long export outlives network blips and host restarts: polls may go unanswered (or answer 5xx)
+    for up to `patience` seconds in a row before we give up.
+    """
     started = time.monotonic()
 
     def line(operation: dict) -> str:
@@ -77,11 +79,19 @@ def watch(api: Api, operation_id: str, console: Console, interval: float = 1.0,
         return progress_line(operation, max(elapsed_seconds(operation) or 0.0, time.monotonic() - started))
 
     operation = api.operation(operation_id)
+    unanswered_since: float | None = None
     with console.status(line(operation)) as status:
         while not is_terminal(operation):
-            sleep(interval)
-            operation = api.operation(operation_id)
-            status.update(line(operation))
+            time.sleep(interval)
+            try:
+                operation = api.operation(operation_id)
+                unanswered_since = None
+                status.update(line(operation))
+            except (Unreachable, ApiError) as e:
+                unanswered_since = unanswered_since or time.monotonic()
+                if time.monotonic() - unanswered_since > patience or (isinstance(e, ApiError) and e.status < 500):
+                    raise
+                status.update(f"{line(operation)} · no answer ({e}), trying again")
     console.print(line(operation))
     return operation
 

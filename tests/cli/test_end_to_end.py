@@ -299,6 +299,24 @@ def test_cancel_stops_a_running_export_and_wait_exits_2(
     assert too_late.returncode == 3 and "HTTP 409" in too_late.stderr and "already completed" in too_late.stderr
 
 
+def test_wait_rides_out_a_host_restart(host: Host, big_study: str, storage_connection_string: str,
+                                      export_container: str) -> None:
+    started = as_json(cli(host, "--json", "export", "--study", big_study,
+                          *export_args(storage_connection_string, export_container)))
+    env = {**os.environ, "DICOM_EXPORT_URL": host.base_url, "DICOM_EXPORT_KEY": FUNCTION_KEY}
+    polls = host.log().count("Executing 'Functions.v1_get_operation'")
+    waiting = subprocess.Popen([sys.executable, "-m", "cli", "wait", started["id"], "--interval", "0.2"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Once `wait` has seen the operation (a first poll must be answered: a wrong URL fails at once) ...
+    wait_for(lambda: host.log().count("Executing 'Functions.v1_get_operation'") > polls, timeout=30,
+             message="the first poll")
+    host.kill()  # as a crash: the export resumes from the task hub when the host is back
+    host.start()
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, out + err
+    assert "completed · 600 exported · 0 skipped" in err
+
+
 def test_idempotency_key_returns_the_same_operation(
         host: Host, studies: list[str], storage_connection_string: str, export_container: str) -> None:
     key = f"cli-test-{uuid.uuid4().hex}"
