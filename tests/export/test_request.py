@@ -10,7 +10,7 @@ from shared.export_request import RequestError, parse_export_request
 from shared.export_settings import ExportSettings
 from shared.uids import Identifier
 
-POLICY = ExportSettings(allow_emulator=True, max_request_bytes=4096)
+POLICY = ExportSettings(allow_emulator=True, max_request_bytes=8192)
 EMULATOR = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUz"
             "FT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;")
 SAS = "sv=2023-11-03&sr=c&sp=cw&se=2030-01-01T00%3A00%3A00Z&sig=c2VjcmV0c2lnbmF0dXJl"
