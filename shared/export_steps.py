@@ -21,6 +21,7 @@ from azure.storage.blob import ContainerClient, LinearRetry
 
 from . import errors_log
 from .checkpoint import Batching, Checkpoint
+from .connection_pool import pooled_session
 from .copy import TRANSFER_OPTIONS, BatchCopier, CopyFailed
 from .destination import Destination, DestinationRefused, destination_problem
 from .errors_log import ErrorEntry, ErrorLog
@@ -91,4 +92,4 @@ def _store() -> DicomStore:
 def _destination(protected: str) -> tuple[Destination, ContainerClient]:
     """The destination and a client for it, reused by every batch of the same export in this process."""
     destination = Destination.from_protected(json.loads(protected))
-    return destination, destination.container_client(**TRANSFER_OPTIONS)
+    return destination, destination.container_client(session=pooled_session(), **TRANSFER_OPTIONS)
