@@ -31,6 +31,7 @@ class Host:
     log_path: Path | None = None
     process: subprocess.Popen | None = None
     extra_args: list[str] = field(default_factory=list)
+    cwd: Path = ROOT  # where `python -m devhost` is imported from
 
     @property
     def base_url(self) -> str:
@@ -44,7 +45,7 @@ class Host:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "devhost", "--app-dir", str(self.app_dir), "--port", str(self.port),
              "--data-dir", str(self.data_dir), *self.extra_args],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=self.cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + timeout

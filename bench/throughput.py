@@ -1,0 +1,149 @@
+"""Export throughput against a raw copy of the same files, side by side in one run.
+
+    .venv/bin/python bench/throughput.py [--runs 3] [--small 2000] [--studies 20] [--large 200]
+
+Seeds the store (one Azurite) with `--small` instances of 256 KiB in `--studies` studies and `--large`
+instances of 4 MiB, then per run and per size, in alternating order:
+- baseline: a plain thread pool of MaxParallelBatches × MaxParallelThreads threads (50 with the defaults)
+  downloading each file and uploading it to a fresh container of the same Azurite (no orchestration,
+  the file names given, connection pools as large as the pool of threads);
+- export: POST /export of the studies to another fresh container, timed from the POST to the
+  operation's lastUpdatedTime at its end (so listing, the starter and every generation count;
+  status is polled every 0.5 s).
+Prints and appends to bench/RESULTS.md the medians of files/s, MB/s and the export/baseline ratio
+(the median of the per-run ratios), with the CPU seconds the copier (this
+process for the baseline, the host for the export) and Azurite spent on each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+from azure.storage.blob import ContainerClient
+from common import (
+    KIB,
+    MIB,
+    Seeded,
+    Stack,
+    add_results_argument,
+    median,
+    repeat,
+    report,
+    run_export,
+    seed,
+    stack,
+    table,
+)
+
+from tests.hosting import Host
+
+SETTINGS = {"Export__BatchSize": "100", "Export__MaxParallelBatches": "10", "Export__MaxParallelThreads": "5"}
+CONCURRENCY = 10 * 5
+
+
+def raw_copy(source: ContainerClient, target: ContainerClient, names: list[str], threads: int) -> None:
+    """The yardstick: download each file and upload it, `threads` at a time."""
+    def copy(name: str) -> None:
+        data = source.download_blob(name, max_concurrency=1).readall()
+        target.upload_blob(name, data, overwrite=True, max_concurrency=1)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(copy, names))
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def measure(bench: Stack, seeded: Seeded, run: int) -> dict:
+    """One baseline and one export per host of `seeded`, in an order that rotates with `run`."""
+    azurite = psutil.Process(bench.azurite.process.pid)
+    me = psutil.Process()
+    store = bench.store(CONCURRENCY + 8)
+    figures: dict = {}
+
+    def baseline() -> None:
+        target = bench.container(f"raw-{uuid.uuid4().hex[:12]}", CONCURRENCY + 8)
+        cpu, azurite_cpu = cpu_seconds(me), cpu_seconds(azurite)
+        started = time.perf_counter()
+        raw_copy(store, target, seeded.files, CONCURRENCY)
+        figures["raw_s"] = time.perf_counter() - started
+        figures["raw_cpu"] = cpu_seconds(me) - cpu
+        figures["raw_azurite_cpu"] = cpu_seconds(azurite) - azurite_cpu
+        target.delete_container()
+
+    def export(host: Host, tag: str) -> None:
+        process = psutil.Process(host.process.pid)
+        name = f"exp-{uuid.uuid4().hex[:12]}"
+        target = bench.container(name)
+        cpu, azurite_cpu = cpu_seconds(process), cpu_seconds(azurite)
+        done = run_export(host, seeded.studies, bench.connection_string, name)
+        if done.view["results"]["exported"] != len(seeded.files):
+            raise SystemExit(f"export copied {done.view['results']} of {len(seeded.files)} files")
+        figures[f"{tag}_s"] = done.seconds
+        figures[f"{tag}_host_cpu"] = cpu_seconds(process) - cpu
+        figures[f"{tag}_azurite_cpu"] = cpu_seconds(azurite) - azurite_cpu
+        target.delete_container()
+
+    steps = [baseline, lambda: export(bench.host, "export")]
+    if bench.host_before:
+        steps.append(lambda: export(bench.host_before, "before"))
+    for step in steps[run % len(steps):] + steps[:run % len(steps)]:
+        step()
+    figures["ratio"] = figures["raw_s"] / figures["export_s"]
+    if bench.host_before:
+        figures["ratio_before"] = figures["raw_s"] / figures["before_s"]
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--small", type=int, default=2000, help="instances of 256 KiB")
+    parser.add_argument("--studies", type=int, default=20, help="studies the small instances are spread over")
+    parser.add_argument("--large", type=int, default=200, help="instances of 4 MiB (one study)")
+    parser.add_argument("--before", metavar="GIT_REF", help="also export with the app and devhost at this commit")
+    add_results_argument(parser)
+    args = parser.parse_args()
+    cases = [("256 KiB", args.small, args.studies, 256 * KIB), ("4 MiB", args.large, 1, 4 * MIB)]
+    rows = []
+    with stack(SETTINGS, before=args.before) as bench:
+        for label, count, studies, size in cases:
+            if not count:
+                continue
+            print(f"seeding {count} instances of {label} ...", flush=True)
+            seeded = seed(bench.store(), studies, count // studies, size)
+            print(f"{label}: a warm-up run, then {args.runs} runs (baseline and exports, order rotating)", flush=True)
+            measure(bench, seeded, 0)
+            runs = repeat(args.runs, lambda run, seeded=seeded: measure(bench, seeded, run))
+            rows += [[label, *row] for row in summary(runs, len(seeded.files), seeded.total_bytes, args.before)]
+    body = table(["files", "copier", "files/s", "MB/s", "÷ baseline", "copier CPU s", "Azurite CPU s"], rows)
+    report("Throughput: export against a raw copy", body, notes=(
+        f"Medians of {args.runs} runs; `÷ baseline` is the median of the per-run ratios (baseline seconds / export "
+        f"seconds). All copy within one Azurite with {CONCURRENCY} concurrent copies (MaxParallelBatches 10 × "
+        "MaxParallelThreads 5, BatchSize 100). Copier CPU: this process for the baseline, the host for exports."),
+        results=args.results)
+
+
+def summary(runs: list[dict], files: int, total_bytes: int, before: str | None) -> list[list]:
+    """Table rows (copier, files/s, MB/s, ratio, CPU) for the baseline, the export and the export before."""
+    def row(name: str, seconds: str, ratio: str | None, cpu: str, azurite_cpu: str) -> list:
+        s = median([r[seconds] for r in runs])
+        return [name, f"{files / s:.0f}", f"{total_bytes / 1e6 / s:.0f}",
+                f"{median([r[ratio] for r in runs]):.2f}" if ratio else "1", f"{median([r[cpu] for r in runs]):.1f}",
+                f"{median([r[azurite_cpu] for r in runs]):.1f}"]
+
+    rows = [row("baseline (thread pool)", "raw_s", None, "raw_cpu", "raw_azurite_cpu"),
+            row("export", "export_s", "ratio", "export_host_cpu", "export_azurite_cpu")]
+    if before:
+        rows.append(row(f"export at {before}", "before_s", "ratio_before", "before_host_cpu", "before_azurite_cpu"))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
