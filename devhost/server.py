@@ -71,7 +71,7 @@ class FunctionsServer:
         web_app = web.Application(client_max_size=self.body_limit, middlewares=[self._guard])
         web_app.router.add_get("/admin/host/status", self._host_status)
         self.runtime.add_webhook_routes(web_app)
-        web_app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        web_app.router.add_route("*", r"/{tail:[\s\S]*}", self._dispatch)  # any path, newlines too
         return web_app
 
     @web.middleware
