@@ -10,12 +10,13 @@ import azure.functions as func
 from activities import export as export_activities
 from endpoints import dicomweb
 from endpoints import export as export_endpoints
-from endpoints import operations
+from endpoints import openapi, operations
 from orchestrations import export as export_orchestration
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(dicomweb.bp)
 app.register_functions(export_endpoints.bp)
 app.register_functions(operations.bp)
+app.register_functions(openapi.bp)
 app.register_functions(export_orchestration.bp)
 app.register_functions(export_activities.bp)

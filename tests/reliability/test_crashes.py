@@ -1,0 +1,57 @@
+"""An export survives its host being SIGKILLed three times — during expansion, during the copy fan-out and
+around continue-as-new — and still exports every file exactly once, byte-identical, inside its own prefix.
+
+600 tiny instances in generations of 3 × 10 keep it quick; `bench/reliability.py` runs the 3 000-instance version.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from tests.exporting import (
+    error_log,
+    export_body,
+    export_host,
+    finished,
+    new_container,
+    open_store,
+    put_study,
+    results,
+    start,
+    view,
+)
+from tests.hosting import wait_for
+from tests.reliability.crashes import kill_at
+
+INSTANCES = 600
+# (where the kill lands, how many files must be exported before aiming for it)
+KILLS = (("expansion", 100), ("copy", 250), ("continue-as-new", 400))
+
+
+def test_an_export_killed_three_times_completes_with_every_file_exactly_once(
+        tmp_path: Path, storage_connection_string: str) -> None:
+    conn = storage_connection_string
+    store_container = f"store-{uuid.uuid4().hex[:10]}"
+    study, stored = put_study(open_store(conn, store_container), INSTANCES, series_count=6, size=32)
+    destination = new_container(conn)
+    host = export_host(tmp_path / "hub", conn, store_container, Export__BatchSize="10",
+                       Export__MaxParallelBatches="3").start()
+    try:
+        operation = start(host, export_body([study], destination, conn))
+        for point, progress in KILLS:
+            wait_for(lambda: view(operation["href"])["results"]["exported"] >= progress,  # noqa: B023
+                     timeout=120, message=f"{progress} files exported")
+            kill_at(host, operation["id"], point)
+            host.start()  # same data dir, same port: the operation's href stays valid
+        done = finished(operation["href"], timeout=300)
+    finally:
+        host.stop()
+
+    assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", INSTANCES, 0)
+    assert results(destination, operation["id"]) == stored  # every file, byte for byte
+    prefix = f"{operation['id']}/"
+    assert {b.name for b in destination.list_blobs()} == (
+        {f"{prefix}results/{name}" for name in stored} | {f"{prefix}errors.log"})
+    assert error_log(destination, operation["id"]) == []
+    assert host.log().count("Host started at") == 1 + len(KILLS)
