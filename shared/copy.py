@@ -78,6 +78,11 @@ def result_path(operation_id: str, instance: StoredInstance) -> str:
     return f"{operation_id}/results/{instance.blob_name}"
 
 
+def store_problem(error: BaseException) -> str:
+    """Why reading the DICOM store failed, in words, with any secret scrubbed."""
+    return f"reading the DICOM store failed: {_first_line(error)}"
+
+
 def fault_policy(error: BaseException, side: str) -> str | None:
     """What errors.log should say when a file is skipped for `error`; None when the batch must fail.
 
@@ -146,7 +151,7 @@ class BatchCopier:
         except _SourceFault as fault:
             reason = fault_policy(fault.error, "source")
             if reason is None:
-                raise CopyFailed(f"reading the DICOM store failed: {_first_line(fault.error)}") from None
+                raise CopyFailed(store_problem(fault.error)) from None
         except Exception as error:  # noqa: BLE001 - fault_policy decides, re-raised if not skipped
             reason = fault_policy(error, "destination")
             if reason is None:

@@ -22,7 +22,7 @@ from azure.storage.blob import ContainerClient, LinearRetry
 from . import errors_log
 from .checkpoint import Batching, Checkpoint
 from .connection_pool import pooled_session
-from .copy import TRANSFER_OPTIONS, BatchCopier, CopyFailed
+from .copy import TRANSFER_OPTIONS, BatchCopier, CopyFailed, store_problem
 from .destination import Destination, DestinationRefused, destination_problem
 from .errors_log import ErrorEntry, ErrorLog
 from .expand import expand, instance_from_json
@@ -31,9 +31,15 @@ from .export_settings import ExportSettings
 from .store import DicomStore
 from .uids import parse_identifier
 
-# The starter answers within seconds even when the destination does not: few, short retries.
-_STARTER_OPTIONS = {"retry_policy": LinearRetry(backoff=1, random_jitter_range=0.5, retry_total=2),
-                    "connection_timeout": 10, "read_timeout": 30}
+
+def _fail_fast() -> LinearRetry:
+    """Few, short retries: a storage request fails within seconds, not after the SDK's default minute, so the
+    starter answers promptly and in activities Export__RetryOptions is the export's whole retry budget.
+
+    A new policy for every client: azure-core chains a client's policies through the objects themselves,
+    so a policy shared by two clients would send one's requests through the other's credentials.
+    """
+    return LinearRetry(backoff=1, random_jitter_range=0.5, retry_total=2)
 
 
 def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, base_digest: str | None = None,
@@ -41,7 +47,8 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
     """The first checkpoint of a new export, its errors.log created; DestinationRefused if it cannot be."""
     destination = request.destination
     try:
-        ErrorLog(destination.container_client(env, **_STARTER_OPTIONS), operation_id).create()
+        client = destination.container_client(env, retry_policy=_fail_fast(), connection_timeout=10, read_timeout=30)
+        ErrorLog(client, operation_id).create()
     except AzureError as error:
         raise DestinationRefused(f"destination: {destination_problem(error, destination)}", "destination") from None
     return Checkpoint(
@@ -57,8 +64,11 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
 
 def expand_step(work: Mapping[str, Any], store: DicomStore | None = None) -> dict[str, Any]:
     """The expand activity: the next batches, with the identifiers that match nothing logged as skipped."""
-    expansion = expand(store or _store(), [parse_identifier(i) for i in work["identifiers"]], work["cursor"],
-                       work["batchSize"], work["maxBatches"])
+    try:
+        expansion = expand(store or _store(), [parse_identifier(i) for i in work["identifiers"]], work["cursor"],
+                           work["batchSize"], work["maxBatches"])
+    except AzureError as error:  # the store is down or refusing us: the activity fails and is retried
+        raise CopyFailed(store_problem(error)) from None
     if expansion.not_found:
         destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
         entries = [ErrorEntry(str(i), "no instance in the store matches this identifier")
@@ -85,11 +95,12 @@ def copy_step(work: Mapping[str, Any], store: DicomStore | None = None) -> dict[
 @functools.cache
 def _store() -> DicomStore:
     """One store client (and connection pool) per worker process."""
-    return DicomStore.from_settings()
+    return DicomStore.from_settings(retry_policy=_fail_fast())
 
 
 @functools.lru_cache(maxsize=32)
 def _destination(protected: str) -> tuple[Destination, ContainerClient]:
     """The destination and a client for it, reused by every batch of the same export in this process."""
     destination = Destination.from_protected(json.loads(protected))
-    return destination, destination.container_client(session=pooled_session(), **TRANSFER_OPTIONS)
+    return destination, destination.container_client(session=pooled_session(), retry_policy=_fail_fast(),
+                                                     **TRANSFER_OPTIONS)

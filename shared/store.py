@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -81,8 +81,9 @@ class DicomStore:
         self._created = False
 
     @classmethod
-    def from_settings(cls, env: Mapping[str, str] | None = None) -> DicomStore:
-        """The store named by `DicomStore__*` settings (connection string, or service URI with managed identity)."""
+    def from_settings(cls, env: Mapping[str, str] | None = None, **options: Any) -> DicomStore:
+        """The store named by `DicomStore__*` settings (connection string, or service URI with managed identity);
+        `options` go to the blob client (a retry policy, timeouts)."""
         name = settings.get("DicomStore__ContainerName", DEFAULT_CONTAINER, env) or DEFAULT_CONTAINER
         service_uri = settings.get("DicomStore__ServiceUri", None, env)
         if service_uri:
@@ -90,7 +91,7 @@ class DicomStore:
 
             container = ContainerClient(
                 account_url=service_uri, container_name=name,
-                credential=managed_identity_credential(env), session=pooled_session(), **_TRANSFER_SIZES,
+                credential=managed_identity_credential(env), session=pooled_session(), **_TRANSFER_SIZES, **options,
             )
         else:
             conn = settings.get("DicomStore__ConnectionString", None, env) or settings.get(
@@ -98,7 +99,8 @@ class DicomStore:
             )
             if not conn:
                 raise RuntimeError("no store configured: set DicomStore__ConnectionString or AzureWebJobsStorage")
-            container = ContainerClient.from_connection_string(conn, name, session=pooled_session(), **_TRANSFER_SIZES)
+            container = ContainerClient.from_connection_string(conn, name, session=pooled_session(), **_TRANSFER_SIZES,
+                                                               **options)
         return cls(container)
 
     def ensure_container(self) -> None:
