@@ -102,7 +102,7 @@ def store_request(
             by_instance.setdefault(key, []).append((outcome, parts[outcome.part - 1][1]))
     if by_instance:
         with ThreadPoolExecutor(max_workers=min(PARALLEL_UPLOADS, len(by_instance))) as pool:
-            list(pool.map(lambda items: [_put(store, *item) for item in items], by_instance.values()))
+            list(pool.map(lambda items: _put_in_order(store, items), by_instance.values()))
     for outcome in outcomes:
         if outcome.failure is not None:
             log.warning("STOW part %d not stored (0x%04X): %s", outcome.part, outcome.failure, outcome.reason)
@@ -143,7 +143,7 @@ def split_multipart(body: bytes, boundary: str) -> list[tuple[dict[str, str], me
             raise RequestRejected(400, f"the body does not contain the boundary {boundary!r}")
         position += 2
     view = memoryview(body)
-    parts = []
+    parts: list[tuple[dict[str, str], memoryview]] = []
     while True:
         position += len(delimiter)
         if body.startswith(b"--", position):
@@ -235,12 +235,15 @@ def _fail(outcome: Outcome, failure: int, reason: str) -> Outcome:
     return outcome
 
 
-def _put(store: DicomStore, outcome: Outcome, content: memoryview) -> None:
-    try:
-        store.put(outcome.study, outcome.series, outcome.sop_instance, BufferReader(content), len(content))
-    except Exception as error:  # any storage fault fails this part only, and is reported in its item
-        log.exception("STOW part %d: storing %s failed", outcome.part, outcome.sop_instance)
-        _fail(outcome, PROCESSING_FAILURE, f"storing failed: {type(error).__name__}")
+def _put_in_order(store: DicomStore, items: list[tuple[Outcome, memoryview]]) -> None:
+    """Store the checked parts of one instance, one after the other; a storage fault fails that part only."""
+    for outcome, content in items:
+        try:
+            store.put(outcome.study, outcome.series, outcome.sop_instance,  # type: ignore[arg-type]  # checked
+                      BufferReader(content), len(content))
+        except Exception as error:  # reported in the part's item, whatever the fault
+            log.exception("STOW part %d: storing %s failed", outcome.part, outcome.sop_instance)
+            _fail(outcome, PROCESSING_FAILURE, f"storing failed: {type(error).__name__}")
 
 
 def http_status(outcomes: list[Outcome]) -> int:
