@@ -109,8 +109,7 @@ def test_storage_failure_is_0110_per_part(storage_connection_string):
     unreachable = storage_connection_string.replace(
         storage_connection_string.split("BlobEndpoint=")[1].split(";")[0], "http://127.0.0.1:9/devstoreaccount1"
     )
-    store = DicomStore.from_settings({"AzureWebJobsStorage": unreachable})
-    store.container._config.retry_policy.total_retries = 0
+    store = DicomStore.from_settings({"AzureWebJobsStorage": unreachable}, retry_total=0)
     result = post(store, multipart(make_instance()))
     assert result.status == 409
     [(code, comment)] = failures(result)
