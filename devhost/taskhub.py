@@ -164,6 +164,8 @@ class TaskHub:
             args += [len(prefix), prefix]
         if token:
             after = json.loads(base64.urlsafe_b64decode(token.encode()))
+            if not (isinstance(after, list) and len(after) == 2 and all(isinstance(a, str) for a in after)):
+                raise ValueError("not a continuation token of this task hub")
             where.append("(created_time, instance_id) > (?, ?)")
             args += after
         sql = f"SELECT {_COLUMNS} FROM instances"
