@@ -1,149 +1,57 @@
 """The export end to end: real HTTP to the local host, real orchestrations, Azurite for both store and destination.
 
-Settings keep each export small and quick (tiny files, small batches, short retry intervals);
-the behaviour is the one deployed with the defaults.
+Settings keep each export small and quick (tiny files, small batches, short retry intervals; see
+tests/exporting.py); the behaviour is the one deployed with the defaults.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
-import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
 import requests
 from azure.storage.blob import ContainerClient, ContainerSasPermissions, generate_container_sas
-from cryptography.fernet import Fernet
 
 from shared.destination import EMULATOR_KEY
 from shared.store import DicomStore
-from tests.hosting import Host, wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-FLAG = "DicomServer__Features__EnableExtendedExport"
-SETTINGS = {
-    FLAG: "true",
-    "Export__AllowEmulator": "true",
-    "Export__BatchSize": "5",
-    "Export__MaxParallelBatches": "2",
-    "Export__MaxParallelThreads": "3",
-    "Export__RetryOptions__MaxNumberOfAttempts": "2",
-    "Export__RetryOptions__FirstRetryIntervalSeconds": "0.2",
-    "Export__RetryOptions__BackoffCoefficient": "1",
-}
-
-
-class Hosts:
-    """Local hosts started on demand, one per distinct settings, all on the session's Azurite."""
-
-    def __init__(self, root: Path, connection_string: str):
-        self.root, self.connection_string, self.started = root, connection_string, {}
-        self.store_container = f"store-{uuid.uuid4().hex[:10]}"
-
-    def __call__(self, **overrides: str) -> Host:
-        env = {**SETTINGS, **overrides}
-        key = json.dumps(env, sort_keys=True)
-        if key not in self.started:
-            data = self.root / f"hub{len(self.started)}"
-            env.update({"AzureWebJobsStorage": self.connection_string,
-                        "DicomStore__ContainerName": self.store_container,
-                        "Export__SecretKey": Fernet.generate_key().decode()})
-            self.started[key] = Host(ROOT, data, env=env).start()
-        return self.started[key]
+from tests.exporting import (
+    FLAG,
+    Hosts,
+    durable,
+    error_log,
+    export_body,
+    finished,
+    new_container,
+    open_store,
+    put_study,
+    results,
+    start,
+    uid,
+    view,
+)
+from tests.hosting import wait_for
 
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory, storage_connection_string: str):
     hosts = Hosts(tmp_path_factory.mktemp("export-hosts"), storage_connection_string)
     yield hosts
-    for host in hosts.started.values():
-        host.stop()
+    hosts.stop()
 
 
 @pytest.fixture(scope="module")
 def store(hosts: Hosts) -> DicomStore:
-    store = DicomStore.from_settings({"AzureWebJobsStorage": hosts.connection_string,
-                                      "DicomStore__ContainerName": hosts.store_container})
-    store.ensure_container()
-    return store
+    return open_store(hosts.connection_string, hosts.store_container)
 
 
 @pytest.fixture
 def destination(storage_connection_string: str) -> ContainerClient:
-    client = ContainerClient.from_connection_string(storage_connection_string, f"dest-{uuid.uuid4().hex[:10]}")
-    client.create_container()
-    return client
-
-
-def uid() -> str:
-    """A fresh study UID, so tests sharing the store never see each other's instances."""
-    return f"2.25.{uuid.uuid4().int}"[:60]
-
-
-def put_study(store: DicomStore, count: int, series_count: int = 1, size: int = 64) -> tuple[str, dict[str, bytes]]:
-    """A new study of `count` instances spread over `series_count` series; its blob names → bytes."""
-    study = uid()
-    stored = {}
-
-    def put(n: int) -> None:
-        series = f"{study}.{n % series_count + 1}"
-        data = os.urandom(size)
-        instance = store.put(study, series, f"{series}.{n + 1}", io.BytesIO(data), len(data))
-        stored[instance.blob_name] = data
-
-    with ThreadPoolExecutor(max_workers=10) as pool:  # the client's connection pool size
-        list(pool.map(put, range(count)))
-    return study, stored
-
-
-def export_body(values: list[str], destination: ContainerClient, conn: str, source_key: str = "source") -> dict:
-    return {source_key: {"type": "identifiers", "settings": {"values": values}},
-            "destination": {"type": "azureblob",
-                            "settings": {"connectionString": conn, "blobContainerName": destination.container_name}}}
-
-
-def start(host: Host, body: dict, route: str = "export", **headers: str) -> dict:
-    r = requests.post(f"{host.base_url}/{route}", json=body, headers=headers, timeout=60)
-    assert r.status_code == 202, r.text
-    assert r.headers["Location"] == r.json()["href"]
-    return r.json()
-
-
-def view(href: str) -> dict:
-    r = requests.get(href, timeout=30)
-    assert r.status_code in (200, 202), r.text
-    assert (r.status_code == 200) == (r.json()["status"] in ("completed", "succeeded", "failed", "canceled"))
-    return r.json()
-
-
-def finished(href: str, timeout: float = 120) -> dict:
-    return wait_for(lambda: (v := view(href))["status"] not in ("notStarted", "running") and v,
-                    timeout=timeout, interval=0.05, message=f"{href} to finish")
-
-
-def results(destination: ContainerClient, operation_id: str) -> dict[str, bytes]:
-    prefix = f"{operation_id}/results/"
-    return {b.name[len(prefix):]: destination.download_blob(b.name).readall()
-            for b in destination.list_blobs(name_starts_with=prefix)}
-
-
-def error_log(destination: ContainerClient, operation_id: str) -> list[dict]:
-    text = destination.download_blob(f"{operation_id}/errors.log").readall().decode()
-    return [json.loads(line) for line in text.splitlines()]
-
-
-def durable(host: Host, operation_id: str, **params: str) -> dict:
-    r = requests.get(f"{host.base_url}/runtime/webhooks/durabletask/instances/{operation_id}", params=params,
-                     timeout=30)
-    assert r.status_code in (200, 202), r.text
-    return r.json()
+    return new_container(storage_connection_string)
 
 
 def test_the_published_example_exports_exactly_its_files_byte_identical(hosts, store, destination,
