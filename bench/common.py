@@ -71,6 +71,7 @@ class Stack:
     azurite: Azurite | None = None
     host: Host | None = None
     host_before: Host | None = None
+    _hosts: list[Host] = field(default_factory=list)
 
     @property
     def connection_string(self) -> str:
@@ -83,27 +84,22 @@ class Stack:
 
     def start(self) -> Stack:
         self.azurite = Azurite(self.folder / "azurite", free_port(), log_path=self.folder / "azurite.log").start()
-        self.host = self._start_host(ROOT, self.hub_dir)
+        self.host = self.add_host()
         if self.before:
-            self.host_before = self._start_host(checkout(self.before, self.folder / "before"), self.folder / "hub-before")
+            self.host_before = self.add_host(app=checkout(self.before, self.folder / "before"), name="hub-before")
         return self
 
-    def restart_host(self) -> Host:
-        """Stop the host and start it again on the same task hub."""
-        assert self.host is not None
-        self.host.stop()
-        self.host = self._start_host(ROOT, self.hub_dir)
-        return self.host
-
-    def _start_host(self, app: Path, hub: Path) -> Host:
-        env = {**BASE_SETTINGS, **self.settings, "AzureWebJobsStorage": self.connection_string,
+    def add_host(self, settings: dict[str, str] | None = None, app: Path = ROOT, name: str = "hub") -> Host:
+        """Another host on this Azurite and store, with its own task hub `name` and `settings` on top."""
+        env = {**BASE_SETTINGS, **self.settings, **(settings or {}), "AzureWebJobsStorage": self.connection_string,
                "DicomStore__ContainerName": STORE_CONTAINER, "Export__SecretKey": Fernet.generate_key().decode()}
-        return Host(app, hub, env=env, cwd=app).start()
+        host = Host(app, self.folder / name, env=env, cwd=app).start()
+        self._hosts.append(host)
+        return host
 
     def stop(self) -> None:
-        for host in (self.host, self.host_before):
-            if host:
-                host.stop()
+        for host in self._hosts:
+            host.stop()
         if self.azurite:
             self.azurite.stop()
 

@@ -1,0 +1,95 @@
+"""Exports of 2 000, 10 000 and 20 000 instances: time per 1 000, task hub size on disk, host memory.
+
+    .venv/bin/python bench/scale.py [--runs 3] [--sizes 2000,10000,20000] [--kib 2]
+
+Seeds the store directly with the largest size in studies of 1 000 instances of `--kib` KiB, then per run
+exports the first 2, 10 and 20 studies, each to a fresh container, with the published defaults (BatchSize 100,
+MaxParallelBatches 10, MaxParallelThreads 5: 1 000 instances per generation, then continue-as-new). After each
+export it records the seconds per 1 000 instances (should stay flat), the task hub's size on disk (SQLite
+file, WAL and shared memory), the number of history events the instance holds at its end (one generation's
+worth, whatever the export's size) and the host's RSS (peak during, and after). Medians over the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+
+import requests
+from common import (
+    KIB,
+    MIB,
+    PeakRss,
+    Stack,
+    add_results_argument,
+    folder_size,
+    median,
+    report,
+    rss,
+    run_export,
+    seed,
+    settle_rss,
+    stack,
+    table,
+)
+
+PER_STUDY = 1000
+
+
+def history_events(bench: Stack, operation_id: str) -> int:
+    url = f"{bench.host.base_url}/runtime/webhooks/durabletask/instances/{operation_id}"
+    status = requests.get(url, params={"showHistory": "true"}, timeout=60).json()
+    return len(status.get("historyEvents") or [])
+
+
+def export(bench: Stack, studies: list[str]) -> dict:
+    name = f"scale-{uuid.uuid4().hex[:12]}"
+    target = bench.container(name)
+    with PeakRss(bench.host.process.pid, interval=0.05) as sampled:
+        done = run_export(bench.host, studies, bench.connection_string, name)
+    expected = len(studies) * PER_STUDY
+    if done.view["results"]["exported"] != expected:
+        raise SystemExit(f"export copied {done.view['results']}, expected {expected}")
+    figures = {"per_1000_s": done.seconds / (expected / 1000), "seconds": done.seconds,
+               "hub_mib": folder_size(bench.hub_dir) / MIB, "history": history_events(bench, done.operation_id),
+               "peak_mib": sampled.peak / MIB, "after_mib": rss(bench.host.process.pid) / MIB}
+    target.delete_container()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", default="2000,10000,20000")
+    parser.add_argument("--kib", type=int, default=2)
+    add_results_argument(parser)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with stack() as bench:
+        idle = settle_rss(bench.host.process.pid, 2.0) / MIB
+        print(f"seeding {max(sizes)} instances of {args.kib} KiB ...", flush=True)
+        seeded = seed(bench.store(), max(sizes) // PER_STUDY, PER_STUDY, args.kib * KIB)
+        found: dict[int, list[dict]] = {n: [] for n in sizes}
+        for run in range(args.runs):
+            for n in sizes:
+                figures = export(bench, seeded.studies[:n // PER_STUDY])
+                found[n].append(figures)
+                print(f"  run {run + 1}/{args.runs}, {n} instances: " +
+                      ", ".join(f"{k}={v:.3g}" for k, v in figures.items()), flush=True)
+        final_hub = folder_size(bench.hub_dir) / MIB
+    rows = [[f"{n:,}", f"{median([r['seconds'] for r in found[n]]):.1f}",
+             f"{median([r['per_1000_s'] for r in found[n]]):.2f}",
+             f"{median([r['hub_mib'] for r in found[n]]):.1f}", f"{median([r['history'] for r in found[n]]):.0f}",
+             f"{median([r['peak_mib'] for r in found[n]]):.0f}", f"{median([r['after_mib'] for r in found[n]]):.0f}"]
+            for n in sizes]
+    body = table(["instances", "seconds", "seconds per 1 000", "task hub on disk MiB", "history events at end",
+                  "host peak RSS MiB", "host RSS after MiB"], rows)
+    report("Scale: exports of growing size", body, notes=(
+        f"Medians of {args.runs} runs, each run exporting every size in turn on one host and one task hub "
+        f"({args.runs * sum(sizes):,} instances in all); the task hub was {final_hub:.1f} MiB on disk after the "
+        f"last export; the idle host {idle:.0f} MiB. Instances of {args.kib} KiB in studies of {PER_STUDY:,}."),
+        results=args.results)
+
+
+if __name__ == "__main__":
+    main()
