@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
@@ -43,7 +44,7 @@ from .store import (
 )
 
 # Destination transfers in the store's block sizes: a large file is never whole in memory.
-TRANSFER_OPTIONS = {"max_single_put_size": SINGLE_PUT_SIZE, "max_block_size": BLOCK_SIZE}
+TRANSFER_OPTIONS: dict[str, Any] = {"max_single_put_size": SINGLE_PUT_SIZE, "max_block_size": BLOCK_SIZE}
 SERVER_COPY_TIMEOUT = timedelta(minutes=10)
 # Error codes with which a service declines a server-side copy it could otherwise do: stream instead.
 _COPY_REFUSALS = {
@@ -143,7 +144,8 @@ class BatchCopier:
         try:
             if self.mode != "stream" and not (self.mode == "auto" and self._server_refused.is_set()):
                 try:
-                    return self._server_copy(instance, target)
+                    self._server_copy(instance, target)
+                    return None
                 except _CopyRefused:
                     self._server_refused.set()
             self._stream(instance, target)
@@ -174,7 +176,7 @@ class BatchCopier:
             started = target.start_copy_from_url(
                 source_url, source_etag=instance.etag, source_match_condition=MatchConditions.IfNotModified)
         except HttpResponseError as error:
-            code = error.error_code or ""
+            code = getattr(error, "error_code", None) or ""
             if error.status_code == 412 or code == "SourceConditionNotMet":
                 raise _SourceFault(InstanceChangedOrGone(code)) from None
             if code in _COPY_REFUSALS or error.status_code == 501:
@@ -189,7 +191,7 @@ class BatchCopier:
             status = target.get_blob_properties().copy.status
         if status != "success":
             if status == "pending":
-                target.abort_copy(started["copy_id"])
+                target.abort_copy(str(started["copy_id"]))
             raise _CopyRefused()
 
     def _read_url(self, instance: StoredInstance) -> str | None:

@@ -154,7 +154,7 @@ def _from_connection_string(text: str, container: str, policy: ExportSettings) -
     if parts.get("usedevelopmentstorage", "").lower() == "true":
         account_url, account, emulator = EMULATOR_ENDPOINT, EMULATOR_ACCOUNT, True
         _check_endpoint(urlsplit(account_url), policy, CONNECTION_STRING)
-        key = parts.get("accountkey") or EMULATOR_KEY
+        key: str | None = parts.get("accountkey") or EMULATOR_KEY
     else:
         account = parts.get("accountname", "")
         endpoint = parts.get("blobendpoint")
@@ -176,7 +176,7 @@ def _from_connection_string(text: str, container: str, policy: ExportSettings) -
         elif path:
             raise DestinationRefused(f"{CONNECTION_STRING}: BlobEndpoint must not have a path", CONNECTION_STRING)
         else:
-            account = account or url.hostname.split(".")[0]
+            account = account or (url.hostname or "").split(".")[0]
         account_url = f"{url.scheme}://{url.netloc}" + (f"/{path[0]}" if emulator else "")
         key = parts.get("accountkey")
     sas = parts.get("sharedaccesssignature")
@@ -212,7 +212,7 @@ def _from_container_uri(text: str, use_managed_identity: bool, policy: ExportSet
             "https://<account>.blob.core.windows.net/<container>"
         raise DestinationRefused(f"{CONTAINER_URI} must have the form {shape}", CONTAINER_URI)
     _check_container(path[-1], CONTAINER_URI)
-    account = path[0] if emulator else url.hostname.split(".")[0]
+    account = path[0] if emulator else (url.hostname or "").split(".")[0]
     account_url = f"{url.scheme}://{url.netloc}" + (f"/{path[0]}" if emulator else "")
     sas = _sas_token(url.query, CONTAINER_URI) if url.query else None
     if use_managed_identity:

@@ -39,7 +39,7 @@ def _fail_fast() -> LinearRetry:
     A new policy for every client: azure-core chains a client's policies through the objects themselves,
     so a policy shared by two clients would send one's requests through the other's credentials.
     """
-    return LinearRetry(backoff=1, random_jitter_range=0.5, retry_total=2)
+    return LinearRetry(backoff=1, random_jitter_range=1, retry_total=2)
 
 
 def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, base_digest: str | None = None,
