@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,11 +64,12 @@ def operation_view(durable_status: Mapping[str, Any], version: str) -> dict[str,
     """The operation as a client sees it on route `version` ("v1" or "v2"; unversioned is v1)."""
     progress = _progress(durable_status)
     status = status_name(durable_status.get("runtimeStatus"), version)
+    created = progress.get("createdTime") or durable_status.get("createdTime")
     view: dict[str, Any] = {
         "operationId": durable_status.get("instanceId"),
         "type": "export",
-        "createdTime": progress.get("createdTime") or durable_status.get("createdTime"),
-        "lastUpdatedTime": durable_status.get("lastUpdatedTime"),
+        "createdTime": created,
+        "lastUpdatedTime": _not_before(durable_status.get("lastUpdatedTime"), created),
         "status": status,
         "results": {
             "errorHref": progress.get("errorHref"),
@@ -78,6 +80,16 @@ def operation_view(durable_status: Mapping[str, Any], version: str) -> dict[str,
     if status == "failed":
         view["errors"] = [failure_reason(progress.get("error") or durable_status.get("output"))]
     return view
+
+
+def _not_before(updated: str | None, created: str | None) -> str | None:
+    """The durable API's whole-second update time, never earlier than the microsecond created time."""
+    try:
+        if updated and created and datetime.fromisoformat(updated) < datetime.fromisoformat(created):
+            return created
+    except ValueError:
+        pass
+    return updated
 
 
 def is_terminal(view: Mapping[str, Any]) -> bool:

@@ -54,3 +54,10 @@ def test_operation_ids_are_32_lowercase_hex():
     assert is_operation_id("df1ff476b83a4a3eaf11b1eac2e5ac56")
     for bad in ("DF1FF476B83A4A3EAF11B1EAC2E5AC56", "df1ff476-b83a-4a3e-af11-b1eac2e5ac56", "x" * 32, "ab", ""):
         assert not is_operation_id(bad)
+
+
+def test_last_update_is_never_before_creation():
+    """The durable API gives whole seconds; an export done within its first second must not look time-travelled."""
+    status = {**durable("Completed"), "lastUpdatedTime": "2024-01-01T00:00:00Z"}
+    view = operation_view(status, "v1")
+    assert view["lastUpdatedTime"] == view["createdTime"] == "2024-01-01T00:00:00.000001Z"
