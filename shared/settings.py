@@ -7,7 +7,10 @@ them `Section:Key`, which Core Tools passes through unchanged. Both spellings ar
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -35,20 +38,18 @@ def get_bool(name: str, default: bool = False, env: Mapping[str, str] | None = N
 
 
 def get_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
-    value = get(name, None, env)
-    if value is None or not value.strip():
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"setting {name} must be an integer, not {value!r}") from None
+    return _get_number(name, default, env, int, "an integer")
 
 
 def get_float(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
+    return _get_number(name, default, env, float, "a number")
+
+
+def _get_number(name: str, default: N, env: Mapping[str, str] | None, parse: Callable[[str], N], kind: str) -> N:
     value = get(name, None, env)
     if value is None or not value.strip():
         return default
     try:
-        return float(value)
+        return parse(value)
     except ValueError:
-        raise ValueError(f"setting {name} must be a number, not {value!r}") from None
+        raise ValueError(f"setting {name} must be {kind}, not {value!r}") from None
