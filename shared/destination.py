@@ -148,6 +148,20 @@ def parse_destination(
     return destination
 
 
+def check_allowed(destination: Destination, policy: ExportSettings) -> None:
+    """DestinationRefused unless `policy` allows writing to `destination`.
+
+    The activities check again what the starter checked: an orchestration can also be started through the
+    durable API, with any input, and no data or managed-identity token may go where policy does not allow.
+    """
+    url = urlsplit(destination.account_url)
+    _check_endpoint(url, policy, SETTINGS)
+    if destination.use_managed_identity and url.scheme != "https":
+        raise DestinationRefused(f"{MANAGED_IDENTITY}: managed identity tokens are sent over https only",
+                                 MANAGED_IDENTITY)
+    _check_credential(destination, policy, SETTINGS)
+
+
 def _from_connection_string(text: str, container: str, policy: ExportSettings) -> Destination:
     parts = _connection_string_parts(text)
     _check_container(container, CONTAINER_NAME)

@@ -25,6 +25,12 @@ def secret_key(monkeypatch: pytest.MonkeyPatch) -> str:
     return key
 
 
+@pytest.fixture(autouse=True)
+def emulator_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests write to Azurite, which the activities (like the starter, POLICY) allow only with this setting."""
+    monkeypatch.setenv("Export__AllowEmulator", "true")
+
+
 @pytest.fixture
 def store(storage_connection_string: str) -> DicomStore:
     store = DicomStore.from_settings(
