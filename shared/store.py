@@ -115,7 +115,13 @@ class DicomStore:
     def list_page(
         self, identifier: Identifier, cursor: str | None = None, page_size: int = 1000
     ) -> tuple[list[StoredInstance], str | None]:
-        """Up to `page_size` instances under `identifier`, and the cursor of the next page (None at the end)."""
+        """Up to `page_size` instances under `identifier`, and the cursor of the next page (None at the end).
+
+        An instance identifier names one blob, so its properties are read instead of listing a prefix: a
+        point read, where a listing costs a scan and an XML page (about 0.7 ms of SDK parsing per blob).
+        """
+        if identifier.instance:
+            return self._properties(identifier), None
         pages = self.container.list_blobs(
             name_starts_with=identifier.blob_prefix, results_per_page=page_size
         ).by_page(continuation_token=cursor)
@@ -129,6 +135,15 @@ class DicomStore:
             if parsed:
                 found.append(StoredInstance(*parsed, size=blob.size, etag=blob.etag))
         return found, pages.continuation_token or None
+
+    def _properties(self, identifier: Identifier) -> list[StoredInstance]:
+        try:
+            found = self.container.get_blob_client(identifier.blob_prefix).get_blob_properties()
+        except ResourceNotFoundError:  # no such instance, or no container yet
+            return []
+        # The listing's form of the ETag (unquoted), so both travel and compare alike.
+        return [StoredInstance(identifier.study, identifier.series, identifier.instance, size=found.size,
+                               etag=found.etag.strip('"'))]
 
     def iter_instances(self, identifier: Identifier, page_size: int = 1000) -> Iterator[StoredInstance]:
         """Every instance under `identifier`, page by page."""
