@@ -7,6 +7,8 @@ nothing becomes a not-found entry (one skipped file and one errors.log line).
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -15,6 +17,7 @@ from .store import DicomStore, StoredInstance, parse_blob_name
 from .uids import Identifier
 
 MAX_PAGE = 5000  # the most a blob listing returns per request
+READ_AHEAD = 16  # the most identifiers listed at once
 
 
 @dataclass(frozen=True)
@@ -37,27 +40,45 @@ def expand(store: DicomStore, identifiers: list[Identifier], cursor: str | None,
            batch_size: int, max_batches: int) -> Expansion:
     """Up to `max_batches` batches of at most `batch_size` instances, from `identifiers` in order.
 
-    `cursor` resumes the listing of `identifiers[0]` where the previous generation stopped.
+    `cursor` resumes the listing of `identifiers[0]` where the previous generation stopped. Identifiers
+    are listed a window at a time, in parallel (1, then 2, 4 ... READ_AHEAD of them while they keep
+    fitting), so a generation of many small studies or single instances costs a few round trips instead
+    of one per identifier, and a generation inside one big study no more than one listing.
     """
     capacity = batch_size * max_batches
     found: list[StoredInstance] = []
     not_found: list[Identifier] = []
-    consumed = 0
-    while consumed < len(identifiers) and len(found) < capacity:
-        identifier = identifiers[consumed]
-        try:
-            page, next_cursor = store.list_page(identifier, cursor, min(capacity - len(found), MAX_PAGE))
-        except ResourceNotFoundError:  # no store container yet: nothing was ever stored
-            page, next_cursor = [], None
-        if not page and cursor is None and next_cursor is None:
-            not_found.append(identifier)
-        found.extend(page)
-        if next_cursor:
-            cursor = next_cursor
-        else:
-            consumed, cursor = consumed + 1, None
+    consumed, window = 0, 1
+    with ThreadPoolExecutor(READ_AHEAD) as pool:
+        while consumed < len(identifiers) and len(found) < capacity:
+            ahead = identifiers[consumed:consumed + window]
+            starts = [cursor] + [None] * (len(ahead) - 1)
+            page_size = min(capacity - len(found), MAX_PAGE)
+            listed = pool.map(functools.partial(_list, store, page_size=page_size), ahead, starts)
+            for identifier, start, (page, next_cursor) in zip(ahead, starts, listed):
+                room = capacity - len(found)
+                if len(page) > room:  # listed ahead of what fits: list again exactly what fits
+                    page, next_cursor = _list(store, identifier, start, room)
+                if not page and start is None and next_cursor is None:
+                    not_found.append(identifier)
+                found.extend(page)
+                if next_cursor:  # more under this identifier: resume from there
+                    cursor = next_cursor
+                    break
+                consumed, cursor = consumed + 1, None
+                if len(found) >= capacity:
+                    break
+            window = min(2 * window, READ_AHEAD)
     batches = [found[i:i + batch_size] for i in range(0, len(found), batch_size)]
     return Expansion(batches, not_found, consumed, cursor)
+
+
+def _list(store: DicomStore, identifier: Identifier, cursor: str | None,
+          page_size: int) -> tuple[list[StoredInstance], str | None]:
+    try:
+        return store.list_page(identifier, cursor, page_size)
+    except ResourceNotFoundError:  # no store container yet: nothing was ever stored
+        return [], None
 
 
 def instance_to_json(instance: StoredInstance) -> list:
