@@ -18,6 +18,7 @@ from .app_loader import load_app
 from .engine import DurableRuntime
 from .keys import Keys
 from .server import FunctionsServer, describe_routes
+from .taskhub import TaskHubInUse
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -78,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", stream=sys.stderr)
     _scrubbed_access_logs()
-    asyncio.run(serve(args))
+    try:
+        asyncio.run(serve(args))
+    except TaskHubInUse as in_use:
+        logging.getLogger("devhost").error("Cannot start: %s", in_use)
+        return 1
     return 0
 
 

@@ -9,6 +9,7 @@ group their writes in `transaction()`, so each state change is all-or-nothing, a
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -103,9 +104,21 @@ class ActivityWork:
 _COLUMNS = ", ".join(f.name for f in fields(InstanceRecord))
 
 
+class TaskHubInUse(RuntimeError):
+    """Another host process has this task hub open."""
+
+
 class TaskHub:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Two hosts on one task hub would each run the other's work: hold an exclusive lock, which the
+        # operating system releases when the process ends, however it ends.
+        self._lock = open(path.with_suffix(".lock"), "a")  # noqa: SIM115 - held for the hub's lifetime
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise TaskHubInUse(f"task hub {path} is in use by another host process") from None
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a commit survives a process crash (kill -9); only power loss may drop the last ones.
@@ -120,6 +133,7 @@ class TaskHub:
 
     def close(self) -> None:
         self.db.close()
+        self._lock.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -136,3 +136,10 @@ def test_keys_grant_what_azure_grants(keyed_host: Host) -> None:
     assert "Function keys are required" in log
     for key in (MASTER, FUNCTION_KEY, SYSTEM_KEY):
         assert key not in log
+
+
+def test_a_second_host_on_the_same_task_hub_refuses_to_start(host: Host) -> None:
+    second = Host(APP, host.data_dir, log_path=host.data_dir.parent / "second.log")
+    with pytest.raises(RuntimeError, match="in use by another host process"):
+        second.start(timeout=30)
+    assert requests.get(f"{host.base_url}/api/public").status_code == 200
