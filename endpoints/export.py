@@ -65,11 +65,9 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
             if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
                 return error(400, f"header Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters")
             operation_id, request_digest = idempotent_operation_id(key), digest(request.canonical())
-            existing = await client.get_status(operation_id, show_input=True)
-            if existing:
-                if (durable_json(existing.input_) or {}).get("requestDigest") != request_digest:
-                    return error(422, "header Idempotency-Key was already used for a different export request")
-                return accepted(req, version, operation_id)
+            repeat = await _repeat(req, client, version, operation_id, request_digest)
+            if repeat:
+                return repeat
         checkpoint = prepare(request, operation_id, policy, request_digest)
     except RequestError as refused:
         return error(refused.status, str(refused))
@@ -77,8 +75,26 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
         return error(400, str(refused))
     except SecretKeyError as misconfigured:
         return _misconfigured(misconfigured)
-    await client.start_new(ORCHESTRATOR, operation_id, checkpoint.to_json())
+    try:
+        await client.start_new(ORCHESTRATOR, operation_id, checkpoint.to_json())
+    except Exception:  # the SDK's only sign of a refused start (the id is taken)
+        # A concurrent retry with the same Idempotency-Key started it first: answer as to any repeat.
+        repeat = await _repeat(req, client, version, operation_id, request_digest) if request_digest else None
+        if repeat is None:
+            raise
+        return repeat
     log.info("export %s started: %d identifiers", operation_id, len(checkpoint.identifiers))
+    return accepted(req, version, operation_id)
+
+
+async def _repeat(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str, operation_id: str,
+                  request_digest: str) -> func.HttpResponse | None:
+    """The answer to a repeated Idempotency-Key (202 with its operation, or 422); None when it is new."""
+    existing = await client.get_status(operation_id, show_input=True)
+    if not existing:
+        return None
+    if (durable_json(existing.input_) or {}).get("requestDigest") != request_digest:
+        return error(422, "header Idempotency-Key was already used for a different export request")
     return accepted(req, version, operation_id)
 
 

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContainerClient, ContentSettings
 
 from .secrets import scrub
@@ -41,8 +43,14 @@ class ErrorLog:
         self.blob = container.get_blob_client(blob_name(operation_id))
 
     def create(self) -> None:
-        """Create the empty append blob, so the errorHref is valid before the first error."""
-        self.blob.create_append_blob(content_settings=_TEXT)
+        """Create the empty append blob, so the errorHref is valid before the first error.
+
+        One that exists already (made by a concurrent retry with the same Idempotency-Key) keeps its lines.
+        """
+        try:
+            self.blob.create_append_blob(content_settings=_TEXT, match_condition=MatchConditions.IfMissing)
+        except ResourceExistsError:
+            pass
 
     def append(self, entries: list[ErrorEntry]) -> None:
         """Append `entries` in as few requests as the service's block size allows."""
