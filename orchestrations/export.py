@@ -46,15 +46,21 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
     context.set_custom_status(checkpoint.status())
     retry = retry_options(checkpoint.batching)
     try:
-        expansion = yield context.call_activity_with_retry(EXPAND, retry, checkpoint.expand_input())
-        copies = [context.call_activity_with_retry(COPY, retry, checkpoint.copy_input(batch))
-                  for batch in expansion["batches"]]
-        results = (yield context.task_all(copies)) if copies else []
+        expansion = checkpoint.prefetched
+        if expansion is None:
+            expansion = yield context.call_activity_with_retry(EXPAND, retry, checkpoint.expand_input())
+        rest = checkpoint.listed(expansion)
+        tasks = [context.call_activity_with_retry(COPY, retry, checkpoint.copy_input(batch))
+                 for batch in expansion["batches"]]
+        if not rest.done:  # list the next generation while this one copies (last: it waits for a free worker)
+            tasks.append(context.call_activity_with_retry(EXPAND, retry, rest.expand_input()))
+        results = (yield context.task_all(tasks)) if tasks else []
     except Exception as error:  # noqa: BLE001 - an activity failed after its retries: the export fails
         reason = failure_reason(str(error))
         context.set_custom_status(checkpoint.status(error=reason))
         raise ExportFailed(reason) from None
-    checkpoint = checkpoint.advance(expansion, results)
+    prefetched = None if rest.done else results.pop()
+    checkpoint = checkpoint.advance(expansion, results, prefetched)
     context.set_custom_status(checkpoint.status())
     if checkpoint.done:
         return checkpoint.status()

@@ -43,6 +43,7 @@ class Checkpoint:
     skipped: int = 0
     generation: int = 1
     request_digest: str | None = None  # keyed digest of the request, for Idempotency-Key repeats
+    prefetched: dict[str, Any] | None = None  # expansion of what is left, listed during the last copies
 
     @property
     def done(self) -> bool:
@@ -69,15 +70,23 @@ class Checkpoint:
         return {"operationId": self.operation_id, "destination": self.destination, "instances": batch,
                 "threads": self.batching.max_parallel_threads}
 
-    def advance(self, expansion: dict[str, Any], copies: list[dict[str, Any]]) -> Checkpoint:
-        """The checkpoint after a generation that expanded `expansion` and copied `copies`."""
+    def listed(self, expansion: dict[str, Any]) -> Checkpoint:
+        """What is left once `expansion` (of this checkpoint's identifiers) is taken."""
+        return replace(self, identifiers=self.identifiers[expansion["consumed"]:], cursor=expansion["cursor"],
+                       prefetched=None)
+
+    def advance(self, expansion: dict[str, Any], copies: list[dict[str, Any]],
+                prefetched: dict[str, Any] | None = None) -> Checkpoint:
+        """The checkpoint after a generation that expanded `expansion` and copied `copies`.
+
+        `prefetched` is the next generation's expansion when it was listed during the copies.
+        """
         return replace(
-            self,
-            identifiers=self.identifiers[expansion["consumed"]:],
-            cursor=expansion["cursor"],
+            self.listed(expansion),
             exported=self.exported + sum(c["exported"] for c in copies),
             skipped=self.skipped + expansion["notFound"] + sum(c["skipped"] for c in copies),
             generation=self.generation + 1,
+            prefetched=prefetched,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -86,7 +95,7 @@ class Checkpoint:
             "destination": self.destination, "batching": asdict(self.batching),
             "createdTime": self.created_time, "errorHref": self.error_href,
             "exported": self.exported, "skipped": self.skipped, "generation": self.generation,
-            "requestDigest": self.request_digest,
+            "requestDigest": self.request_digest, "prefetched": self.prefetched,
         }
 
     @classmethod
@@ -97,4 +106,5 @@ class Checkpoint:
             created_time=data["createdTime"], error_href=data["errorHref"],
             exported=data.get("exported", 0), skipped=data.get("skipped", 0),
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
+            prefetched=data.get("prefetched"),
         )

@@ -67,3 +67,29 @@ def test_one_generation_through_the_steps(store, destination):
     lines = client.download_blob(f"{OPERATION}/errors.log").readall().decode().splitlines()
     assert [json.loads(line)["identifier"] for line in lines] == ["4.4"]
     assert json.loads(lines[0])["error"] == "no instance in the store matches this identifier"
+
+
+def test_generations_listed_ahead_copy_everything_once_and_count_unknowns_once(store, destination):
+    """The orchestrator lists the next generation while the current one copies (Checkpoint.prefetched)."""
+    from dataclasses import replace
+
+    stored = put_series(store, "1.2", "1.2.3", 5)
+    checkpoint = export_steps.prepare(
+        ExportRequest((Identifier("1.2"), Identifier("4.4")), destination), OPERATION, POLICY)
+    checkpoint = replace(checkpoint, batching=replace(checkpoint.batching, batch_size=2, max_parallel_batches=1))
+
+    generations = 0
+    while not checkpoint.done:
+        expansion = checkpoint.prefetched or export_steps.expand_step(checkpoint.expand_input(), store)
+        rest = checkpoint.listed(expansion)
+        ahead = None if rest.done else export_steps.expand_step(rest.expand_input(), store)
+        copies = [export_steps.copy_step(checkpoint.copy_input(batch), store) for batch in expansion["batches"]]
+        checkpoint = Checkpoint.from_json(json.loads(json.dumps(checkpoint.advance(expansion, copies, ahead).to_json())))
+        generations += 1
+
+    assert (checkpoint.exported, checkpoint.skipped, generations) == (5, 1, 3)  # 2 + 2 + (1 and 4.4 unknown)
+    client = destination.container_client()
+    assert sorted(b.name for b in client.list_blobs(name_starts_with=f"{OPERATION}/results/")) == sorted(
+        f"{OPERATION}/results/{name}" for name in stored)
+    lines = client.download_blob(f"{OPERATION}/errors.log").readall().decode().splitlines()
+    assert [json.loads(line)["identifier"] for line in lines] == ["4.4"]
