@@ -83,16 +83,26 @@ class Stack:
         return self.folder / "hub"
 
     def start(self) -> Stack:
-        self.azurite = Azurite(self.folder / "azurite", free_port(), log_path=self.folder / "azurite.log").start()
+        self.azurite = Azurite(
+            self.folder / "azurite", free_port(), log_path=self.folder / "azurite.log"
+        ).start()
         self.host = self.add_host()
         if self.before:
-            self.host_before = self.add_host(app=checkout(self.before, self.folder / "before"), name="hub-before")
+            self.host_before = self.add_host(
+                app=checkout(self.before, self.folder / "before"), name="hub-before"
+            )
         return self
 
     def add_host(self, settings: dict[str, str] | None = None, app: Path = ROOT, name: str = "hub") -> Host:
         """Another host on this Azurite and store, with its own task hub `name` and `settings` on top."""
-        env = {**BASE_SETTINGS, **self.settings, **(settings or {}), "AzureWebJobsStorage": self.connection_string,
-               "DicomStore__ContainerName": STORE_CONTAINER, "Export__SecretKey": Fernet.generate_key().decode()}
+        env = {
+            **BASE_SETTINGS,
+            **self.settings,
+            **(settings or {}),
+            "AzureWebJobsStorage": self.connection_string,
+            "DicomStore__ContainerName": STORE_CONTAINER,
+            "Export__SecretKey": Fernet.generate_key().decode(),
+        }
         host = Host(app, self.folder / name, env=env, cwd=app).start()
         self._hosts.append(host)
         return host
@@ -104,8 +114,10 @@ class Stack:
             self.azurite.stop()
 
     def container(self, name: str, pool: int = 64) -> ContainerClient:
-        """A client of container `name` (created if missing) whose connection pool holds `pool` connections."""
-        client = ContainerClient.from_connection_string(self.connection_string, name, session=pooled_session(pool))
+        """A client of container `name` (created if missing) keeping up to `pool` connections."""
+        client = ContainerClient.from_connection_string(
+            self.connection_string, name, session=pooled_session(pool)
+        )
         if not client.exists():
             client.create_container()
         return client
@@ -124,7 +136,9 @@ def checkout(ref: str, folder: Path) -> Path:
 
 
 @contextmanager
-def stack(settings: dict[str, str] | None = None, before: str | None = None, keep: bool = False) -> Iterator[Stack]:
+def stack(
+    settings: dict[str, str] | None = None, before: str | None = None, keep: bool = False
+) -> Iterator[Stack]:
     """A started Stack, stopped (and its folder removed unless `keep`) on exit."""
     folder = Path(tempfile.mkdtemp(prefix="dicom-bench-"))
     running = Stack(folder, dict(settings or {}), before)
@@ -155,8 +169,14 @@ class Seeded:
     total_bytes: int
 
 
-def seed(store: ContainerClient, studies: int, per_study: int, size: int, series_per_study: int = 1,
-         threads: int = 32) -> Seeded:
+def seed(
+    store: ContainerClient,
+    studies: int,
+    per_study: int,
+    size: int,
+    series_per_study: int = 1,
+    threads: int = 32,
+) -> Seeded:
     """Upload `studies` × `per_study` instances of about `size` bytes straight to the store's container."""
     names: list[tuple[str, str, str]] = []
     study_uids = []
@@ -164,8 +184,10 @@ def seed(store: ContainerClient, studies: int, per_study: int, size: int, series
         study = uid()
         study_uids.append(study)
         series = [f"{study}.{s + 1}" for s in range(series_per_study)]
-        names += [(study, series[n % series_per_study], f"{study}.{series_per_study + 1}.{n + 1}")
-                  for n in range(per_study)]
+        names += [
+            (study, series[n % series_per_study], f"{study}.{series_per_study + 1}.{n + 1}")
+            for n in range(per_study)
+        ]
 
     def upload(parts: tuple[str, str, str]) -> int:
         data = dicom_file(*parts, size)
@@ -191,11 +213,17 @@ class ExportRun:
     view: dict
 
 
-def start_export(host: Host, values: Sequence[str], connection_string: str, container: str) -> tuple[str, float]:
+def start_export(
+    host: Host, values: Sequence[str], connection_string: str, container: str
+) -> tuple[str, float]:
     """POST /export; the operation id and the wall-clock time just before the POST."""
-    body = {"source": {"type": "identifiers", "settings": {"values": list(values)}},
-            "destination": {"type": "azureblob", "settings": {"connectionString": connection_string,
-                                                              "blobContainerName": container}}}
+    body = {
+        "source": {"type": "identifiers", "settings": {"values": list(values)}},
+        "destination": {
+            "type": "azureblob",
+            "settings": {"connectionString": connection_string, "blobContainerName": container},
+        },
+    }
     posted = time.time()
     r = requests.post(f"{host.base_url}/export", json=body, timeout=120)
     if r.status_code != 202:
@@ -209,8 +237,14 @@ def operation(host: Host, operation_id: str) -> dict:
     return r.json()
 
 
-def run_export(host: Host, values: Sequence[str], connection_string: str, container: str,
-               timeout: float = 3600, poll: float = 0.5) -> ExportRun:
+def run_export(
+    host: Host,
+    values: Sequence[str],
+    connection_string: str,
+    container: str,
+    timeout: float = 3600,
+    poll: float = 0.5,
+) -> ExportRun:
     """Export `values` to `container` and wait for the end.
 
     The time is from the POST to the operation's own lastUpdatedTime when it ended (host and client share
@@ -286,7 +320,9 @@ def repeat(runs: int, measure: Callable[[int], dict]) -> list[dict]:
     found = []
     for run in range(runs):
         figures = measure(run)
-        print(f"  run {run + 1}/{runs}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in figures.items()), flush=True)
+        print(
+            f"  run {run + 1}/{runs}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in figures.items()), flush=True
+        )
         found.append(figures)
     return found
 
@@ -313,16 +349,19 @@ def _cell(value: object) -> str:
 
 def machine() -> str:
     memory = psutil.virtual_memory().total / 2**30
-    return (f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), {memory:.1f} GiB memory, "
-            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+    return (
+        f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), {memory:.1f} GiB memory, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
 
 
 def report(title: str, body: str, notes: str = "", results: Path = RESULTS) -> None:
     """Print `body` and append it to the results file under `title`, with machine, date and command."""
     command = " ".join(shlex.quote(a) for a in [".venv/bin/python", *sys.argv])
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = (f"\n### {title}\n\n- Command: `{command}`\n- Machine: {machine()}\n- Date: {when}\n\n"
-            f"{body}\n" + (f"\n{notes.strip()}\n" if notes.strip() else ""))
+    text = f"\n### {title}\n\n- Command: `{command}`\n- Machine: {machine()}\n- Date: {when}\n\n{body}\n" + (
+        f"\n{notes.strip()}\n" if notes.strip() else ""
+    )
     print(text)
     with open(results, "a") as f:
         f.write(text)
@@ -330,4 +369,3 @@ def report(title: str, body: str, notes: str = "", results: Path = RESULTS) -> N
 
 def add_results_argument(parser) -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="append the figures here")
-

@@ -64,9 +64,14 @@ def main() -> None:
     with stack({"Export__CopyMode": "stream"}) as bench, tempfile.TemporaryDirectory() as folder:
         other = Azurite(Path(folder) / "other", free_port()).start()
         try:
-            hosts = {"stream": bench.host, **{m: bench.add_host({"Export__CopyMode": m}, name=f"hub-{m}")
-                                              for m in MODES[1:]}}
-            destinations = {"same Azurite": bench.connection_string, "another Azurite": other.connection_string}
+            hosts = {
+                "stream": bench.host,
+                **{m: bench.add_host({"Export__CopyMode": m}, name=f"hub-{m}") for m in MODES[1:]},
+            }
+            destinations = {
+                "same Azurite": bench.connection_string,
+                "another Azurite": other.connection_string,
+            }
             cases = [("256 KiB", args.small, 20, 256 * KIB), ("4 MiB", args.large, 1, 4 * MIB)]
             for label, count, studies, size in cases:
                 if not count:
@@ -77,24 +82,39 @@ def main() -> None:
                     export(hosts["stream"], seeded, connection_string)  # warm-up
                     found: dict[str, list[dict]] = {m: [] for m in MODES}
                     for run in range(args.runs):
-                        for mode in MODES[run % 3:] + MODES[:run % 3]:
+                        for mode in MODES[run % 3 :] + MODES[: run % 3]:
                             found[mode].append(export(hosts[mode], seeded, connection_string))
-                        print(f"  {label} to {where}, run {run + 1}/{args.runs}: " + ", ".join(
-                            f"{m} {found[m][-1]['seconds']:.1f} s" for m in MODES), flush=True)
+                        print(
+                            f"  {label} to {where}, run {run + 1}/{args.runs}: "
+                            + ", ".join(f"{m} {found[m][-1]['seconds']:.1f} s" for m in MODES),
+                            flush=True,
+                        )
                     rows += [row(label, where, mode, seeded, found[mode]) for mode in MODES]
         finally:
             other.stop()
     body = table(["files", "destination", "Export__CopyMode", "files/s", "MB/s", "host CPU s"], rows)
-    report("Copy modes: stream, server, auto", body, notes=(
-        f"Medians of {args.runs} runs, order rotating; defaults otherwise (BatchSize 100, MaxParallelBatches 10, "
-        "MaxParallelThreads 5). `another Azurite` refuses Copy Blob from the store's account, so `server` and "
-        "`auto` fall back to streaming there."), results=args.results)
+    report(
+        "Copy modes: stream, server, auto",
+        body,
+        notes=(
+            f"Medians of {args.runs} runs, order rotating; defaults otherwise (BatchSize 100, "
+            "MaxParallelBatches 10, MaxParallelThreads 5). `another Azurite` refuses Copy Blob from the "
+            "store's account, so `server` and `auto` fall back to streaming there."
+        ),
+        results=args.results,
+    )
 
 
 def row(label: str, where: str, mode: str, seeded: Seeded, runs: list[dict]) -> list:
     seconds = median([r["seconds"] for r in runs])
-    return [f"{len(seeded.files):,} × {label}", where, mode, f"{len(seeded.files) / seconds:.0f}",
-            f"{seeded.total_bytes / 1e6 / seconds:.0f}", f"{median([r['cpu'] for r in runs]):.1f}"]
+    return [
+        f"{len(seeded.files):,} × {label}",
+        where,
+        mode,
+        f"{len(seeded.files) / seconds:.0f}",
+        f"{seeded.total_bytes / 1e6 / seconds:.0f}",
+        f"{median([r['cpu'] for r in runs]):.1f}",
+    ]
 
 
 if __name__ == "__main__":

@@ -48,15 +48,21 @@ def timed(session: requests.Session, method: str, url: str, **kwargs) -> tuple[f
 
 
 def export_body(study: str, connection_string: str, container: str) -> dict:
-    return {"source": {"type": "identifiers", "settings": {"values": [study]}},
-            "destination": {"type": "azureblob", "settings": {"connectionString": connection_string,
-                                                              "blobContainerName": container}}}
+    return {
+        "source": {"type": "identifiers", "settings": {"values": [study]}},
+        "destination": {
+            "type": "azureblob",
+            "settings": {"connectionString": connection_string, "blobContainerName": container},
+        },
+    }
 
 
 def wait_ended(session: requests.Session, base: str, ids: list[str], timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     for operation_id in ids:
-        while session.get(f"{base}/v1/operations/{operation_id}", timeout=60).json()["status"] not in TERMINAL:
+        while (
+            session.get(f"{base}/v1/operations/{operation_id}", timeout=60).json()["status"] not in TERMINAL
+        ):
             if time.monotonic() > deadline:
                 raise SystemExit(f"operation {operation_id} did not end within {timeout}s")
             time.sleep(0.1)
@@ -112,18 +118,26 @@ def main() -> None:
         measure(bench, one, busy, 20)  # warm-up
         runs = repeat(args.runs, lambda _: measure(bench, one, busy, args.requests))
     rows = []
-    for label, key, target in (("POST /export → 202", "post", TARGETS_MS["POST /export"]),
-                               ("GET /v1/operations/{id}, idle host", "get", TARGETS_MS["GET /v1/operations/{id}"]),
-                               ("GET /v1/operations/{id}, during a 2 000-file export", "get_busy", None)):
+    for label, key, target in (
+        ("POST /export → 202", "post", TARGETS_MS["POST /export"]),
+        ("GET /v1/operations/{id}, idle host", "get", TARGETS_MS["GET /v1/operations/{id}"]),
+        ("GET /v1/operations/{id}, during a 2 000-file export", "get_busy", None),
+    ):
         p50, p99 = median([r[f"{key}_p50"] for r in runs]), median([r[f"{key}_p99"] for r in runs])
         met = "—" if target is None else ("yes" if p50 < target else f"no (+{p50 - target:.1f} ms)")
         rows.append([label, f"{p50:.1f}", f"{p99:.1f}", f"< {target}" if target else "—", met])
     body = table(["request", "p50 ms", "p99 ms", "target p50 ms", "met"], rows)
-    report("API latency on the local host", body, notes=(
-        f"Medians over {args.runs} runs of each run's percentiles, {args.requests} requests each, one after "
-        "another from a keep-alive session, timed by the client. Each POST starts a one-instance export that "
-        "runs beside the following requests; the POST includes validating the request, creating errors.log "
-        "in the destination (one Azurite request) and starting the orchestration."), results=args.results)
+    report(
+        "API latency on the local host",
+        body,
+        notes=(
+            f"Medians over {args.runs} runs of each run's percentiles, {args.requests} requests each, one "
+            "after another from a keep-alive session, timed by the client. Each POST starts a one-instance "
+            "export that runs beside the following requests; the POST includes validating the request, "
+            "creating errors.log in the destination (one Azurite request) and starting the orchestration."
+        ),
+        results=args.results,
+    )
 
 
 if __name__ == "__main__":

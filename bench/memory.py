@@ -50,7 +50,7 @@ def write_large_instance(path: Path, study: str, series: str, sop: str, pixel_by
         f.write(header[:-4] + pixel_bytes.to_bytes(4, "little"))
         left = pixel_bytes
         while left:
-            f.write(block[:min(left, len(block))])
+            f.write(block[: min(left, len(block))])
             left -= min(left, len(block))
 
 
@@ -62,7 +62,11 @@ def export_peak(bench: Stack, studies: list[str], expected: int, idle: int) -> d
     if done.view["results"]["exported"] != expected:
         raise SystemExit(f"export copied {done.view['results']}, expected {expected}")
     target.delete_container()
-    return {"seconds": done.seconds, "peak_mib": sampled.peak / MIB, "above_idle_mib": (sampled.peak - idle) / MIB}
+    return {
+        "seconds": done.seconds,
+        "peak_mib": sampled.peak / MIB,
+        "above_idle_mib": (sampled.peak - idle) / MIB,
+    }
 
 
 def main() -> None:
@@ -80,28 +84,48 @@ def main() -> None:
         large_study = uid()
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "large.dcm"
-            write_large_instance(path, large_study, f"{large_study}.1", f"{large_study}.1.1", args.large_mib * MIB)
+            write_large_instance(
+                path, large_study, f"{large_study}.1", f"{large_study}.1.1", args.large_mib * MIB
+            )
             size = path.stat().st_size
             upload_file(store, f"{large_study}/{large_study}.1/{large_study}.1.1.dcm", path)
         print(f"seeding {args.small} instances of {args.small_kib} KiB ...", flush=True)
         small = seed(store, 10, args.small // 10, args.small_kib * KIB)
-        cases = [(f"one instance of {size / MIB:,.0f} MiB", [large_study], 1),
-                 (f"{len(small.files):,} instances of {args.small_kib} KiB", small.studies, len(small.files))]
+        cases = [
+            (f"one instance of {size / MIB:,.0f} MiB", [large_study], 1),
+            (f"{len(small.files):,} instances of {args.small_kib} KiB", small.studies, len(small.files)),
+        ]
         rows = []
         for label, studies, expected in cases:
             print(label, flush=True)
-            runs = repeat(args.runs, lambda _, studies=studies, expected=expected:
-                          export_peak(bench, studies, expected, idle))
+            runs = repeat(
+                args.runs,
+                lambda _, studies=studies, expected=expected: export_peak(bench, studies, expected, idle),
+            )
             above = median([r["above_idle_mib"] for r in runs])
-            rows.append([label, f"{median([r['seconds'] for r in runs]):.1f}", f"{idle / MIB:.0f}",
-                         f"{median([r['peak_mib'] for r in runs]):.0f}", f"{above:.0f}",
-                         "yes" if above <= TARGET_MIB else f"no (+{above - TARGET_MIB:.0f} MiB)"])
-    body = table(["export", "seconds", "idle host MiB", "peak MiB", "peak above idle MiB",
-                  f"≤ {TARGET_MIB} MiB"], rows)
-    report("Memory: host RSS during an export", body, notes=(
-        f"Medians of {args.runs} runs. RSS of the host process (and children) sampled every 10 ms with psutil; "
-        "idle is the freshly started host before any export. Defaults: BatchSize 100, MaxParallelBatches 10, "
-        "MaxParallelThreads 5; transfers in 4 MiB blocks."), results=args.results)
+            rows.append(
+                [
+                    label,
+                    f"{median([r['seconds'] for r in runs]):.1f}",
+                    f"{idle / MIB:.0f}",
+                    f"{median([r['peak_mib'] for r in runs]):.0f}",
+                    f"{above:.0f}",
+                    "yes" if above <= TARGET_MIB else f"no (+{above - TARGET_MIB:.0f} MiB)",
+                ]
+            )
+    body = table(
+        ["export", "seconds", "idle host MiB", "peak MiB", "peak above idle MiB", f"≤ {TARGET_MIB} MiB"], rows
+    )
+    report(
+        "Memory: host RSS during an export",
+        body,
+        notes=(
+            f"Medians of {args.runs} runs. RSS of the host process (and children) sampled every 10 ms "
+            "with psutil; idle is the freshly started host before any export. Defaults: BatchSize 100, "
+            "MaxParallelBatches 10, MaxParallelThreads 5; transfers in 4 MiB blocks."
+        ),
+        results=args.results,
+    )
 
 
 if __name__ == "__main__":

@@ -18,9 +18,13 @@ process for the baseline, the host for the export) and Azurite spent on each.
 from __future__ import annotations
 
 import argparse
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psutil
 from azure.storage.blob import ContainerClient
@@ -38,6 +42,7 @@ from common import (
     stack,
     table,
 )
+from profile_summary import summarise, top_frames
 
 from tests.hosting import Host
 
@@ -47,6 +52,7 @@ CONCURRENCY = 10 * 5
 
 def raw_copy(source: ContainerClient, target: ContainerClient, names: list[str], threads: int) -> None:
     """The yardstick: download each file and upload it, `threads` at a time."""
+
     def copy(name: str) -> None:
         data = source.download_blob(name, max_concurrency=1).readall()
         target.upload_blob(name, data, overwrite=True, max_concurrency=1)
@@ -93,7 +99,7 @@ def measure(bench: Stack, seeded: Seeded, run: int) -> dict:
     steps = [baseline, lambda: export(bench.host, "export")]
     if bench.host_before:
         steps.append(lambda: export(bench.host_before, "before"))
-    for step in steps[run % len(steps):] + steps[:run % len(steps)]:
+    for step in steps[run % len(steps) :] + steps[: run % len(steps)]:
         step()
     figures["ratio"] = figures["raw_s"] / figures["export_s"]
     if bench.host_before:
@@ -107,7 +113,15 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=2000, help="instances of 256 KiB")
     parser.add_argument("--studies", type=int, default=20, help="studies the small instances are spread over")
     parser.add_argument("--large", type=int, default=200, help="instances of 4 MiB (one study)")
-    parser.add_argument("--before", metavar="GIT_REF", help="also export with the app and devhost at this commit")
+    parser.add_argument(
+        "--before", metavar="GIT_REF", help="also export with the app and devhost at this commit"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        type=Path,
+        help="after the runs, record py-spy (GIL holders only) on the host during one more export",
+    )
     add_results_argument(parser)
     args = parser.parse_args()
     cases = [("256 KiB", args.small, args.studies, 256 * KIB), ("4 MiB", args.large, 1, 4 * MIB)]
@@ -118,30 +132,100 @@ def main() -> None:
                 continue
             print(f"seeding {count} instances of {label} ...", flush=True)
             seeded = seed(bench.store(), studies, count // studies, size)
-            print(f"{label}: a warm-up run, then {args.runs} runs (baseline and exports, order rotating)", flush=True)
+            print(
+                f"{label}: a warm-up run, then {args.runs} runs (baseline and exports, order rotating)",
+                flush=True,
+            )
             measure(bench, seeded, 0)
             runs = repeat(args.runs, lambda run, seeded=seeded: measure(bench, seeded, run))
-            rows += [[label, *row] for row in summary(runs, len(seeded.files), seeded.total_bytes, args.before)]
+            rows += [
+                [label, *row] for row in summary(runs, len(seeded.files), seeded.total_bytes, args.before)
+            ]
+            if args.profile and label == "256 KiB":
+                profiled = profile(bench, seeded, args.profile)
     body = table(["files", "copier", "files/s", "MB/s", "÷ baseline", "copier CPU s", "Azurite CPU s"], rows)
-    report("Throughput: export against a raw copy", body, notes=(
-        f"Medians of {args.runs} runs; `÷ baseline` is the median of the per-run ratios (baseline seconds / export "
-        f"seconds). All copy within one Azurite with {CONCURRENCY} concurrent copies (MaxParallelBatches 10 × "
-        "MaxParallelThreads 5, BatchSize 100). Copier CPU: this process for the baseline, the host for exports."),
-        results=args.results)
+    report(
+        "Throughput: export against a raw copy",
+        body,
+        notes=(
+            f"Medians of {args.runs} runs; `÷ baseline` is the median of the per-run ratios (baseline "
+            f"seconds / export seconds). All copy within one Azurite with {CONCURRENCY} concurrent copies "
+            "(MaxParallelBatches 10 × MaxParallelThreads 5, BatchSize 100). Copier CPU: this process for "
+            "the baseline, the host for exports."
+        ),
+        results=args.results,
+    )
+    if args.profile:
+        report(
+            "Where the host's time goes during the 256 KiB export (py-spy)", profiled, results=args.results
+        )
+
+
+def profile(bench: Stack, seeded: Seeded, path: Path) -> str:
+    """Record py-spy on the host during one export of `seeded`; a Markdown summary of the GIL samples."""
+    spy = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--gil",
+            "--nonblocking",
+            "-r",
+            "100",
+            "-f",
+            "raw",
+            "-o",
+            str(path),
+            "-p",
+            str(bench.host.process.pid),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1)
+    name = f"prof-{uuid.uuid4().hex[:12]}"
+    bench.container(name)
+    cpu = cpu_seconds(psutil.Process(bench.host.process.pid))
+    done = run_export(bench.host, seeded.studies, bench.connection_string, name)
+    cpu = cpu_seconds(psutil.Process(bench.host.process.pid)) - cpu
+    spy.send_signal(signal.SIGINT)
+    spy.wait(timeout=60)
+    parts = table(
+        ["share of GIL samples", "part of the host"],
+        [[f"{share:.0%}", part] for part, share in summarise(path)],
+    )
+    frames = table(
+        ["share", "function on top of the stack"],
+        [[f"{share:.1%}", f"`{frame}`"] for frame, share in top_frames(path)],
+    )
+    return (
+        f"One export of {len(seeded.files)} files in {done.seconds:.1f} s; the host used {cpu:.1f} s of CPU. "
+        f"Samples at 100 Hz of the thread holding the GIL (`py-spy record --gil --nonblocking`), raw "
+        f"stacks in `{path}`.\n\n{parts}\n\n{frames}"
+    )
 
 
 def summary(runs: list[dict], files: int, total_bytes: int, before: str | None) -> list[list]:
     """Table rows (copier, files/s, MB/s, ratio, CPU) for the baseline, the export and the export before."""
+
     def row(name: str, seconds: str, ratio: str | None, cpu: str, azurite_cpu: str) -> list:
         s = median([r[seconds] for r in runs])
-        return [name, f"{files / s:.0f}", f"{total_bytes / 1e6 / s:.0f}",
-                f"{median([r[ratio] for r in runs]):.2f}" if ratio else "1", f"{median([r[cpu] for r in runs]):.1f}",
-                f"{median([r[azurite_cpu] for r in runs]):.1f}"]
+        return [
+            name,
+            f"{files / s:.0f}",
+            f"{total_bytes / 1e6 / s:.0f}",
+            f"{median([r[ratio] for r in runs]):.2f}" if ratio else "1",
+            f"{median([r[cpu] for r in runs]):.1f}",
+            f"{median([r[azurite_cpu] for r in runs]):.1f}",
+        ]
 
-    rows = [row("baseline (thread pool)", "raw_s", None, "raw_cpu", "raw_azurite_cpu"),
-            row("export", "export_s", "ratio", "export_host_cpu", "export_azurite_cpu")]
+    rows = [
+        row("baseline (thread pool)", "raw_s", None, "raw_cpu", "raw_azurite_cpu"),
+        row("export", "export_s", "ratio", "export_host_cpu", "export_azurite_cpu"),
+    ]
     if before:
-        rows.append(row(f"export at {before}", "before_s", "ratio_before", "before_host_cpu", "before_azurite_cpu"))
+        rows.append(
+            row(f"export at {before}", "before_s", "ratio_before", "before_host_cpu", "before_azurite_cpu")
+        )
     return rows
 
 

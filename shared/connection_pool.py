@@ -17,9 +17,11 @@ POOL_SIZE = 100
 
 
 def pooled_session(size: int = POOL_SIZE) -> requests.Session:
-    """A session for a storage client (`session=`): retries are left to the SDK, as azure-core's own session."""
+    """A session for a storage client (`session=`); retries are left to the SDK, as in azure-core's own."""
     session = requests.Session()
-    adapter = HTTPAdapter(pool_maxsize=size, max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+    adapter = HTTPAdapter(
+        pool_maxsize=size, max_retries=Retry(total=False, redirect=False, raise_on_status=False)
+    )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
