@@ -4,7 +4,7 @@ Export__AllowEmulator is on. Anything else is a 400 naming the setting, before a
 the activities check again, so an orchestration input forged through the durable API cannot send data (or a
 managed-identity token) anywhere else.
 
-Managed identity cannot exist here: its credential is replaced by a recording fake, and the tests say so.
+Managed identity cannot exist here: its credential is the recording fake of tests/export/test_managed_identity.py.
 """
 
 from __future__ import annotations
@@ -19,15 +19,17 @@ import pytest
 import requests
 
 from devhost.azurite import free_port
-from shared import credentials
 from shared.checkpoint import Batching, Checkpoint
 from shared.destination import Destination
 from shared.export_request import RequestError, parse_export_request
 from shared.export_settings import ExportSettings
 from shared.export_steps import prepare
+from tests.export import test_managed_identity
+from tests.export.test_managed_identity import FakeManagedIdentity
 from tests.exporting import WEBHOOK, Hosts, export_body, finished, open_store, put_study
 
 SAS = "sv=2022-11-02&sp=cw&sig=c2lnbmF0dXJl"
+identity = test_managed_identity.identity  # the fake credential's fixture, shared
 LOOPBACK = f"http://127.0.0.1:{free_port()}/devstoreaccount1"  # nothing listens there
 
 # (case, blobContainerUri, words of the 400 on a host with the emulator allowed, ... with it refused)
@@ -84,45 +86,16 @@ def test_the_suffixes_are_configurable(hosts: Hosts) -> None:
     assert r.status_code == 400 and "unreachable" in r.json()["error"]
 
 
-class RecordingCredential:
-    """Stands in for managed identity, which cannot exist here: records who asked for a token."""
-
-    def __init__(self) -> None:
-        self.scopes: list[tuple[str, ...]] = []
-
-    def get_token(self, *scopes: str, **kwargs):
-        from azure.core.credentials import AccessToken
-
-        self.scopes.append(scopes)
-        return AccessToken("fake-token", 2_000_000_000)
-
-
-@pytest.fixture
-def fake_identity(monkeypatch: pytest.MonkeyPatch) -> RecordingCredential:
-    fake = RecordingCredential()
-    monkeypatch.setattr(credentials, "managed_identity_credential", lambda env=None: fake)
-    return fake
-
-
 @pytest.mark.parametrize("case,uri,words", REFUSED_EVERYWHERE + [(c, u, "Export__AllowEmulator") for c, u in EMULATOR],
                          ids=[c for c, *_ in REFUSED_EVERYWHERE + EMULATOR])
-def test_no_managed_identity_token_is_asked_for_a_refused_destination(case, uri, words, fake_identity) -> None:
+def test_no_managed_identity_token_is_asked_for_a_refused_destination(case, uri, words,
+                                                                     identity: FakeManagedIdentity) -> None:
     body = json.dumps(export_body(["1.2.3"], blobContainerUri=uri.split("?")[0], useManagedIdentity=True)).encode()
     with pytest.raises(RequestError) as refused:
         request = parse_export_request(body, "application/json", ExportSettings())
         prepare(request, uuid.uuid4().hex, ExportSettings())
-    assert refused.value.status == 400
-    assert fake_identity.scopes == []
-
-
-def test_a_managed_identity_token_is_asked_for_storage_only_for_an_allowed_destination(fake_identity) -> None:
-    body = json.dumps(export_body(["1.2.3"], blobContainerUri="https://acct.blob.core.windows.net/export",
-                                  useManagedIdentity=True)).encode()
-    request = parse_export_request(body, "application/json", ExportSettings())
-    client = request.destination.container_client()
-    assert client.url == "https://acct.blob.core.windows.net/export"
-    client.credential.get_token("https://storage.azure.com/.default")
-    assert fake_identity.scopes == [("https://storage.azure.com/.default",)]
+    assert refused.value.status == 400 and words in str(refused.value)
+    assert identity.scopes == []
 
 
 class _Recorder(BaseHTTPRequestHandler):
