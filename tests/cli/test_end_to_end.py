@@ -287,6 +287,9 @@ def test_cancel_stops_a_running_export_and_wait_exits_2(
     started = as_json(cli(host, "--json", "export", "--study", big_study,
                           *export_args(storage_connection_string, export_container)))
     operation_id = started["id"]
+    # Cancel once some files are out, so the counts reached can be seen to stay.
+    wait_for(lambda: as_json(cli(host, "status", operation_id, "--json"))["results"]["exported"] > 0,
+             timeout=60, message="the export's first files")
     canceled = cli(host, "cancel", operation_id)
     assert canceled.returncode == 0, canceled.stderr
     assert f"cancel requested for {operation_id}" in canceled.stdout
