@@ -56,20 +56,30 @@ def outage(host: Host, operation: dict, until) -> list[float]:
     return timings
 
 
-def test_a_ten_second_storage_outage_mid_export_is_ridden_out(tmp_path: Path, azurite: Azurite) -> None:
+def export_until_storage_stops(tmp_path: Path, azurite: Azurite, **retry: str):
+    """A host exporting INSTANCES; once 60 files are out, storage stops. (host, operation, files, destination)."""
     conn, store_container = azurite.connection_string, f"store-{uuid.uuid4().hex[:10]}"
     study, stored = put_study(open_store(conn, store_container), INSTANCES, series_count=3, size=32)
     destination = new_container(conn)
-    # Retry budget: waits of 1, 2, 4, 8 and 16 s between six attempts: more than the outage.
     host = export_host(tmp_path / "hub", conn, store_container, Export__BatchSize="10",
-                       Export__MaxParallelBatches="3", Export__RetryOptions__MaxNumberOfAttempts="6",
-                       Export__RetryOptions__FirstRetryIntervalSeconds="1",
-                       Export__RetryOptions__BackoffCoefficient="2").start()
+                       Export__MaxParallelBatches="3", **retry).start()
     try:
         operation = start(host, export_body([study], destination, conn))
         wait_for(lambda: view(operation["href"])["results"]["exported"] >= 60, message="the first files")
-        azurite.stop()
-        stopped = time.monotonic()
+    except BaseException:
+        host.stop()
+        raise
+    azurite.stop()
+    return host, operation, stored, destination
+
+
+def test_a_ten_second_storage_outage_mid_export_is_ridden_out(tmp_path: Path, azurite: Azurite) -> None:
+    # Retry budget: waits of 1, 2, 4, 8 and 16 s between six attempts: more than the outage.
+    host, operation, stored, destination = export_until_storage_stops(
+        tmp_path, azurite, Export__RetryOptions__MaxNumberOfAttempts="6",
+        Export__RetryOptions__FirstRetryIntervalSeconds="1", Export__RetryOptions__BackoffCoefficient="2")
+    stopped = time.monotonic()
+    try:
         timings = outage(host, operation, until=lambda: time.monotonic() - stopped >= SHORT_OUTAGE)
         during = view(operation["href"])
         azurite.start()
@@ -87,18 +97,12 @@ def test_a_ten_second_storage_outage_mid_export_is_ridden_out(tmp_path: Path, az
 
 def test_an_outage_longer_than_the_retry_budget_fails_the_operation_with_the_reason(
         tmp_path: Path, azurite: Azurite) -> None:
-    conn, store_container = azurite.connection_string, f"store-{uuid.uuid4().hex[:10]}"
-    study, _ = put_study(open_store(conn, store_container), INSTANCES, series_count=3, size=32)
-    destination = new_container(conn)
     # Retry budget: two attempts half a second apart.
-    host = export_host(tmp_path / "hub", conn, store_container, Export__BatchSize="10",
-                       Export__MaxParallelBatches="3", Export__RetryOptions__MaxNumberOfAttempts="2",
-                       Export__RetryOptions__FirstRetryIntervalSeconds="0.5").start()
+    host, operation, _, _ = export_until_storage_stops(tmp_path, azurite,
+                                                       Export__RetryOptions__MaxNumberOfAttempts="2",
+                                                       Export__RetryOptions__FirstRetryIntervalSeconds="0.5")
+    stopped = time.monotonic()
     try:
-        operation = start(host, export_body([study], destination, conn))
-        wait_for(lambda: view(operation["href"])["results"]["exported"] >= 60, message="the first files")
-        azurite.stop()
-        stopped = time.monotonic()
         outage(host, operation, until=lambda: view(operation["href"])["status"] != "running"
                or time.monotonic() - stopped > 60)
         failed_after = time.monotonic() - stopped
