@@ -80,6 +80,7 @@ def test_the_app_serves_its_description(host) -> None:
     assert r.content == Path(SPEC).read_bytes()
 
 
+@pytest.mark.timeout(90)  # per operation: the examples are bounded, and so is the time they may take
 @schema.parametrize()
 @settings(max_examples=20, deadline=None, database=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
