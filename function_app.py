@@ -8,9 +8,8 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities import export as export_activities
-from endpoints import dicomweb
+from endpoints import dicomweb, openapi, operations
 from endpoints import export as export_endpoints
-from endpoints import openapi, operations
 from orchestrations import export as export_orchestration
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)

@@ -63,7 +63,7 @@ def test_eight_exports_at_once_into_one_container_each_get_exactly_their_own(hos
     (a, in_a), (b, in_b), (c, in_c) = (put_study(store, n, series_count=2) for n in (14, 9, 6))
     stored = {**in_a, **in_b, **in_c}
     series_a = f"{a}/{a}.1"
-    instance_c = sorted(in_c)[0].removesuffix(".dcm")
+    instance_c = min(in_c).removesuffix(".dcm")
     unknown = [uid() for _ in range(8)]  # one per export, so each errors.log is its own
     requests_made = [
         [a], [a, b], [series_a, b], [b, c, a], [instance_c, series_a], [c, series_a, a], [b, instance_c], [a, b, c],
