@@ -21,6 +21,10 @@ from .server import FunctionsServer, describe_routes
 from .taskhub import TaskHubInUse
 
 
+class CannotListen(Exception):
+    """The host's address is taken or not ours: said in one line, not a traceback."""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devhost", description="Local Azure Functions host for Python v2 apps")
     parser.add_argument("--app-dir", type=Path, default=Path("."), help="folder holding function_app.py and host.json")
@@ -51,7 +55,12 @@ async def serve(args: argparse.Namespace) -> None:
     server = FunctionsServer(app, runtime, keys, log)
     runner = web.AppRunner(server.web_app(), access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, args.host, args.port).start()
+    try:
+        await web.TCPSite(runner, args.host, args.port).start()
+    except OSError as error:
+        await runner.cleanup()
+        raise CannotListen(f"cannot listen on {args.host}:{args.port}: {error.strerror} "
+                           "(another host running? choose another --port)") from None
     await runtime.start()
     server.running = True
     log.info("Functions:\n\n%s\n", "\n".join(describe_routes(server, base_url)))
@@ -81,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     _scrubbed_access_logs()
     try:
         asyncio.run(serve(args))
-    except TaskHubInUse as in_use:
-        logging.getLogger("devhost").error("Cannot start: %s", in_use)
+    except (TaskHubInUse, CannotListen) as refused:
+        logging.getLogger("devhost").error("Cannot start: %s", refused)
         return 1
     return 0
 

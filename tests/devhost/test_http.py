@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,4 +144,15 @@ def test_a_second_host_on_the_same_task_hub_refuses_to_start(host: Host) -> None
     second = Host(APP, host.data_dir, log_path=host.data_dir.parent / "second.log")
     with pytest.raises(RuntimeError, match="in use by another host process"):
         second.start(timeout=30)
+    assert requests.get(f"{host.base_url}/api/public").status_code == 200
+
+
+def test_a_second_host_on_a_taken_port_says_so_in_one_line(host: Host, tmp_path: Path) -> None:
+    second = subprocess.run(
+        [sys.executable, "-m", "devhost", "--app-dir", str(APP), "--port", str(host.port),
+         "--data-dir", str(tmp_path / "hub")], check=False, cwd=host.cwd, capture_output=True, text=True,
+        timeout=60)
+    assert second.returncode == 1
+    assert f"Cannot start: cannot listen on 127.0.0.1:{host.port}" in second.stderr
+    assert "Traceback" not in second.stderr
     assert requests.get(f"{host.base_url}/api/public").status_code == 200
