@@ -329,7 +329,7 @@ def _check_credential(destination: Destination, policy: ExportSettings, field_na
 def destination_problem(error: BaseException, destination: Destination) -> str:
     """Why writing to `destination` failed, in words, with any secret scrubbed."""
     where = destination.describe()
-    if isinstance(error, ClientAuthenticationError) and not isinstance(error, HttpResponseError):
+    if isinstance(error, ClientAuthenticationError) and error.response is None:  # raised by the credential
         return f"managed identity could not get a token for {where}: {_first_line(error)}"
     if isinstance(error, (ServiceRequestError, ServiceResponseError)):
         return f"storage account '{destination.account}' is unreachable: {_first_line(error)}"

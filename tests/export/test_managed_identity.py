@@ -7,10 +7,10 @@ import json
 
 import pytest
 from azure.core.credentials import AccessToken
-from azure.core.exceptions import ServiceRequestError
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
 from shared import credentials
-from shared.destination import parse_destination
+from shared.destination import destination_problem, parse_destination
 from shared.export_request import RequestError, parse_export_request
 from shared.export_settings import ExportSettings
 
@@ -61,3 +61,19 @@ def test_the_client_id_setting_selects_a_user_assigned_identity():
     assert isinstance(credentials.managed_identity_credential({"ManagedIdentity__ClientId": "abc"}),
                       ManagedIdentityCredential)
     assert isinstance(credentials.managed_identity_credential({}), DefaultAzureCredential)
+
+
+def test_an_identity_that_gets_no_token_is_named_as_the_reason(monkeypatch: pytest.MonkeyPatch):
+    class NoIdentity:
+        def get_token(self, *scopes: str, **kwargs) -> AccessToken:
+            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+
+    monkeypatch.setattr(credentials, "managed_identity_credential", lambda env=None: NoIdentity())
+    destination = parse_destination(ExportSettings(), container_uri="https://acct.blob.core.windows.net/export",
+                                    use_managed_identity=True)
+    with pytest.raises(ClientAuthenticationError) as raised:
+        destination.container_client(retry_total=0).get_container_properties()
+
+    assert destination_problem(raised.value, destination) == (
+        "managed identity could not get a token for container 'export' in storage account 'acct': "
+        "DefaultAzureCredential failed to retrieve a token")
