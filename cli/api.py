@@ -78,10 +78,23 @@ class Api:
                 method, self.base_url + path, headers=headers, timeout=self.timeout, **kwargs
             )
         except requests.RequestException as e:
-            raise Unreachable(f"cannot reach {self.base_url}: {type(e).__name__}") from None
+            raise Unreachable(f"cannot reach {self.base_url}: {self._why_unreachable(e)}") from None
         if response.status_code not in ok:
             raise ApiError(response.status_code, error_message(response))
         return response
+
+    def _why_unreachable(self, error: requests.RequestException) -> str:
+        """The cause in words and what to check; requests' own message is long and repeats the URL."""
+        if isinstance(error, requests.exceptions.SSLError):
+            return "TLS failed (the local host speaks plain http://)"
+        if isinstance(error, requests.Timeout):
+            return f"no answer within {self.timeout:g} s"
+        if isinstance(error, requests.ConnectionError):
+            return "no connection (is the service running there? check --url or DICOM_EXPORT_URL)"
+        if isinstance(error, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+                              requests.exceptions.InvalidURL)):
+            return "not a valid http:// or https:// URL (--url or DICOM_EXPORT_URL)"
+        return type(error).__name__
 
     # --- DICOMweb store ---------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from rich.progress import (
 from rich.table import Table
 
 from cli.api import Api, ApiError
+from cli.progress import plural
 from cli.stow import MultipartBody, parse_stow_response
 
 PREAMBLE_LENGTH = 128
@@ -272,7 +273,7 @@ def load(api: Api, paths: list[Path], progress_console: Console, workers: int = 
             found.append(inspect(path))
             status.update(f"scanning: {len(found)} files")
     to_send, report.outcomes = plan(found, report.root)
-    progress_console.print(f"{len(found)} files found, {len(to_send)} to store")
+    progress_console.print(f"{plural(len(found), 'file')} found, {len(to_send):,} to store")
     lock = threading.Lock()
     columns = (TextColumn("storing"), BarColumn(), TextColumn("{task.fields[files]} files"), DownloadColumn(),
                TransferSpeedColumn(), TimeElapsedColumn())

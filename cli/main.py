@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, HttpResponseError
 from rich.console import Console
 
 from cli.api import DEFAULT_URL, Api, ApiError, Unreachable
@@ -68,8 +68,10 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
     def command(name: str, help: str) -> Parser:
-        return commands.add_parser(name, help=help, description=help, parents=[common], epilog=EPILOG.format(
+        sub = commands.add_parser(name, help=help, description=help, parents=[common], epilog=EPILOG.format(
             url=DEFAULT_URL), formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.set_defaults(command_parser=sub)  # usage errors found later show this command's usage
+        return sub
 
     load = command("load", "store the DICOM files found under PATH... through STOW-RS")
     load.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders (walked recursively)")
@@ -87,7 +89,8 @@ def build_parser() -> Parser:
                         help="one instance (repeatable)")
     export.add_argument("--from-file", metavar="FILE",
                         help="identifiers, one a line (# comments and blank lines ignored; - for stdin)")
-    add_destination(export, required=True)
+    add_destination(export, required=True,
+                    identity_help="the service writes with its managed identity (with --container-uri)")
     export.add_argument("--idempotency-key", help="repeating a request with the same key returns the same operation")
     export.add_argument("--wait", action="store_true", help="show live progress until the export ends")
     export.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
@@ -106,23 +109,25 @@ def build_parser() -> Parser:
 
     errors = command("errors", "print an operation's errors.log (needs the destination's credentials)")
     errors.add_argument("operation_id", metavar="ID")
-    add_destination(errors, required=False)
+    add_destination(errors, required=False,
+                    identity_help="read with your own Azure sign-in (azure-identity's DefaultAzureCredential: "
+                                  "az login, environment variables...; needs Storage Blob Data Reader), "
+                                  "with --container-uri")
     return parser
 
 
-def add_destination(parser: Parser, required: bool) -> None:
+def add_destination(parser: Parser, required: bool, identity_help: str) -> None:
     group = parser.add_argument_group("destination")
     where = group.add_mutually_exclusive_group(required=required)
     where.add_argument("--container-uri", metavar="URI", help="the container's URL, with a SAS when needed")
     where.add_argument("--connection-string", metavar="CS", help="a storage connection string (use with --container)")
     group.add_argument("--container", metavar="NAME", help="the container name, with --connection-string")
-    group.add_argument("--managed-identity", action="store_true",
-                       help="authenticate with the service's managed identity (with --container-uri)")
+    group.add_argument("--managed-identity", action="store_true", help=identity_help)
 
 
 def destination(args: argparse.Namespace, parser: Parser, for_export: bool) -> Destination:
-    if args.connection_string and args.managed_identity:
-        parser.error("--managed-identity goes with --container-uri, not --connection-string")
+    if args.managed_identity and not args.container_uri:
+        parser.error("--managed-identity goes with --container-uri")
     if for_export and args.connection_string and not args.container:
         parser.error("--connection-string needs --container NAME")
     if args.container and not args.connection_string:
@@ -142,7 +147,7 @@ class Cli:
 
     def __init__(self, args: argparse.Namespace, parser: Parser):
         self.args = args
-        self.parser = parser
+        self.parser = getattr(args, "command_parser", parser)
         self.json = getattr(args, "json", False)
         self.api = Api.from_env(getattr(args, "url", None), getattr(args, "key", None))
         self.out = Console(highlight=False)
@@ -224,7 +229,14 @@ class Cli:
         href = (self.api.operation(operation_id).get("results") or {}).get("errorHref")
         if not href:
             raise ApiError(404, f"operation {operation_id} has no errorHref")
-        entries = list(read_errors_log(where.container_client(href, operation_id), operation_id))
+        try:
+            entries = list(read_errors_log(where.container_client(href, operation_id), operation_id))
+        except HttpResponseError as e:
+            if self.args.connection_string or self.args.container_uri:
+                raise
+            raise ApiError(e.status_code or 0, f"{href} cannot be read without credentials: give the destination "
+                           "as to `export` (--connection-string with --container, or --container-uri with a SAS "
+                           "or --managed-identity)") from None
         if self.json:
             self.print_json(entries)
         else:
@@ -254,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return getattr(cli, f"cmd_{args.command}")()
     except (Unreachable, ApiError, AzureError, FileNotFoundError) as e:
-        cli.err.print(f"dicom-export: error: {redact(describe(e), cli.secrets())}", markup=False)
+        cli.err.print(f"dicom-export: error: {redact(describe(e), cli.secrets())}", markup=False, soft_wrap=True)
         return EXIT_USAGE
     except KeyboardInterrupt:
         following = args.command in ("export", "wait")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -48,6 +49,11 @@ def elapsed_seconds(operation: dict, now: datetime | None = None) -> float | Non
 
 def is_terminal(operation: dict) -> bool:
     return str(operation.get("status", "")).lower() in TERMINAL
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """'1 file', '2 files', '1,024 files'; `nouns` for irregular plurals ('studies')."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def format_duration(seconds: float) -> str:
@@ -116,23 +122,23 @@ def status_table(operation: dict) -> Table:
 
 
 def operations_table(operations: list[dict]) -> Table:
-    table = Table()
-    for column in ("operation", "status", "created", "updated"):
-        table.add_column(column, no_wrap=column == "operation")
+    """One line per operation, narrow enough for an 80-column terminal (`--json` has every field)."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=0, collapse_padding=True, pad_edge=False)
+    for column in ("operation", "status", "created (UTC)"):
+        table.add_column(column, no_wrap=True)
     table.add_column("exported", justify="right")
     table.add_column("skipped", justify="right")
     for op in operations:
         exported, skipped = counts(op)
+        created = parse_time(op.get("createdTime"))
         table.add_row(str(op.get("operationId") or op.get("id")), str(op.get("status")),
-                      str(op.get("createdTime", "")), str(op.get("lastUpdatedTime", "")),
-                      f"{exported:,}", f"{skipped:,}")
+                      created.strftime("%Y-%m-%d %H:%M:%S") if created else "", f"{exported:,}", f"{skipped:,}")
     return table
 
 
 def errors_table(href: str, entries: list[dict]) -> Table:
     """errors.log, one row per line."""
-    lines = f"{len(entries)} line" + ("" if len(entries) == 1 else "s")
-    table = Table(title=f"{href} ({lines})", title_justify="left")
+    table = Table(title=f"{href} ({plural(len(entries), 'line')})", title_justify="left")
     for column in ("timestamp", "identifier", "error"):
         table.add_column(column, overflow="fold", no_wrap=column == "timestamp")
     for entry in entries:

@@ -30,7 +30,7 @@ from rich.tree import Tree
 from cli import loader
 from cli.api import Api
 from cli.destination import Destination, read_errors_log
-from cli.progress import errors_table, status_table, watch
+from cli.progress import errors_table, plural, status_table, watch
 from devhost.azurite import Azurite, free_port
 from tests.hosting import Host
 
@@ -55,7 +55,7 @@ def load_summary(report: loader.Report) -> Table:
         reason = "" if o.stored else "same UIDs as another file, which was sent" if o.kind == loader.DUPLICATE \
             else o.reason
         groups[(o.kind, reason)].append(Path(o.path).name)
-    table = Table(title=f"{len(report.outcomes)} files under {PYDICOM_DATA}", title_justify="left")
+    table = Table(title=f"{plural(len(report.outcomes), 'file')} under {PYDICOM_DATA}", title_justify="left")
     for column in ("outcome", "files", "reason", "for example"):
         table.add_column(column, overflow="fold", justify="right" if column == "files" else "left")
     for (kind, reason), names in sorted(groups.items(), key=lambda item: -len(item[1])):
@@ -72,12 +72,13 @@ def exported_tree(service: BlobServiceClient, operation_id: str) -> Tree:
         series[study][series_uid].append(blob.size)
     files = sum(len(s) for study in series.values() for s in study.values())
     size = sum(sum(s) for study in series.values() for s in study.values())
-    tree = Tree(f"[bold]{CONTAINER}/{prefix}[/]  {len(series)} studies, {files} files, {size:,} bytes")
+    tree = Tree(f"[bold]{CONTAINER}/{prefix}[/]  {plural(len(series), 'study', 'studies')}, "
+                f"{plural(files, 'file')}, {size:,} bytes")
     for study, by_series in sorted(series.items()):
         sizes = [n for s in by_series.values() for n in s]
-        node = tree.add(f"{study}  ({len(sizes)} files, {sum(sizes):,} bytes)")
+        node = tree.add(f"{study}  ({plural(len(sizes), 'file')}, {sum(sizes):,} bytes)")
         for series_uid, blob_sizes in sorted(by_series.items()):
-            node.add(f"[dim]{series_uid}[/]  {len(blob_sizes)} files, {sum(blob_sizes):,} bytes")
+            node.add(f"[dim]{series_uid}[/]  {plural(len(blob_sizes), 'file')}, {sum(blob_sizes):,} bytes")
     return tree
 
 
@@ -100,7 +101,7 @@ def run(console: Console, work: Path, started: float) -> int:
         report = loader.load(api, DATA_FOLDERS, console)
         console.print(load_summary(report))
 
-        console.print(Rule(f"3. Export {len(report.studies)} studies and one that does not exist"))
+        console.print(Rule(f"3. Export {plural(len(report.studies), 'study', 'studies')} and one that does not exist"))
         identifiers = work / "identifiers.txt"
         identifiers.write_text("# every study the load stored, then one that is not in the store\n"
                                + "\n".join([*report.studies, UNKNOWN_STUDY]) + "\n")

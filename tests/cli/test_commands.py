@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from cli.destination import Destination, container_url, parse_error_line
 from cli.main import main, read_identifiers, redact
-from cli.progress import elapsed_seconds, exit_code, progress_line
+from cli.progress import elapsed_seconds, exit_code, operations_table, plural, progress_line
 
 ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
@@ -79,7 +80,7 @@ def test_unreachable_service_exits_3_without_echoing_credentials() -> None:
                  "--connection-string", f"DefaultEndpointsProtocol=https;AccountName=a;AccountKey={secret_key}",
                  "--container", "c")
     assert result.returncode == 3
-    assert "cannot reach http://127.0.0.1:9" in result.stderr
+    assert "cannot reach http://127.0.0.1:9: no connection (is the service running there?" in result.stderr
     result2 = run("--url", UNREACHABLE, "export", "--study", "1.2", "--container-uri", f"https://a/c?{sas}")
     assert result2.returncode == 3
     for output in (result.stdout + result.stderr, result2.stdout + result2.stderr):
@@ -117,3 +118,16 @@ def test_errors_log_lines_are_read_whatever_the_case_of_their_keys() -> None:
     op = "0123456789abcdef0123456789abcdef"
     assert container_url(f"http://127.0.0.1:10000/devstoreaccount1/export/{op}/errors.log", op) == (
         "http://127.0.0.1:10000/devstoreaccount1/export")
+
+
+def test_the_operations_list_fits_an_80_column_terminal() -> None:
+    operation = {"operationId": "0123456789abcdef0123456789abcdef", "status": "notStarted",
+                 "createdTime": "2026-11-28T19:12:48.483704Z", "results": {"exported": 123456, "skipped": 3}}
+    console = Console(width=80, record=True)
+    console.print(operations_table([operation]))
+    assert "0123456789abcdef0123456789abcdef notStarted 2026-11-28 19:12:48  123,456       3" in console.export_text()
+
+
+def test_counts_read_as_english() -> None:
+    assert [plural(1, "file"), plural(2, "file"), plural(1024, "study", "studies")] == [
+        "1 file", "2 files", "1,024 studies"]

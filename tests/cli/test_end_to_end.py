@@ -234,7 +234,7 @@ def test_errors_prints_the_log_read_with_the_destination_credentials(
     # Without credentials the private container refuses, and the CLI says so.
     anonymous = cli(host, "errors", operation_id)
     assert anonymous.returncode == 3
-    assert "dicom-export: error:" in anonymous.stderr
+    assert "cannot be read without credentials: give the destination as to `export`" in anonymous.stderr
 
 
 def test_export_without_wait_then_wait_exits_0_when_nothing_is_skipped(
