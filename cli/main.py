@@ -219,6 +219,8 @@ class Cli:
         operations = self.api.operations(statuses)
         if self.json:
             self.print_json(operations)
+        elif not operations:
+            self.out.print("no operations" + (f" with status {', '.join(statuses)}" if statuses else ""))
         else:
             self.out.print(operations_table(operations))
         return 0

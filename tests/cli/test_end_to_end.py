@@ -259,6 +259,8 @@ def test_list_shows_operations_newest_first_and_filters_by_status(host: Host, fi
     assert created == sorted(created, reverse=True)
     assert as_json(cli(host, "list", "--status", "canceled,failed", "--json")) == [
         op for op in as_json(cli(host, "list", "--json")) if op["status"] in ("canceled", "failed")]
+    # Every export here has been picked up by now: none waits to start.
+    assert cli(host, "list", "--status", "notStarted").stdout == "no operations with status notStarted\n"
     refused = cli(host, "list", "--status", "sleeping")
     assert refused.returncode == 3 and "HTTP 400" in refused.stderr and "sleeping" in refused.stderr
 
