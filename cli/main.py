@@ -24,6 +24,7 @@ exit codes:
   1  done with skips: files not DICOM or duplicates (load); export completed with skipped files
   2  files rejected by the server (load); export failed or canceled
   3  usage error, or the service could not be reached or refused the request
+  130  interrupted (Ctrl-C); an export being followed keeps running
 
 `status` exits as `wait` would once the operation has ended, and 0 while it runs.
 Environment: DICOM_EXPORT_URL (default {url}), DICOM_EXPORT_KEY (the function key).
@@ -149,6 +150,7 @@ class Cli:
         self.args = args
         self.parser = getattr(args, "command_parser", parser)
         self.json = getattr(args, "json", False)
+        self.following: str | None = None
         self.api = Api.from_env(getattr(args, "url", None), getattr(args, "key", None))
         self.out = Console(highlight=False)
         self.err = Console(stderr=True, highlight=False)
@@ -192,7 +194,7 @@ class Cli:
         if a.wait:
             if not self.json:
                 self.err.print(f"export {started['id']} started")
-            return self.finish(watch(self.api, started["id"], self.err, a.interval))
+            return self.follow(started["id"], a.interval)
         if self.json:
             self.print_json(started)
         else:
@@ -204,7 +206,11 @@ class Cli:
         return self.finish(self.api.operation(self.args.operation_id))
 
     def cmd_wait(self) -> int:
-        return self.finish(watch(self.api, self.args.operation_id, self.err, self.args.interval))
+        return self.follow(self.args.operation_id, self.args.interval)
+
+    def follow(self, operation_id: str, interval: float) -> int:
+        self.following = operation_id  # what Ctrl-C leaves running
+        return self.finish(watch(self.api, operation_id, self.err, interval))
 
     def cmd_cancel(self) -> int:
         self.api.cancel(self.args.operation_id)
@@ -271,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         cli.err.print(f"dicom-export: error: {redact(describe(e), cli.secrets())}", markup=False, soft_wrap=True)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        following = args.command in ("export", "wait")
-        cli.err.print("interrupted" + ("; the export keeps running (`dicom-export cancel ID` stops it)" if following
-                                       else ""))
+        following = f"; the export keeps running (`dicom-export cancel {cli.following}` stops it)" if cli.following \
+            else ""
+        cli.err.print(f"interrupted{following}", markup=False, soft_wrap=True)
         return 130

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -303,6 +304,26 @@ def test_cancel_stops_a_running_export_and_wait_exits_2(
     too_late = cli(host, "cancel", finished_with_skip[0]["operationId"])
     assert too_late.returncode == 3 and "HTTP 409" in too_late.stderr and "already completed" in too_late.stderr
 
+
+def test_ctrl_c_stops_following_but_not_the_export_and_names_the_cancel_command(
+        host: Host, big_study: str, storage_connection_string: str, export_container: str) -> None:
+    env = {**os.environ, "DICOM_EXPORT_URL": host.base_url, "DICOM_EXPORT_KEY": FUNCTION_KEY}
+    following = subprocess.Popen(
+        [sys.executable, "-m", "cli", "export", "--study", big_study,
+         *export_args(storage_connection_string, export_container), "--wait", "--interval", "0.2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C as from a terminal, even when pytest runs as a background job (which ignores SIGINT).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509 - no lock is taken
+    started = wait_for(lambda: as_json(cli(host, "list", "--status", "running", "--json")),
+                       timeout=60, message="the export to run")
+    following.send_signal(signal.SIGINT)
+    out, err = following.communicate(timeout=60)
+    assert following.returncode == 130, out + err
+    operation_id = started[0]["operationId"]
+    assert f"interrupted; the export keeps running (`dicom-export cancel {operation_id}` stops it)" in err
+    assert as_json(cli(host, "status", operation_id, "--json"))["status"] in ("running", "completed")
+    cli(host, "cancel", operation_id)
+    assert cli(host, "wait", operation_id, "--interval", "0.2").returncode in (0, 2)
 
 def test_wait_rides_out_a_host_restart(host: Host, big_study: str, storage_connection_string: str,
                                       export_container: str) -> None:
