@@ -13,6 +13,7 @@ import os
 import platform
 import shlex
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ KIB = 1024
 MIB = 1024 * KIB
 RESULTS = ROOT / "bench" / "RESULTS.md"
 STORE_CONTAINER = "dicomweb"
+HUB_FILE = "DicomExportHub.sqlite"  # host.json hubName
 TERMINAL = ("completed", "succeeded", "failed", "canceled")
 # The export's settings the benchmarks share: the published defaults, with quick retries so a hiccup of
 # the emulator costs seconds, not minutes.
@@ -247,8 +249,9 @@ def run_export(
 ) -> ExportRun:
     """Export `values` to `container` and wait for the end.
 
-    The time is from the POST to the operation's own lastUpdatedTime when it ended (host and client share
-    the clock), so polling can be slow enough (`poll` seconds) not to weigh on the host it measures.
+    The time is from the POST to the moment the host recorded the operation's end in its task hub (host and
+    client share the clock; the status API gives whole seconds only), so polling can be slow enough (`poll`
+    seconds) not to weigh on the host it measures.
     """
     operation_id, posted = start_export(host, values, connection_string, container)
     while True:
@@ -260,8 +263,21 @@ def run_export(
         time.sleep(poll)
     if view["status"] != "completed":
         raise SystemExit(f"export {operation_id} ended {view['status']}: {view.get('errors')}")
-    ended = datetime.fromisoformat(view["lastUpdatedTime"]).timestamp()
-    return ExportRun(operation_id, ended - posted, view)
+    return ExportRun(operation_id, ended_at(host, operation_id) - posted, view)
+
+
+def task_hub(host: Host) -> Path:
+    """The host's task hub database (SQLite, see devhost/taskhub.py)."""
+    return host.data_dir / HUB_FILE
+
+
+def ended_at(host: Host, operation_id: str) -> float:
+    """When the host last updated the operation (its end, once terminal), to the microsecond."""
+    with closing(sqlite3.connect(f"file:{task_hub(host)}?mode=ro", uri=True)) as db:
+        (updated,) = db.execute(
+            "SELECT last_updated_time FROM instances WHERE instance_id = ?", (operation_id,)
+        ).fetchone()
+    return datetime.fromisoformat(updated).timestamp()
 
 
 # ---------------------------------------------------------------------------------------------- measuring

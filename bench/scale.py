@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import uuid
+from contextlib import closing
 
 from common import (
     KIB,
@@ -31,15 +32,15 @@ from common import (
     settle_rss,
     stack,
     table,
+    task_hub,
 )
 
 PER_STUDY = 1000
-HUB_FILE = "DicomExportHub.sqlite"
 
 
 def history_of(bench: Stack, operation_id: str) -> tuple[int, int]:
     """(events, bytes) of the operation's history in the task hub: its last generation only."""
-    with sqlite3.connect(f"file:{bench.hub_dir / HUB_FILE}?mode=ro", uri=True) as db:
+    with closing(sqlite3.connect(f"file:{task_hub(bench.host)}?mode=ro", uri=True)) as db:
         events, size = db.execute(
             "SELECT count(*), coalesce(sum(length(event)), 0) FROM history WHERE instance_id = ?",
             (operation_id,),
@@ -59,7 +60,7 @@ def export(bench: Stack, studies: list[str]) -> dict:
     figures = {
         "per_1000_s": done.seconds / (expected / 1000),
         "seconds": done.seconds,
-        "hub_mib": (bench.hub_dir / HUB_FILE).stat().st_size / MIB,
+        "hub_mib": task_hub(bench.host).stat().st_size / MIB,
         "history_events": events,
         "history_kib": size / KIB,
         "peak_mib": sampled.peak / MIB,
@@ -92,7 +93,7 @@ def main() -> None:
                     flush=True,
                 )
         final_hub = folder_size(bench.hub_dir) / MIB
-        final_db = (bench.hub_dir / HUB_FILE).stat().st_size / MIB
+        final_db = task_hub(bench.host).stat().st_size / MIB
     rows = [
         [
             f"{n:,}",
