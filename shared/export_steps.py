@@ -21,7 +21,7 @@ from azure.storage.blob import ContainerClient, LinearRetry
 
 from . import errors_log
 from .checkpoint import Batching, Checkpoint
-from .connection_pool import pooled_session
+from .connection_pool import shared_pool
 from .copy import TRANSFER_OPTIONS, BatchCopier, CopyFailed, store_problem
 from .destination import Destination, DestinationRefused, check_allowed, destination_problem
 from .errors_log import ErrorEntry, ErrorLog
@@ -103,5 +103,5 @@ def _destination(protected: str) -> tuple[Destination, ContainerClient]:
     """The destination and a client for it, reused by every batch of the same export in this process."""
     destination = Destination.from_protected(json.loads(protected))
     check_allowed(destination, ExportSettings.from_settings())
-    return destination, destination.container_client(session=pooled_session(), retry_policy=_fail_fast(),
+    return destination, destination.container_client(**shared_pool(), retry_policy=_fail_fast(),
                                                      **TRANSFER_OPTIONS)

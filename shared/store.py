@@ -19,7 +19,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.storage.blob import ContainerClient, ContentSettings, StorageStreamDownloader
 
 from . import settings
-from .connection_pool import pooled_session
+from .connection_pool import shared_pool
 from .uids import Identifier, is_uid
 
 DEFAULT_CONTAINER = "dicomweb"
@@ -91,7 +91,7 @@ class DicomStore:
 
             container = ContainerClient(
                 account_url=service_uri, container_name=name,
-                credential=managed_identity_credential(env), session=pooled_session(), **_TRANSFER_SIZES, **options,
+                credential=managed_identity_credential(env), **shared_pool(), **_TRANSFER_SIZES, **options,
             )
         else:
             conn = settings.get("DicomStore__ConnectionString", None, env) or settings.get(
@@ -99,7 +99,7 @@ class DicomStore:
             )
             if not conn:
                 raise RuntimeError("no store configured: set DicomStore__ConnectionString or AzureWebJobsStorage")
-            container = ContainerClient.from_connection_string(conn, name, session=pooled_session(), **_TRANSFER_SIZES,
+            container = ContainerClient.from_connection_string(conn, name, **shared_pool(), **_TRANSFER_SIZES,
                                                                **options)
         return cls(container)
 
