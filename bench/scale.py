@@ -128,8 +128,8 @@ def main() -> None:
         notes=(
             f"Medians of {args.runs} runs, each run exporting every size in turn (order rotating) on one "
             f"host and one task hub ({args.runs * sum(sizes):,} instances in all). The task hub database is "
-            f"read after each export (its WAL, at most about 4 MiB, aside); after the last one it was {final_db:.1f} MiB, "
-            f"{final_hub:.1f} MiB with WAL and shared memory. `its history at the end`: events and bytes of "
+            "read after each export (its WAL, at most about 4 MiB, aside); after the last one it was "
+            f"{final_db:.1f} MiB, {final_hub:.1f} MiB with WAL and shared memory. `its history at the end`: events and bytes of "
             "that export's history rows, one generation's worth whatever its size. "
             f"Idle host {idle:.0f} MiB. Instances of {args.kib} KiB in studies of {PER_STUDY:,}."
         ),
