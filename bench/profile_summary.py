@@ -8,8 +8,11 @@ shares add up to 100 %. Used by `bench/throughput.py --profile`.
 
 from __future__ import annotations
 
+import itertools
+import re
 import sys
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 # (part, markers in a stack frame) — checked in this order.
@@ -65,3 +68,38 @@ def top_frames(path: Path, count: int = 12) -> list[tuple[str, float]]:
 if __name__ == "__main__":
     for part, share in summarise(Path(sys.argv[1])):
         print(f"{share:6.1%}  {part}")
+
+
+_EXECUTED = re.compile(
+    r"\[(?P<at>[\d-]+ [\d:,]+)\] Executed 'Functions\.(?P<name>export_expand|export_copy_batch)' "
+    r"\(Succeeded, InstanceId=(?P<instance>\w+), Id=[\w-]+, Duration=(?P<ms>\d+)ms\)"
+)
+
+
+def timeline(log: str, operation_id: str) -> dict[str, float]:
+    """Where an export's wall time went, from the host log's start and end of each activity.
+
+    `first listing`: the expand activity before any copy could start; `tails`: the mean time a copy slot sat
+    idle at the end of a generation, waiting for the generation's slowest batch; `between generations`: from
+    a generation's last copy to the next one's first (continue-as-new, and any listing not yet done).
+    """
+    expands, copies = [], []
+    for m in _EXECUTED.finditer(log):
+        if m["instance"] == operation_id:
+            end = datetime.strptime(m["at"], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            (expands if m["name"] == "export_expand" else copies).append((end - int(m["ms"]) / 1000, end))
+    copies.sort()
+    generations: list[list[tuple[float, float]]] = []
+    for start, end in copies:  # a generation's batches all start together, after the last one's ended
+        if not generations or start > max(e for _, e in generations[-1]):
+            generations.append([])
+        generations[-1].append((start, end))
+    first = min(expands) if expands else (0.0, 0.0)
+    tails = sum(sum(max(e for _, e in g) - e for _, e in g) / len(g) for g in generations)
+    gaps = sum(b[0][0] - max(e for _, e in a) for a, b in itertools.pairwise(generations))
+    return {
+        "generations": len(generations),
+        "first listing s": first[1] - first[0],
+        "tails s": tails,
+        "between generations s": gaps,
+    }

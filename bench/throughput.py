@@ -42,7 +42,7 @@ from common import (
     stack,
     table,
 )
-from profile_summary import summarise, top_frames
+from profile_summary import summarise, timeline, top_frames
 
 from tests.hosting import Host
 
@@ -92,6 +92,8 @@ def measure(bench: Stack, seeded: Seeded, run: int) -> dict:
         if done.view["results"]["exported"] != len(seeded.files):
             raise SystemExit(f"export copied {done.view['results']} of {len(seeded.files)} files")
         figures[f"{tag}_s"] = done.seconds
+        for key, value in timeline(host.log(), done.operation_id).items():
+            figures[f"{tag}_{key}"] = value
         figures[f"{tag}_host_cpu"] = cpu_seconds(process) - cpu
         figures[f"{tag}_azurite_cpu"] = cpu_seconds(azurite) - azurite_cpu
         target.delete_container()
@@ -125,7 +127,7 @@ def main() -> None:
     add_results_argument(parser)
     args = parser.parse_args()
     cases = [("256 KiB", args.small, args.studies, 256 * KIB), ("4 MiB", args.large, 1, 4 * MIB)]
-    rows = []
+    rows, walls = [], []
     with stack(SETTINGS, before=args.before) as bench:
         for label, count, studies, size in cases:
             if not count:
@@ -141,9 +143,12 @@ def main() -> None:
             rows += [
                 [label, *row] for row in summary(runs, len(seeded.files), seeded.total_bytes, args.before)
             ]
+            walls += [[label, *row] for row in wall_time(runs, args.before)]
             if args.profile and label == "256 KiB":
                 profiled = profile(bench, seeded, args.profile)
     body = table(["files", "copier", "files/s", "MB/s", "÷ baseline", "copier CPU s", "Azurite CPU s"], rows)
+    body += "\n\nWhere each export's wall time went (medians; from the host log's activity start and end times):\n\n"
+    body += table(["files", "export", "seconds", "generations", *WALL], walls)
     report(
         "Throughput: export against a raw copy",
         body,
@@ -202,6 +207,23 @@ def profile(bench: Stack, seeded: Seeded, path: Path) -> str:
         f"Samples at 100 Hz of the thread holding the GIL (`py-spy record --gil --nonblocking`), raw "
         f"stacks in `{path}`.\n\n{parts}\n\n{frames}"
     )
+
+
+WALL = ["first listing s", "tails s", "between generations s"]
+
+
+def wall_time(runs: list[dict], before: str | None) -> list[list]:
+    """Table rows: an export's seconds, and how much of them the listing, tails and generation changes took."""
+    tags = [("export", "export"), *([("before", f"export at {before}")] if before else [])]
+    return [
+        [
+            name,
+            f"{median([r[f'{tag}_s'] for r in runs]):.2f}",
+            f"{median([r[f'{tag}_generations'] for r in runs]):.0f}",
+            *(f"{median([r[f'{tag}_{key}'] for r in runs]):.2f}" for key in WALL),
+        ]
+        for tag, name in tags
+    ]
 
 
 def summary(runs: list[dict], files: int, total_bytes: int, before: str | None) -> list[list]:
