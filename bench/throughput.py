@@ -147,7 +147,7 @@ def main() -> None:
             if args.profile and label == "256 KiB":
                 profiled = profile(bench, seeded, args.profile)
     body = table(["files", "copier", "files/s", "MB/s", "÷ baseline", "copier CPU s", "Azurite CPU s"], rows)
-    body += "\n\nWhere each export's wall time went (medians; from the host log's activity start and end times):\n\n"
+    body += "\n\nWhere each export's wall time went (medians; host log's activity start and end times):\n\n"
     body += table(["files", "export", "seconds", "generations", *WALL], walls)
     report(
         "Throughput: export against a raw copy",
@@ -213,7 +213,7 @@ WALL = ["first listing s", "tails s", "between generations s"]
 
 
 def wall_time(runs: list[dict], before: str | None) -> list[list]:
-    """Table rows: an export's seconds, and how much of them the listing, tails and generation changes took."""
+    """Rows: an export's seconds, and how much of them the listing, tails and generation changes took."""
     tags = [("export", "export"), *([("before", f"export at {before}")] if before else [])]
     return [
         [
