@@ -12,6 +12,7 @@ import itertools
 import re
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -34,35 +35,38 @@ PARTS = [
 ]
 
 
+def _samples(path: Path) -> Iterator[tuple[str, int]]:
+    """(collapsed stack, sample count) for each line of a py-spy raw profile."""
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if n.isdigit():
+            yield stack, int(n)
+
+
+def _shares(counts: Counter[str], most: int | None = None) -> list[tuple[str, float]]:
+    total = sum(counts.values())
+    return [(key, n / total) for key, n in counts.most_common(most)] if total else []
+
+
 def summarise(path: Path) -> list[tuple[str, float]]:
     """(part, share of samples) for every part with samples, largest first."""
     counts: Counter[str] = Counter()
-    total = 0
-    for line in path.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not n.isdigit():
-            continue
-        total += int(n)
+    for stack, n in _samples(path):
         part = next(
             (name for name, markers in PARTS if any(m in stack for m in markers)),
             "other (idle loops, start-up)",
         )
-        counts[part] += int(n)
-    return [(part, n / total) for part, n in counts.most_common()] if total else []
+        counts[part] += n
+    return _shares(counts)
 
 
 def top_frames(path: Path, count: int = 12) -> list[tuple[str, float]]:
     """The functions most often on top of the stack (self time), with their share."""
     counts: Counter[str] = Counter()
-    total = 0
-    for line in path.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not n.isdigit():
-            continue
-        total += int(n)
+    for stack, n in _samples(path):
         frame = stack.split(";")[-1]
-        counts[frame.rsplit(":", 1)[0] + ")" if ":" in frame else frame] += int(n)
-    return [(frame, n / total) for frame, n in counts.most_common(count)] if total else []
+        counts[frame.rsplit(":", 1)[0] + ")" if ":" in frame else frame] += n
+    return _shares(counts, count)
 
 
 if __name__ == "__main__":
