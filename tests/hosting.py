@@ -5,6 +5,7 @@ Tests talk to it over real HTTP, exactly as a client would.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -91,3 +92,13 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, message: s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def write_keys(data_dir: Path, master: str, function: str, system: str) -> None:
+    """Function keys for a host on `data_dir`, in Azure's file format (see devhost/keys.py)."""
+    (data_dir / "secrets").mkdir(parents=True, exist_ok=True)
+    (data_dir / "secrets" / "host.json").write_text(json.dumps({
+        "masterKey": {"name": "master", "value": master},
+        "functionKeys": [{"name": "default", "value": function}],
+        "systemKeys": [{"name": "durabletask_extension", "value": system}],
+    }))

@@ -23,7 +23,7 @@ from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, gener
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from tests.hosting import ROOT, Host, wait_for
+from tests.hosting import ROOT, Host, wait_for, write_keys
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 PYDICOM_FILES = sorted(TEST_FILES.glob("*.dcm"))  # the 78 files of the wheel, read locally (no downloads)
@@ -84,12 +84,7 @@ def export_container(storage_connection_string: str) -> str:
 @pytest.fixture(scope="module")
 def host(storage_connection_string: str, tmp_path_factory: pytest.TempPathFactory) -> Host:
     data = tmp_path_factory.mktemp("cli") / "hub"
-    (data / "secrets").mkdir(parents=True)
-    (data / "secrets" / "host.json").write_text(json.dumps({
-        "masterKey": {"name": "master", "value": "cli-test-master-key-0123456789"},
-        "functionKeys": [{"name": "default", "value": FUNCTION_KEY}],
-        "systemKeys": [{"name": "durabletask_extension", "value": "cli-test-system-key-0123456789"}],
-    }))
+    write_keys(data, "cli-test-master-key-0123456789", FUNCTION_KEY, "cli-test-system-key-0123456789")
     env = {
         "AzureWebJobsStorage": storage_connection_string,
         "DicomStore__ContainerName": f"cli-store-{uuid.uuid4().hex[:8]}",

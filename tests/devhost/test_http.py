@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.hosting import Host
+from tests.hosting import Host, write_keys
 
 APP = Path(__file__).parent / "apps" / "http_app"
 MASTER, FUNCTION_KEY, SYSTEM_KEY = "master-key-0123456789", "function-key-0123456789", "system-key-0123456789"
@@ -27,12 +26,7 @@ def host(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def keyed_host(tmp_path_factory: pytest.TempPathFactory):
     data = tmp_path_factory.mktemp("keyed") / "hub"
-    (data / "secrets").mkdir(parents=True)
-    (data / "secrets" / "host.json").write_text(json.dumps({
-        "masterKey": {"name": "master", "value": MASTER},
-        "functionKeys": [{"name": "default", "value": FUNCTION_KEY}],
-        "systemKeys": [{"name": "durabletask_extension", "value": SYSTEM_KEY}],
-    }))
+    write_keys(data, MASTER, FUNCTION_KEY, SYSTEM_KEY)
     host = Host(APP, data).start()
     yield host
     host.stop()

@@ -8,7 +8,6 @@ Keys live where Azure keeps them with file-based secret storage: `<data dir>/sec
 
 from __future__ import annotations
 
-import json
 import secrets
 import uuid
 
@@ -26,7 +25,7 @@ from tests.exporting import (
     open_store,
     put_study,
 )
-from tests.hosting import ROOT, Host
+from tests.hosting import ROOT, Host, write_keys
 
 MASTER, FUNCTION, SYSTEM = (f"{name}-{secrets.token_urlsafe(24)}" for name in ("master", "function", "system"))
 SAMPLE = {"id": uuid.uuid4().hex, "study": "1.2.3", "series": "1.2.3.4", "sop": "1.2.3.4.5"}
@@ -56,12 +55,7 @@ ADMIN_ROUTES = [("GET", "/admin/functions"), ("POST", "/admin/host/status"), ("G
 @pytest.fixture(scope="module")
 def keyed_host(tmp_path_factory: pytest.TempPathFactory, hosts: Hosts) -> Host:
     data = tmp_path_factory.mktemp("keyed") / "hub"
-    (data / "secrets").mkdir(parents=True)
-    (data / "secrets" / "host.json").write_text(json.dumps({
-        "masterKey": {"name": "master", "value": MASTER},
-        "functionKeys": [{"name": "default", "value": FUNCTION}],
-        "systemKeys": [{"name": "durabletask_extension", "value": SYSTEM}],
-    }))
+    write_keys(data, MASTER, FUNCTION, SYSTEM)
     host = export_host(data, hosts.connection_string, hosts.store_container).start()
     yield host
     host.stop()
