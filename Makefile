@@ -1,6 +1,9 @@
 # Everything the project needs is installed from its own files: requirements*.txt, pyproject.toml,
 # package.json + package-lock.json. Targets install what is missing, then run.
-PYTHON ?= python3
+# Python 3.13: Azure's own Python worker (azure-functions-runtime) exists on PyPI from 3.13 on.
+# PYTHON=… wins; then python3.13 on PATH; then an installed pyenv 3.13.
+PYTHON ?= $(shell for p in python3.13 $(HOME)/.pyenv/versions/3.13*/bin/python3.13; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { command -v "$$p"; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
@@ -12,7 +15,10 @@ PYTEST_ARGS ?=
 install: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON)" && "$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || { \
+		echo "Python 3.13 is needed (found: $(or $(PYTHON),none)). Install it (pyenv install 3.13," \
+		"or apt-get install python3.13 where your distribution has it) or run make PYTHON=/path/to/python3.13."; exit 1; }
+	test -x $(PY) && $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || { rm -rf $(VENV); "$(PYTHON)" -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
 	touch $@
 

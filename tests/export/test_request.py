@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -67,7 +68,6 @@ REFUSALS = [
     ("not JSON", b"{source:", "application/json", 400, "not valid JSON"),
     ("invalid UTF-8", b'{"source": "\xff"}', "application/json", 400, "UTF-8"),
     ("empty", b"", "application/json", 400, "empty"),
-    ("deep nesting", b"[" * 2000 + b"]" * 2000, "application/json", 400, "nested too deeply"),
     ("huge number", b'{"source": ' + b"1" * 5000 + b"}", "application/json", 400, "not valid JSON"),
     ("not an object", [1, 2], "application/json", 400, "JSON object"),
     ("duplicate property", b'{"source": {}, "Source": {}}', "application/json", 400, "'Source' appears twice"),
@@ -155,6 +155,15 @@ def test_refused(case, document, content_type, status, words):
     assert refused.value.status == status
     assert words in str(refused.value)
     assert "c2VjcmV0c2lnbmF0dXJl" not in str(refused.value)
+
+
+def test_a_body_nested_deeper_than_the_parser_goes_is_refused_in_words():
+    """Python 3.13's parser takes the 4 000 levels that fit the default limit; deeper needs a larger one."""
+    deep = b"[" * 200_000 + b"]" * 200_000
+    with pytest.raises(RequestError) as refused:
+        parse(deep, policy=replace(POLICY, max_request_bytes=len(deep)))
+    assert refused.value.status == 400
+    assert "nested too deeply" in str(refused.value)
 
 
 def test_emulator_refused_unless_allowed():
