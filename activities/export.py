@@ -1,4 +1,4 @@
-"""The export's activities: expand the next identifiers, copy one batch (see shared/export_steps.py)."""
+"""The export's activities: expand the next identifiers, copy one batch (see shared/export/steps.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import azure.durable_functions as df
 
 from orchestrations.export import COPY, EXPAND
-from shared import export_steps
+from shared.export import steps as export_steps
 
 bp = df.Blueprint()
 

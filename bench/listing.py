@@ -26,7 +26,7 @@ from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 from common import KIB, STORE_CONTAINER, add_results_argument, median, report, seed, stack, table
 
 from devhost.azurite import ACCOUNT, ACCOUNT_KEY
-from shared.store import DicomStore
+from shared.stores.blob.store import DicomStore
 from shared.uids import parse_identifier
 
 PER_STUDY = 1000

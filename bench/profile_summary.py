@@ -21,7 +21,7 @@ PARTS = [
     ("copy: read from the store (GET)", ("DicomStore.download", "Download.chunks", "_source_chunks")),
     ("copy: write to the destination (PUT)", ("upload_blob",)),
     ("copy: other (threads, futures, errors.log)", ("BatchCopier",)),
-    ("listing the store (expand activity)", ("shared/expand.py", "list_page")),
+    ("listing the store (expand activity)", ("shared/export/expand.py", "list_page")),
     (
         "orchestrator episodes (SDK replay, JSON)",
         ("durable_functions/", "_invoke_orchestrator", "orchestrations/"),

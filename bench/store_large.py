@@ -23,8 +23,8 @@ import psutil
 import requests
 from common import MIB, PeakRss, add_results_argument, median, report, rss, stack, table
 
-from shared import stow, wado
-from shared.store import DicomStore
+from shared.stores.blob import stow, wado
+from shared.stores.blob.store import DicomStore
 from tests.store.instances import make_dataset, stow_content_type, write
 
 BOUNDARY = "bench-boundary"
@@ -140,7 +140,7 @@ def main() -> None:
     notes = (
         "Host peak: the host process's highest RSS, sampled every 10 ms; above idle: minus its RSS just "
         "before the run. The function's own peak: how far RSS rises (VmHWM, reset before each call) while "
-        "`shared.stow.store_request` / `shared.wado.retrieve` run alone, each in a fresh process, on the "
+        "`shared.stores.blob.stow.store_request` / `shared.stores.blob.wado.retrieve` run alone, each in a fresh process, on the "
         "same Azurite; for STOW the request body is already in memory, as the host hands it over."
     )
     report(f"Store and retrieve one {args.size_mib} MiB instance through the local host",

@@ -51,7 +51,7 @@ class MultipartBody:
         self._chunks = self._generate()
         self._buffer = memoryview(b"")
 
-    def _generate(self) -> Generator[bytes, None, None]:
+    def _generate(self) -> Generator[bytes]:
         for piece in self._pieces:
             if isinstance(piece, bytes):
                 yield piece

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 from urllib.parse import unquote
-
-T = TypeVar("T")
 
 _PARAM = re.compile(r"^\{(?P<star>\*{1,2})?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<constraints>:.*?)?(?P<opt>\?)?\}$")
 _GUID = r"(?:\{)?[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}(?:\})?"
@@ -74,7 +71,7 @@ class _Segment:
 
 
 @dataclass
-class Route(Generic[T]):
+class Route[T]:
     template: str
     target: T
     segments: list[_Segment]
@@ -128,7 +125,7 @@ def _split_constraints(text: str) -> list[str]:
     return found + ([current] if current else [])
 
 
-def parse_template(template: str, target: T) -> Route[T]:
+def parse_template[T](template: str, target: T) -> Route[T]:
     segments = []
     for raw in [p for p in template.strip("/").split("/") if p]:
         m = _PARAM.match(raw)
@@ -143,7 +140,7 @@ def parse_template(template: str, target: T) -> Route[T]:
     return Route(template, target, segments)
 
 
-class RouteTable(Generic[T]):
+class RouteTable[T]:
     """Templates to targets; `match(path)` gives the most specific target and its route values."""
 
     def __init__(self) -> None:

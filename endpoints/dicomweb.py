@@ -17,8 +17,8 @@ import azure.durable_functions as df
 import azure.functions as func
 from azure.core.exceptions import AzureError
 
-from shared import stow, wado
-from shared.store import DicomStore, InstanceChangedOrGone
+from shared.stores.blob import stow, wado
+from shared.stores.blob.store import DicomStore, InstanceChangedOrGone
 from shared.uids import Identifier, uid_problem
 
 log = logging.getLogger(__name__)

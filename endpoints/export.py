@@ -16,11 +16,11 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared import settings
-from shared.destination import DestinationRefused
-from shared.export_request import RequestError, parse_export_request
-from shared.export_settings import ExportSettings
-from shared.export_steps import prepare
-from shared.operation import ORCHESTRATOR, durable_json
+from shared.export.destination import DestinationRefused
+from shared.export.operation import ORCHESTRATOR, durable_json
+from shared.export.request import RequestError, parse_export_request
+from shared.export.settings import ExportSettings
+from shared.export.steps import prepare
 from shared.secrets import SecretKeyError, digest
 
 from .responses import error, json_response

@@ -19,7 +19,7 @@ import azure.durable_functions as df
 import azure.functions as func
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 
-from shared.operation import (
+from shared.export.operation import (
     STATUSES,
     is_export,
     is_operation_id,

@@ -3,15 +3,15 @@
 Each generation expands the next identifiers into at most MaxParallelBatches batches, copies them
 in parallel, adds up the progress, publishes it as custom status and continues as new with the
 updated checkpoint, so the history never holds more than one generation however big the export.
-The input is a `shared.checkpoint.Checkpoint`; its secrets stay encrypted here.
+The input is a `shared.export.checkpoint.Checkpoint`; its secrets stay encrypted here.
 """
 
 from __future__ import annotations
 
 import azure.durable_functions as df
 
-from shared.checkpoint import Batching, Checkpoint
-from shared.operation import ORCHESTRATOR, failure_reason
+from shared.export.checkpoint import Batching, Checkpoint
+from shared.export.operation import ORCHESTRATOR, failure_reason
 
 bp = df.Blueprint()
 

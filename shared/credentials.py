@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from azure.core.credentials import TokenCredential
 
-from . import settings
+from shared import settings
 
 
 def managed_identity_credential(env: Mapping[str, str] | None = None) -> TokenCredential:

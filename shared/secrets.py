@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from . import settings
+from shared import settings
 
 DEFAULT_KEY_FILE = Path(__file__).resolve().parent.parent / ".secrets" / "export.key"
 REDACTED = "<redacted>"

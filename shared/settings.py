@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import TypeVar
-
-N = TypeVar("N", int, float)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -45,7 +42,8 @@ def get_float(name: str, default: float, env: Mapping[str, str] | None = None) -
     return _get_number(name, default, env, float, "a number")
 
 
-def _get_number(name: str, default: N, env: Mapping[str, str] | None, parse: Callable[[str], N], kind: str) -> N:
+def _get_number[N: (int, float)](name: str, default: N, env: Mapping[str, str] | None, parse: Callable[[str], N],
+                                 kind: str) -> N:
     value = get(name, None, env)
     if value is None or not value.strip():
         return default

@@ -20,7 +20,7 @@ import requests
 from azure.storage.blob import ContainerClient
 from cryptography.fernet import Fernet
 
-from shared.store import DicomStore
+from shared.stores.blob.store import DicomStore
 from tests.hosting import ROOT, Host, wait_for
 
 FLAG = "DicomServer__Features__EnableExtendedExport"

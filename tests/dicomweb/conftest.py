@@ -8,7 +8,7 @@ import uuid
 import pytest
 from dicomweb_client import DICOMwebClient
 
-from shared.store import DicomStore
+from shared.stores.blob.store import DicomStore
 from tests.hosting import ROOT, Host
 
 

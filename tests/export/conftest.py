@@ -10,9 +10,9 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from cryptography.fernet import Fernet
 
-from shared.destination import Destination, parse_destination
-from shared.export_settings import ExportSettings
-from shared.store import DicomStore, StoredInstance
+from shared.export.destination import Destination, parse_destination
+from shared.export.settings import ExportSettings
+from shared.stores.blob.store import DicomStore, StoredInstance
 
 POLICY = ExportSettings(allow_emulator=True)
 

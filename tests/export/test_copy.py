@@ -8,10 +8,10 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from devhost.azurite import Azurite, free_port
-from shared.copy import BatchCopier, CopyFailed, fault_policy, result_path
-from shared.destination import Destination, destination_problem, parse_destination
-from shared.errors_log import ErrorLog
-from shared.store import DicomStore
+from shared.export.copy import BatchCopier, CopyFailed, fault_policy, result_path
+from shared.export.destination import Destination, destination_problem, parse_destination
+from shared.export.errors_log import ErrorLog
+from shared.stores.blob.store import DicomStore
 from shared.uids import Identifier
 
 from .conftest import POLICY, put, put_series
@@ -92,7 +92,7 @@ def test_an_expired_sas_fails_the_batch_without_quoting_it(store, destination, s
 
     from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-    from shared.destination import EMULATOR_KEY
+    from shared.export.destination import EMULATOR_KEY
     put_series(store, "1.2", "1.2.3", 2)
     instances = list(store.iter_instances(Identifier("1.2")))
     sas = generate_container_sas("devstoreaccount1", destination.container, account_key=EMULATOR_KEY,
@@ -108,7 +108,7 @@ def test_an_expired_sas_fails_the_batch_without_quoting_it(store, destination, s
 def test_fault_policy_is_the_one_place_that_decides():
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 
-    from shared.store import InstanceChangedOrGone
+    from shared.stores.blob.store import InstanceChangedOrGone
 
     assert "deleted or replaced" in fault_policy(InstanceChangedOrGone("x"), "source")
     assert fault_policy(ServiceRequestError("connection refused"), "source") is None

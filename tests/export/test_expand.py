@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.expand import expand, instance_from_json, instance_to_json
+from shared.export.expand import expand, instance_from_json, instance_to_json
 from shared.uids import Identifier
 
 from .conftest import put, put_series

@@ -10,9 +10,9 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
 from shared import credentials
-from shared.destination import destination_problem, parse_destination
-from shared.export_request import RequestError, parse_export_request
-from shared.export_settings import ExportSettings
+from shared.export.destination import destination_problem, parse_destination
+from shared.export.request import RequestError, parse_export_request
+from shared.export.settings import ExportSettings
 
 
 class FakeManagedIdentity:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.operation import failure_reason, is_operation_id, operation_view
+from shared.export.operation import failure_reason, is_operation_id, operation_view
 
 CHECKPOINT = {"createdTime": "2024-01-01T00:00:00.000001Z", "errorHref": "https://a/c/op/errors.log",
               "exported": 0, "skipped": 0, "destination": {"secret": "gAAAA-encrypted"}}
@@ -46,7 +46,7 @@ def test_a_failure_shows_one_clean_reason():
     view = operation_view(durable("Failed", custom=custom), "v2")
     assert view["errors"] == ["container 'x' in storage account 'y' does not exist"]
     output = ("Orchestrator function 'export_orchestrator' failed: Activity function 'export_copy_batch' failed: "
-              "shared.copy.CopyFailed: boom https://a/c?sv=1&sig=SECRET \n Traceback ...")
+              "shared.export.copy.CopyFailed: boom https://a/c?sv=1&sig=SECRET \n Traceback ...")
     assert failure_reason(output) == "boom https://a/c?sv=1&sig=<redacted>"
 
 

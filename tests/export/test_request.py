@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from shared.export_request import RequestError, parse_export_request
-from shared.export_settings import ExportSettings
+from shared.export.request import RequestError, parse_export_request
+from shared.export.settings import ExportSettings
 from shared.uids import Identifier
 
 POLICY = ExportSettings(allow_emulator=True, max_request_bytes=8192)

@@ -10,7 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from shared import secrets
-from shared.destination import Destination
+from shared.export.destination import Destination
 
 SAS = "sv=2023-11-03&sr=c&sp=cw&se=2030-01-01T00%3A00%3A00Z&sig=AbC%2Bdef%2F123%3D"
 

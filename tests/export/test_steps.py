@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from shared import export_steps
-from shared.checkpoint import Checkpoint
-from shared.destination import DestinationRefused
-from shared.export_request import ExportRequest
+from shared.export import steps as export_steps
+from shared.export.checkpoint import Checkpoint
+from shared.export.destination import DestinationRefused
+from shared.export.request import ExportRequest
 from shared.uids import Identifier
 
 from .conftest import POLICY, put_series

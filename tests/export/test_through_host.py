@@ -17,8 +17,8 @@ import pytest
 import requests
 from azure.storage.blob import ContainerClient, ContainerSasPermissions, generate_container_sas
 
-from shared.destination import EMULATOR_KEY
-from shared.store import DicomStore
+from shared.export.destination import EMULATOR_KEY
+from shared.stores.blob.store import DicomStore
 from tests.exporting import (
     FLAG,
     Hosts,

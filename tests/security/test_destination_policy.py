@@ -19,11 +19,11 @@ import pytest
 import requests
 
 from devhost.azurite import free_port
-from shared.checkpoint import Batching, Checkpoint
-from shared.destination import Destination
-from shared.export_request import RequestError, parse_export_request
-from shared.export_settings import ExportSettings
-from shared.export_steps import prepare
+from shared.export.checkpoint import Batching, Checkpoint
+from shared.export.destination import Destination
+from shared.export.request import RequestError, parse_export_request
+from shared.export.settings import ExportSettings
+from shared.export.steps import prepare
 from tests.export import test_managed_identity
 from tests.export.test_managed_identity import FakeManagedIdentity
 from tests.exporting import WEBHOOK, Hosts, export_body, finished, open_store, put_study

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared.store import DicomStore
+from shared.stores.blob.store import DicomStore
 
 
 @pytest.fixture

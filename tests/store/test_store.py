@@ -8,7 +8,7 @@ import os
 import pytest
 from pydicom.uid import generate_uid
 
-from shared.store import BLOCK_SIZE, SINGLE_PUT_SIZE, InstanceChangedOrGone, blob_name
+from shared.stores.blob.store import BLOCK_SIZE, SINGLE_PUT_SIZE, InstanceChangedOrGone, blob_name
 from shared.uids import Identifier
 
 

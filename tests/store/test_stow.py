@@ -1,4 +1,4 @@
-"""STOW-RS in shared/stow.py against Azurite: splitting bodies, checking parts, storing, the response."""
+"""STOW-RS in shared/stores/blob/stow.py against Azurite: splitting bodies, checking parts, storing, the response."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
 
-from shared import stow
-from shared.store import DicomStore, blob_name
+from shared.stores.blob import stow
+from shared.stores.blob.store import DicomStore, blob_name
 from shared.uids import Identifier
 from tests.store.instances import OMIT, encode, make_dataset, make_instance, multipart, stow_content_type
 

@@ -31,9 +31,9 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobSasPermissions, ContainerClient, generate_blob_sas
 
-from .errors_log import ErrorEntry, ErrorLog
-from .secrets import scrub
-from .store import (
+from shared.export.errors_log import ErrorEntry, ErrorLog
+from shared.secrets import scrub
+from shared.stores.blob.store import (
     BLOCK_SIZE,
     DICOM_CONTENT,
     SINGLE_PUT_SIZE,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from .store import DicomStore, StoredInstance, parse_blob_name
-from .uids import Identifier
+from shared.stores.blob.store import DicomStore, StoredInstance, parse_blob_name
+from shared.uids import Identifier
 
 MAX_PAGE = 5000  # the most a blob listing returns per request
 READ_AHEAD = 16  # the most identifiers listed at once

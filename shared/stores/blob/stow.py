@@ -29,8 +29,8 @@ from pydicom.filereader import read_partial
 from pydicom.tag import BaseTag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from .store import DicomStore
-from .uids import uid_problem
+from shared.stores.blob.store import DicomStore
+from shared.uids import uid_problem
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A destination is given either as a connection string plus container name, or as a container URI,
 optionally with managed identity. Both become one `Destination`: the account endpoint, the
-container, and at most one credential. Policy (see shared/export_settings.py):
+container, and at most one credential. Policy (see shared/export/settings.py):
 
 - Only Azure Storage blob endpoints (`*.blob.core.windows.net` and the sovereign clouds, or
   `Export__AllowedHostSuffixes`) over https, or the local emulator on a loopback address when
@@ -36,8 +36,8 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import ContainerClient
 
-from . import secrets
-from .export_settings import ExportSettings
+from shared import secrets
+from shared.export.settings import ExportSettings
 
 EMULATOR_ACCOUNT = "devstoreaccount1"
 # The emulator's well-known development key, published by Microsoft: not a secret.
@@ -84,7 +84,7 @@ class Destination:
         """A client authenticated the way the request asked; `options` tune transfer and retries."""
         credential: Any = None
         if self.use_managed_identity:
-            from .credentials import managed_identity_credential
+            from shared.credentials import managed_identity_credential
 
             credential = managed_identity_credential(env)
         elif self.account_key:

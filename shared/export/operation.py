@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from .secrets import scrub
+from shared.secrets import scrub
 
 ORCHESTRATOR = "export_orchestrator"
 _OPERATION_ID = re.compile(r"[0-9a-f]{32}")

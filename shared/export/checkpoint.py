@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from .export_settings import ExportSettings
+from shared.export.settings import ExportSettings
 
 
 @dataclass(frozen=True)

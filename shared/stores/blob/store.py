@@ -18,9 +18,9 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContentSettings, StorageStreamDownloader
 
-from . import settings
-from .connection_pool import shared_pool
-from .uids import Identifier, is_uid
+from shared import settings
+from shared.connection_pool import shared_pool
+from shared.uids import Identifier, is_uid
 
 DEFAULT_CONTAINER = "dicomweb"
 DICOM_CONTENT = ContentSettings(content_type="application/dicom")
@@ -87,7 +87,7 @@ class DicomStore:
         name = settings.get("DicomStore__ContainerName", DEFAULT_CONTAINER, env) or DEFAULT_CONTAINER
         service_uri = settings.get("DicomStore__ServiceUri", None, env)
         if service_uri:
-            from .credentials import managed_identity_credential
+            from shared.credentials import managed_identity_credential
 
             container = ContainerClient(
                 account_url=service_uri, container_name=name,

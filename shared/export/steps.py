@@ -19,17 +19,18 @@ from typing import Any
 from azure.core.exceptions import AzureError
 from azure.storage.blob import ContainerClient, LinearRetry
 
+from shared.connection_pool import shared_pool
+from shared.export.checkpoint import Batching, Checkpoint
+from shared.export.copy import TRANSFER_OPTIONS, BatchCopier, CopyFailed, store_problem
+from shared.export.destination import Destination, DestinationRefused, check_allowed, destination_problem
+from shared.export.errors_log import ErrorEntry, ErrorLog
+from shared.export.expand import expand, instance_from_json
+from shared.export.request import ExportRequest
+from shared.export.settings import ExportSettings
+from shared.stores.blob.store import DicomStore
+from shared.uids import parse_identifier
+
 from . import errors_log
-from .checkpoint import Batching, Checkpoint
-from .connection_pool import shared_pool
-from .copy import TRANSFER_OPTIONS, BatchCopier, CopyFailed, store_problem
-from .destination import Destination, DestinationRefused, check_allowed, destination_problem
-from .errors_log import ErrorEntry, ErrorLog
-from .expand import expand, instance_from_json
-from .export_request import ExportRequest
-from .export_settings import ExportSettings
-from .store import DicomStore
-from .uids import parse_identifier
 
 
 def _fail_fast() -> LinearRetry:

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .destination import Destination, DestinationRefused, parse_destination
-from .export_settings import ExportSettings
-from .uids import Identifier, parse_identifier
+from shared.export.destination import Destination, DestinationRefused, parse_destination
+from shared.export.settings import ExportSettings
+from shared.uids import Identifier, parse_identifier
 
 
 class RequestError(ValueError):

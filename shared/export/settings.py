@@ -15,7 +15,7 @@ Every knob has the published server's default and can be changed per deployment:
 | `Export__AllowPublicAccess`                      | false   | accept a destination without any credential |
 | `Export__AllowEmulator`                          | false   | accept the local storage emulator on a loopback address |
 | `Export__AllowedHostSuffixes`                    | Azure   | comma-separated blob endpoint suffixes destinations may use |
-| `Export__CopyMode`                               | stream  | stream, server or auto (see shared/copy.py) |
+| `Export__CopyMode`                               | stream  | stream, server or auto (see shared/export/copy.py) |
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from . import settings
+from shared import settings
 
 AZURE_BLOB_SUFFIXES = (
     "blob.core.windows.net",

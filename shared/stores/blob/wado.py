@@ -11,7 +11,7 @@ import io
 import uuid
 from dataclasses import dataclass
 
-from .store import DicomStore, blob_name
+from shared.stores.blob.store import DicomStore, blob_name
 
 DICOM = "application/dicom"
 MULTIPART = "multipart/related"

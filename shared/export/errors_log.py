@@ -15,7 +15,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContainerClient, ContentSettings
 
-from .secrets import scrub
+from shared.secrets import scrub
 
 # An append block holds at most 4 MiB on every service version; stay well under it.
 MAX_BLOCK_BYTES = 4 * 1024 * 1024 - 1024

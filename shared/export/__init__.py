@@ -1,0 +1,1 @@
+"""The export: request, destination, checkpoint, the expand and copy steps, errors.log and the operation view."""

@@ -1,0 +1,1 @@
+"""The DICOM stores an export reads from."""
