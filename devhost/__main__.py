@@ -19,6 +19,7 @@ from .engine import DurableRuntime
 from .keys import Keys
 from .server import FunctionsServer, describe_routes
 from .taskhub import TaskHubInUse
+from .worker import WorkerRefused
 
 
 class CannotListen(Exception):
@@ -42,11 +43,15 @@ def _scrubbed_access_logs() -> None:
     logging.getLogger("aiohttp.access").disabled = True
     # The storage SDK logs request URLs and headers at INFO; SAS tokens would land in the log.
     logging.getLogger("azure").setLevel(logging.WARNING)
+    # The worker's own log (its logger is "azure.functions") reaches the console, as the host shows it.
+    logging.getLogger("azure.functions").setLevel(logging.INFO)
 
 
 async def serve(args: argparse.Namespace) -> None:
     log = logging.getLogger("devhost")
-    app = load_app(args.app_dir)
+    app = await load_app(args.app_dir)
+    log.info("Worker: %s (Python %s), app indexed: %d function(s)", app.worker.version,
+             ".".join(map(str, sys.version_info[:3])), len(app.functions))
     data_dir = (args.data_dir or app.app_dir / ".devhost").resolve()
     keys = Keys.load(args.secrets_dir or data_dir / "secrets")
     base_url = f"http://{args.host}:{args.port}"
@@ -81,7 +86,7 @@ async def serve(args: argparse.Namespace) -> None:
     await runner.shutdown()
     await runtime.stop()
     await runner.cleanup()
-    server.executor.shutdown(wait=False, cancel_futures=True)
+    app.worker.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     _scrubbed_access_logs()
     try:
         asyncio.run(serve(args))
-    except (TaskHubInUse, CannotListen) as refused:
+    except (TaskHubInUse, CannotListen, WorkerRefused) as refused:
         logging.getLogger("devhost").error("Cannot start: %s", refused)
         return 1
     return 0

@@ -1,19 +1,18 @@
-"""Load a Python v2 Functions app the way the host does: settings, host.json, then `function_app.py`.
+"""Load a Python v2 Functions app the way the host does: settings, host.json, then the worker's indexing.
 
-The app's functions are enumerated through the programming model itself
-(`FunctionApp.get_functions()`), so what we serve is exactly what the app registered.
+The app's functions are what Azure's Python worker reports in its metadata response, so what we serve is
+exactly what the worker indexed, and an app it refuses is refused here.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from .worker import Worker, WorkerRefused, raw_bindings
 
 _KINDS = {
     "httpTrigger": "http",
@@ -48,11 +47,11 @@ class HostConfig:
 
 @dataclass(frozen=True)
 class FunctionSpec:
-    """One registered function: what triggers it and how to call it."""
+    """One function as the worker indexed it: what triggers it, its bindings, and its id for invocations."""
 
     name: str
     kind: str  # 'http' | 'orchestrator' | 'activity' | 'entity' | 'other'
-    func: Callable[..., Any]
+    function_id: str
     trigger_param: str
     client_params: tuple[str, ...] = ()
     route: str | None = None
@@ -65,9 +64,11 @@ class LoadedApp:
     app_dir: Path
     config: HostConfig
     settings: dict[str, str]
+    worker: Worker
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> dict[str, FunctionSpec]:
+        """Functions of one kind by the name the host knows them by (a durable binding may rename them)."""
         return {name: spec for name, spec in self.functions.items() if spec.kind == kind}
 
 
@@ -82,52 +83,43 @@ def read_settings(app_dir: Path, environ: dict[str, str] | None = None) -> dict[
     return values
 
 
-def _enum_value(value: Any) -> str:
-    return str(getattr(value, "value", value))
-
-
-def describe(fn: Any) -> FunctionSpec:
-    """A FunctionSpec from one `azure.functions` Function object."""
-    trigger = fn.get_trigger()
-    bindings = [b.get_dict_repr() for b in fn.get_bindings()]
-    trigger_repr = next(b for b in bindings if b["type"] == trigger.type)
-    kind = _KINDS.get(trigger.type, "other")
+def describe(name: str, function_id: str, bindings: list[dict[str, Any]]) -> FunctionSpec:
+    """A FunctionSpec from the bindings the worker reported for one function (function.json's shape)."""
+    trigger = next((b for b in bindings if str(b.get("type", "")).endswith("Trigger")), None)
+    if trigger is None:
+        raise RuntimeError(f"function {name!r} has no trigger binding")
+    kind = _KINDS.get(trigger["type"], "other")
     clients = tuple(b["name"] for b in bindings if b["type"] == "durableClient")
-    name = fn.get_function_name()
-    spec = FunctionSpec(name=name, kind=kind, func=fn.get_user_function(),
-                        trigger_param=trigger_repr["name"], client_params=clients)
+    spec = FunctionSpec(name=name, kind=kind, function_id=function_id, trigger_param=trigger["name"],
+                        client_params=clients)
     if kind == "http":
-        route = trigger_repr.get("route") or name
-        methods = tuple(_enum_value(m).upper() for m in trigger_repr.get("methods") or ())
-        auth = _enum_value(trigger_repr.get("authLevel") or "function").lower()
-        spec = FunctionSpec(**{**spec.__dict__, "route": route, "methods": methods, "auth_level": auth})
+        methods = tuple(str(m).upper() for m in trigger.get("methods") or ())
+        spec = replace(spec, route=trigger.get("route") or name, methods=methods,
+                       auth_level=str(trigger.get("authLevel") or "function").lower())
+    elif kind in ("orchestrator", "activity", "entity"):
+        # The Durable extension knows these by the binding's name property, else the function's name.
+        durable_name = trigger.get({"orchestrator": "orchestration"}.get(kind, kind))
+        spec = replace(spec, name=durable_name or name)
     return spec
 
 
-def load_app(app_dir: Path, environ: dict[str, str] | None = None) -> LoadedApp:
-    """Apply the app's settings to the process environment, then import its function_app.py."""
+async def load_app(app_dir: Path, environ: dict[str, str] | None = None) -> LoadedApp:
+    """Put the app's settings in the environment, then have Azure's Python worker index and load the app.
+
+    WorkerRefused carries the worker's own message when it refuses the app.
+    """
     app_dir = app_dir.resolve()
     host_json = app_dir / "host.json"
     config = HostConfig.from_host_json(
         json.loads(host_json.read_text(encoding="utf-8-sig")) if host_json.exists() else {}
     )
     settings = read_settings(app_dir, environ)
-    os.environ.update(settings)  # the worker sees app settings as environment variables
-    if str(app_dir) not in sys.path:
-        sys.path.insert(0, str(app_dir))
-    module_spec = importlib.util.spec_from_file_location("function_app", app_dir / "function_app.py")
-    if module_spec is None or module_spec.loader is None:
-        raise FileNotFoundError(f"no function_app.py in {app_dir}")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules["function_app"] = module
-    module_spec.loader.exec_module(module)
-    apps = [v for v in vars(module).values() if hasattr(v, "get_functions") and hasattr(v, "register_functions")]
-    if not apps:
-        raise RuntimeError(f"{app_dir / 'function_app.py'} defines no FunctionApp")
-    loaded = LoadedApp(app_dir=app_dir, config=config, settings=settings)
-    for fn in apps[0].get_functions():
-        spec = describe(fn)
+    os.environ.update(settings)  # the worker sees app settings as environment variables, before init
+    worker = Worker(app_dir)
+    loaded = LoadedApp(app_dir=app_dir, config=config, settings=settings, worker=worker)
+    for metadata in await worker.start():
+        spec = describe(metadata.name, metadata.function_id, raw_bindings(metadata))
         if spec.name in loaded.functions:
-            raise RuntimeError(f"function name {spec.name!r} is registered twice")
+            raise WorkerRefused(f"function name {spec.name!r} is registered twice")
         loaded.functions[spec.name] = spec
     return loaded

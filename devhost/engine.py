@@ -14,22 +14,17 @@ import json
 import logging
 import random
 import time
-import traceback
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from azure.functions import meta
-from azure.functions._durable_functions import OrchestrationContext
-from azure.functions.durable_functions import ActivityTriggerConverter
 
 from . import history as h
+from . import protos
 from .app_loader import FunctionSpec, LoadedApp
 from .durable_api import DurableApi, InstanceConflict, StartError
-from .invoke import call_function
 from .replay import Decision, Plan, ReplayError, plan_episode
 from .taskhub import ActivityWork, InstanceRecord, Message, TaskHub
 
@@ -62,9 +57,9 @@ def _played(event: dict[str, Any]) -> str:
     return h.dumps({**event, "IsPlayed": True})
 
 
-def _exception_details(exc: BaseException) -> str:
-    return h.dumps({"Message": f"{type(exc).__name__}: {exc}",
-                    "StackTrace": "".join(traceback.format_exception(exc)).rstrip()})
+def _exception_details(failure: protos.RpcException) -> str:
+    """The failure details the extension records: the worker's message and stack trace."""
+    return h.dumps({"Message": failure.message, "StackTrace": failure.stack_trace.rstrip()})
 
 
 def _unknown_function(name: str, kind: str, known: dict[str, FunctionSpec]) -> str:
@@ -104,8 +99,6 @@ class DurableRuntime:
         config = self.app.config
         self.hub = TaskHub(self.data_dir / f"{self.hub_name}.sqlite")
         self._loop = asyncio.get_running_loop()
-        self._activity_pool = ThreadPoolExecutor(config.max_activities, thread_name_prefix="activity")
-        self._orchestrator_pool = ThreadPoolExecutor(config.max_orchestrators, thread_name_prefix="orchestrator")
         self._orchestrator_slots = asyncio.Semaphore(config.max_orchestrators)
         self._activity_queue: asyncio.Queue[ActivityWork] = asyncio.Queue()
 
@@ -144,8 +137,6 @@ class DurableRuntime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._rpc_runner:
             await self._rpc_runner.cleanup()
-        self._activity_pool.shutdown(wait=False, cancel_futures=True)
-        self._orchestrator_pool.shutdown(wait=False, cancel_futures=True)
         if self.hub:
             self.hub.close()
 
@@ -399,18 +390,17 @@ class DurableRuntime:
 
     async def _invoke_orchestrator(self, spec: FunctionSpec, context: str) -> tuple[dict[str, Any] | None,
                                                                                      str | None, str | None]:
-        """Run one episode of the orchestrator; returns (state, error, details) as the shim reads them."""
-        try:
-            state_json = await call_function(spec, {spec.trigger_param: OrchestrationContext(context)},
-                                             self._orchestrator_pool)
-            return json.loads(state_json), None, None
-        except Exception as exc:  # noqa: BLE001 - the orchestrator's exception is the orchestration's failure
-            message = str(exc)
-            cause = exc.__cause__ or exc
-            if OUT_OF_PROC_DATA in message:
-                state = json.loads(message.split(OUT_OF_PROC_DATA, 1)[1])
-                return state, state.get("error") or message.split(OUT_OF_PROC_DATA, 1)[0], _exception_details(cause)
-            return None, f"{type(exc).__name__}: {exc}", _exception_details(exc)
+        """Run one episode of the orchestrator in the worker; returns (state, error, details) as the shim reads them."""
+        answer = await self.app.worker.invoke(spec.function_id, {spec.trigger_param: protos.TypedData(string=context)})
+        if answer.result.status == protos.StatusResult.Success:
+            return json.loads(answer.return_value.json), None, None
+        failure = answer.result.exception
+        message, details = failure.message, _exception_details(failure)
+        if OUT_OF_PROC_DATA in message:
+            text, state_json = message.split(OUT_OF_PROC_DATA, 1)
+            state = json.loads(state_json)
+            return state, state.get("error") or text, details
+        return None, message, details
 
     async def _orchestrate(self, live: _Live, messages: list[Message], stale: list[int]) -> None:
         record = live.record
@@ -619,22 +609,23 @@ class DurableRuntime:
         try:
             if spec is None:
                 raise LookupError(_unknown_function(work.name, "activity", self.activities))
-            value = ActivityTriggerConverter.decode(meta.Datum(type="json", value=work.input or "null"),
-                                                    trigger_metadata=None)
-            kwargs: dict[str, Any] = {spec.trigger_param: value}
+            inputs = {spec.trigger_param: protos.TypedData(json=work.input or "null")}
             for name in spec.client_params:
-                kwargs[name] = self.client_binding()
-            result = await call_function(spec, kwargs, self._activity_pool)
-            output = ActivityTriggerConverter.encode(result, expected_type=None).value
-        except Exception as exc:
-            elapsed = (time.perf_counter() - started) * 1000
-            self.log.exception("Executed 'Functions.%s' (Failed, InstanceId=%s, Id=%s, Duration=%dms)",
-                               work.name, instance_id, invocation, elapsed)
-            reason = f"Activity function '{work.name}' failed: {type(exc).__name__}: {exc}"
-            return h.task_failed(h.iso(h.utc_now()), work.task_id, reason, _exception_details(exc))
+                inputs[name] = protos.TypedData(string=self.client_binding())
+            answer = await self.app.worker.invoke(spec.function_id, inputs, invocation_id=str(invocation))
+        except LookupError as exc:
+            answer = protos.InvocationResponse(result=protos.StatusResult(
+                status=protos.StatusResult.Failure, exception=protos.RpcException(message=str(exc))))
         elapsed = (time.perf_counter() - started) * 1000
+        if answer.result.status != protos.StatusResult.Success:
+            failure = answer.result.exception
+            self.log.error("Executed 'Functions.%s' (Failed, InstanceId=%s, Id=%s, Duration=%dms)\n%s\n%s",
+                           work.name, instance_id, invocation, elapsed, failure.message, failure.stack_trace)
+            reason = f"Activity function '{work.name}' failed: {failure.message}"
+            return h.task_failed(h.iso(h.utc_now()), work.task_id, reason, _exception_details(failure))
         self.log.info("Executed 'Functions.%s' (Succeeded, InstanceId=%s, Id=%s, Duration=%dms)",
                       work.name, instance_id, invocation, elapsed)
+        output = answer.return_value.json if answer.return_value.WhichOneof("data") == "json" else None
         return h.task_completed(h.iso(h.utc_now()), work.task_id, output)
 
     def _finish_activity(self, work: ActivityWork, event: dict[str, Any] | None) -> None:

@@ -1,26 +1,23 @@
 """HTTP front of the local host: HTTP-trigger functions, admin status, keys, durable webhooks.
 
-Each request becomes an `azure.functions.HttpRequest`; the function's `HttpResponse` becomes the
-reply. A function that raises gives a 500 with a JSON body and a logged traceback, and the
+Each request becomes an RpcHttp invocation of Azure's Python worker (http_rpc.py converts both ways, as
+the host does). A function that raises gives a 500 with a JSON body and a logged traceback, and the
 server keeps serving — as the Functions host does.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
-from urllib.parse import parse_qsl
 
-import azure.functions as func
 from aiohttp import web
 
+from . import protos
 from .app_loader import FunctionSpec, LoadedApp
-from .invoke import call_function
+from .http_rpc import to_rpc_http, to_web_response
 from .keys import Keys
 from .routes import RouteTable
 
@@ -55,8 +52,6 @@ class FunctionsServer:
         self.routes: RouteTable[FunctionSpec] = RouteTable()
         for spec in app.of_kind("http").values():
             self.routes.add(self._full_template(spec), spec)
-        threads = int(app.settings.get("PYTHON_THREADPOOL_THREAD_COUNT") or 0) or min(32, (os.cpu_count() or 1) + 4)
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="http")
         limit = app.settings.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT")
         self.body_limit = int(limit) if limit else DEFAULT_BODY_LIMIT
 
@@ -106,7 +101,8 @@ class FunctionsServer:
             "id": socket.gethostname(),
             "state": "Running" if self.running else "Initialized",
             "version": "4.x (devhost)",
-            "versionDetails": "devhost: local Functions host for Python v2 apps",
+            "versionDetails": f"devhost: local Functions host for Python v2 apps; worker {self.app.worker.version}",
+            "worker": self.app.worker.version,
             "platformVersion": "",
             "instanceId": self.instance_id,
             "computerName": socket.gethostname(),
@@ -122,45 +118,21 @@ class FunctionsServer:
                 return _json_error(404, f"{request.method} is not allowed here; allowed: {', '.join(sorted(set(allowed)))}")
             return _json_error(404, "no function matches this route")
         body = await request.read()
-        http_request = func.HttpRequest(
-            method=request.method,
-            url=str(request.url),
-            headers=dict(request.headers),
-            params=dict(parse_qsl(request.query_string, keep_blank_values=True)),
-            route_params=params,
-            body=body,
-        )
-        kwargs: dict[str, Any] = {spec.trigger_param: http_request}
+        inputs = {spec.trigger_param: to_rpc_http(request, body, params)}
         for name in spec.client_params:
-            kwargs[name] = self.runtime.client_binding()
-        invocation = uuid.uuid4()
+            inputs[name] = protos.TypedData(string=self.runtime.client_binding())
+        invocation = str(uuid.uuid4())
         self.log.info("Executing 'Functions.%s' (Reason='This function was programmatically called via the host APIs.', Id=%s)", spec.name, invocation)
         started = time.perf_counter()
-        try:
-            result = await call_function(spec, kwargs, self.executor)
-            response = to_web_response(result)
-        except Exception:
-            elapsed = (time.perf_counter() - started) * 1000
-            self.log.exception("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", spec.name, invocation, elapsed)
-            return _json_error(500, f"Exception while executing function: Functions.{spec.name}", invocationId=str(invocation))
+        answer = await self.app.worker.invoke(spec.function_id, inputs, invocation_id=invocation)
         elapsed = (time.perf_counter() - started) * 1000
+        if answer.result.status != protos.StatusResult.Success:
+            failure = answer.result.exception
+            self.log.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)\n%s\n%s", spec.name, invocation,
+                           elapsed, failure.message, failure.stack_trace)
+            return _json_error(500, f"Exception while executing function: Functions.{spec.name}", invocationId=invocation)
         self.log.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", spec.name, invocation, elapsed)
-        return response
-
-
-def to_web_response(result: Any) -> web.Response:
-    """An HttpResponse (or the str/bytes/None an `$return` binding also accepts) as an aiohttp reply."""
-    if result is None:
-        return web.Response(status=204)
-    if isinstance(result, (str, bytes)):
-        result = func.HttpResponse(result)
-    if not isinstance(result, func.HttpResponse):
-        raise TypeError(f"an HTTP function returned {type(result).__name__}, not HttpResponse")
-    headers = {k: v for k, v in result.headers.items()}
-    if not any(k.lower() == "content-type" for k in headers):
-        mimetype = result.mimetype
-        headers["Content-Type"] = f"{mimetype}; charset={result.charset}" if mimetype.startswith("text/") or mimetype == "application/json" else mimetype
-    return web.Response(status=result.status_code, body=result.get_body(), headers=headers)
+        return to_web_response(answer.return_value)
 
 
 def describe_routes(server: FunctionsServer, base_url: str) -> list[str]:

@@ -7,6 +7,7 @@ Bounded for `make test`: a few dozen examples per operation; the host runs with 
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,9 @@ def registered_routes() -> dict[tuple[str, str], str]:
     """(METHOD, /template) → function name, for every HTTP trigger function_app.py registers."""
     app = importlib.import_module("function_app").app
     found = {}
-    for spec in map(describe, app.get_functions()):
+    specs = (describe(fn.get_function_name(), "", [json.loads(raw) for raw in fn.get_raw_bindings()])
+             for fn in app.get_functions())
+    for spec in specs:
         if spec.kind == "http":
             for method in spec.methods:
                 found[(method, "/" + spec.route)] = spec.name
