@@ -1,7 +1,7 @@
 """HTTP front of the local host: HTTP-trigger functions, admin status, keys, durable webhooks.
 
 Each request becomes an RpcHttp invocation of Azure's Python worker (http_rpc.py converts both ways, as
-the host does). A function that raises gives a 500 with a JSON body and a logged traceback, and the
+the host does). A function that raises gives a 500 with an empty body and a logged traceback, and the
 server keeps serving — as the Functions host does.
 """
 
@@ -118,19 +118,20 @@ class FunctionsServer:
                 return _json_error(404, f"{request.method} is not allowed here; allowed: {', '.join(sorted(set(allowed)))}")
             return _json_error(404, "no function matches this route")
         body = await request.read()
-        inputs = {spec.trigger_param: to_rpc_http(request, body, params)}
+        trigger, metadata = to_rpc_http(request, body, params)
+        inputs = {spec.trigger_param: trigger}
         for name in spec.client_params:
             inputs[name] = protos.TypedData(string=self.runtime.client_binding())
         invocation = str(uuid.uuid4())
         self.log.info("Executing 'Functions.%s' (Reason='This function was programmatically called via the host APIs.', Id=%s)", spec.name, invocation)
         started = time.perf_counter()
-        answer = await self.app.worker.invoke(spec.function_id, inputs, invocation_id=invocation)
+        answer = await self.app.worker.invoke(spec.function_id, inputs, metadata, invocation_id=invocation)
         elapsed = (time.perf_counter() - started) * 1000
         if answer.result.status != protos.StatusResult.Success:
             failure = answer.result.exception
             self.log.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)\n%s\n%s", spec.name, invocation,
                            elapsed, failure.message, failure.stack_trace)
-            return _json_error(500, f"Exception while executing function: Functions.{spec.name}", invocationId=invocation)
+            return web.Response(status=500)  # the host's ExceptionMiddleware: no body
         self.log.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", spec.name, invocation, elapsed)
         return to_web_response(answer.return_value)
 

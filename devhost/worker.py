@@ -10,6 +10,7 @@ own message, and what it runs here is what it runs in Azure.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -22,8 +23,10 @@ from azure_functions_runtime.version import VERSION
 from . import protos
 
 WORKER_NAME = "azure-functions-runtime"
-# What the 4.x host offers the worker at init (WorkerInitRequest.capabilities); see README's table.
-HOST_CAPABILITIES: dict[str, str] = {}
+# What the 4.x host offers at init (GrpcWorkerChannel.GetWorkerInitRequest): only MultiStream.
+HOST_CAPABILITIES = {"MultiStream": "10"}
+# The host sets this for the worker process when the app does not (DefaultWorkerProcessFactory).
+HOST_THREAD_COUNT = "1000"
 
 
 class WorkerRefused(Exception):
@@ -63,13 +66,28 @@ class Worker:
             "function_load_request": runtime.function_load_request,
             "invocation_request": runtime.invocation_request,
         }[next(iter(content))]
-        return await handler(_Envelope(message, self.properties))
+        # As the proxy worker: the call's properties (protos, host) go with init only.
+        properties = self.properties if "worker_init_request" in content else {}
+        return await handler(_Envelope(message, properties))
+
+    def _prepare_process(self) -> None:
+        """The worker process as the host and the proxy worker set it up before init.
+
+        The proxy worker drops the working directory from sys.path and appends the app's root
+        (AzureWebJobsScriptRoot) at the end, so the app's modules never shadow installed packages.
+        """
+        app_dir = str(self.app_dir)
+        os.environ.setdefault("AzureWebJobsScriptRoot", app_dir)
+        os.environ.setdefault("PYTHON_THREADPOOL_THREAD_COUNT", HOST_THREAD_COUNT)
+        cwd = os.getcwd()
+        sys.path[:] = [p for p in sys.path if p not in ("", cwd)]
+        sys.path.append(os.environ["AzureWebJobsScriptRoot"])
+        sys.path_importer_cache.clear()
 
     async def start(self) -> list[protos.RpcFunctionMetadata]:
         """Init, index and load the app; WorkerRefused with the worker's message if it will not."""
         app_dir = str(self.app_dir)
-        if app_dir not in sys.path:
-            sys.path.insert(0, app_dir)
+        self._prepare_process()
         runtime.start_threadpool_executor()
         init = await self._send(worker_init_request=protos.WorkerInitRequest(
             host_version="4.0.0", function_app_directory=app_dir, worker_directory=app_dir,
@@ -80,8 +98,14 @@ class Worker:
         _check(answer.result, "the worker could not list the app's functions")
         self.metadata = list(answer.function_metadata_results or [])
         for metadata in self.metadata:
+            # The host's load request carries the function's description without its raw bindings.
+            described = protos.RpcFunctionMetadata(
+                name=metadata.name, directory=metadata.directory, entry_point=metadata.entry_point,
+                script_file=metadata.script_file, is_proxy=False, properties=metadata.properties,
+                bindings={name: protos.BindingInfo(type=b.type, direction=b.direction, data_type=b.data_type)
+                          for name, b in metadata.bindings.items()})
             loaded = await self._send(function_load_request=protos.FunctionLoadRequest(
-                function_id=metadata.function_id, metadata=metadata))
+                function_id=metadata.function_id, metadata=described))
             _check(loaded.result, f"the worker could not load {metadata.name}")
         return self.metadata
 

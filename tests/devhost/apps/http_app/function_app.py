@@ -42,3 +42,10 @@ def setting(req: func.HttpRequest) -> func.HttpResponse:
 @app.durable_client_input(client_name="client")
 async def client(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(client.create_http_management_payload("abc")), mimetype="application/json")
+
+
+@app.route(route="inspect", methods=["GET", "POST"])
+def inspect(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps({
+        "url": req.url, "params": dict(req.params), "headers": dict(req.headers), "body": len(req.get_body()),
+    }), mimetype="application/json")
