@@ -28,8 +28,11 @@ class HostConfig:
 
     route_prefix: str = "api"
     hub_name: str = "TestHubName"
-    max_activities: int = 10
-    max_orchestrators: int = 10
+    # The extension's default outside Consumption: 10 per core (AzureStorageDurabilityProviderFactory).
+    max_activities: int = 10 * (os.cpu_count() or 1)
+    max_orchestrators: int = 10 * (os.cpu_count() or 1)
+    # The host's default outside Consumption (Flex, Premium, Dedicated): 30 minutes; None: unbounded (-1).
+    function_timeout: float | None = 1800.0
 
     @classmethod
     def from_host_json(cls, data: dict[str, Any]) -> HostConfig:
@@ -37,12 +40,32 @@ class HostConfig:
         http = extensions.get("http") or {}
         durable = extensions.get("durableTask") or {}
         prefix = http.get("routePrefix", "api")
+        timeout = data.get("functionTimeout")
         return cls(
             route_prefix=(prefix or "").strip("/"),
             hub_name=durable.get("hubName") or cls.hub_name,
             max_activities=int(durable.get("maxConcurrentActivityFunctions") or cls.max_activities),
             max_orchestrators=int(durable.get("maxConcurrentOrchestratorFunctions") or cls.max_orchestrators),
+            function_timeout=cls.function_timeout if timeout is None else parse_timespan(str(timeout)),
         )
+
+
+def parse_timespan(text: str) -> float | None:
+    """Seconds in a .NET TimeSpan such as `00:05:00` or `1.02:00:00`; None for `-1` (no limit)."""
+    if text.strip() == "-1":
+        return None
+    head, _, rest = text.strip().partition(":")
+    days, _, hours = head.rpartition(".")
+    minutes, seconds = rest.split(":")
+    return int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def format_timespan(seconds: float) -> str:
+    """A duration as .NET's TimeSpan prints it: `hh:mm:ss`, with `d.` before it from a day on."""
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}.{clock}" if days else clock
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from . import history as h
 from . import protos
-from .app_loader import FunctionSpec, LoadedApp
+from .app_loader import FunctionSpec, LoadedApp, format_timespan
 from .durable_api import DurableApi, InstanceConflict, StartError
 from .replay import Decision, Plan, ReplayError, plan_episode
 from .taskhub import ActivityWork, InstanceRecord, Message, TaskHub
@@ -60,6 +60,49 @@ def _played(event: dict[str, Any]) -> str:
 def _exception_details(failure: protos.RpcException) -> str:
     """The failure details the extension records: the worker's message and stack trace."""
     return h.dumps({"Message": failure.message, "StackTrace": failure.stack_trace.rstrip()})
+
+
+MAX_CUSTOM_STATUS_KB = 16
+
+
+def _activity_input(input_json: str | None) -> protos.TypedData:
+    """The activity's input as the extension hands it to Python: a string (DurableActivityContext.GetInput).
+
+    An object or array is compact JSON; a scalar is its bare text (JValue.ToObject<string>: "hi" arrives as
+    hi, true as True), which the SDK's json.loads then reads back, or keeps as a string; null is no data.
+    """
+    value = json.loads(input_json) if input_json else None
+    if value is None:
+        return protos.TypedData()
+    if isinstance(value, (dict, list)):
+        return protos.TypedData(string=h.dumps(value))
+    return protos.TypedData(string=str(value) if not isinstance(value, float) else repr(value))
+
+
+def _failed(message: str) -> protos.InvocationResponse:
+    return protos.InvocationResponse(result=protos.StatusResult(
+        status=protos.StatusResult.Failure, exception=protos.RpcException(message=message)))
+
+
+def _activity_output(value: protos.TypedData) -> str | None:
+    """The activity's result as the extension stores it: the worker's JSON, compact; no value is null."""
+    kind = value.WhichOneof("data")
+    if kind is None:
+        return None
+    result = json.loads(value.json) if kind == "json" else getattr(value, kind)
+    return None if result is None else h.dumps(result)
+
+
+
+def _custom_status_problem(state: dict[str, Any]) -> str | None:
+    """The extension's limit on custom status: 16 KB of UTF-16 (MessagePayloadDataConverter.Serialize)."""
+    if "customStatus" not in state:
+        return None
+    size_kb = int(len(h.dumps(state["customStatus"]).encode("utf-16-le")) / 1024.0)
+    if size_kb <= MAX_CUSTOM_STATUS_KB:
+        return None
+    return (f"The UTF-16 size of the JSON-serialized payload must not exceed {MAX_CUSTOM_STATUS_KB} KB. "
+            f"The current payload size is {size_kb} KB.")
 
 
 def _unknown_function(name: str, kind: str, known: dict[str, FunctionSpec]) -> str:
@@ -385,8 +428,10 @@ class DurableRuntime:
         history = ",".join([*live.events_json, *(h.dumps(e) for e in new_events)])
         return (f'{{"history":[{history}],"input":{record.input or "null"},"instanceId":{h.dumps(record.instance_id)},'
                 f'"isReplaying":{"true" if live.events else "false"},"parentInstanceId":{h.dumps(parent)},'
-                '"upperSchemaVersion":1,"upperSchemaVersionNew":2,"longRunningTimerIntervalDuration":null,'
-                '"maximumShortTimerDuration":null,"defaultHttpAsyncRequestSleepTimeMillseconds":30000}')
+                '"upperSchemaVersion":1,"upperSchemaVersionNew":2,'
+                # The Azure Storage provider's timer limits, as .NET TimeSpans: the SDK splits longer timers.
+                '"longRunningTimerIntervalDuration":"3.00:00:00","maximumShortTimerDuration":"6.00:00:00",'
+                '"defaultHttpAsyncRequestSleepTimeMillseconds":30000}')
 
     async def _invoke_orchestrator(self, spec: FunctionSpec, context: str) -> tuple[dict[str, Any] | None,
                                                                                      str | None, str | None]:
@@ -418,19 +463,21 @@ class DurableRuntime:
             error, details = _unknown_function(record.name, "orchestrator", self.orchestrators), None
         else:
             state, error, details = await self._invoke_orchestrator(spec, self._context_json(live, new_events))
-        if state is not None and error is None:
+        fatal = error if state is None else None  # failures that end the orchestration at once
+        if state is not None:
             try:
                 plan = plan_episode(live.events + new_events, state.get("actions") or [[]],
                                     state.get("schemaVersion", 0), record.execution_id)
-                error = self._check_functions(plan)
+                fatal = self._check_functions(plan) or _custom_status_problem(state)
             except ReplayError as exc:
-                error = str(exc)
+                fatal = str(exc)
         elapsed = (time.perf_counter() - started) * 1000
         invocation = _invocation_id()
-        custom = h.dumps(state["customStatus"]) if state and "customStatus" in state else record.custom_status
+        # The status is what this episode set: the SDK leaves it out to clear it.
+        custom = h.dumps(state["customStatus"]) if state and "customStatus" in state else None
         stamp = h.iso(h.utc_now())
-        if error is not None:
-            reason = f"Orchestrator function '{record.name}' failed: {error}"
+        if fatal is not None or (error is not None and plan is not None and plan.settled):
+            reason = f"Orchestrator function '{record.name}' failed: {fatal or error}"
             updated = replace(record, runtime_status="Failed", output=reason, custom_status=custom,
                               last_updated_time=stamp)
             events = [*new_events, h.execution_completed(stamp, h.OrchestrationStatus.Failed, reason, details),
@@ -448,16 +495,17 @@ class DurableRuntime:
             self.log.info("%s: replayed %d history events, %d new; scheduled %s%s", record.instance_id,
                           len(live.events), len(new_events), self._describe(plan),
                           "; done" if state.get("isDone") else "")
-        if state.get("isDone") and plan.continue_as_new is not None:
+        ending = state.get("isDone") and plan.settled
+        if ending and plan.continue_as_new is not None:
             self._continue_as_new(live, plan.continue_as_new.get("input"), custom, consumed)
-        elif state.get("isDone"):
+        elif ending:
             output = h.dumps(state.get("output"))
             updated = replace(record, runtime_status="Completed", output=output, custom_status=custom,
                               last_updated_time=stamp)
             events = [*new_events, h.execution_completed(stamp, h.OrchestrationStatus.Completed, output),
                       h.event(h.EventType.OrchestratorCompleted, stamp)]
             self._finish(live, updated, events, failure=None)
-        else:
+        else:  # running, or done but with tasks still open: the end waits for them (as DurableTask.Core's)
             updated = replace(record, runtime_status="Running", custom_status=custom, last_updated_time=stamp)
             self._progress(live, updated, new_events, plan, consumed, stamp)
 
@@ -609,13 +657,19 @@ class DurableRuntime:
         try:
             if spec is None:
                 raise LookupError(_unknown_function(work.name, "activity", self.activities))
-            inputs = {spec.trigger_param: protos.TypedData(json=work.input or "null")}
+            inputs = {spec.trigger_param: _activity_input(work.input)}
             for name in spec.client_params:
                 inputs[name] = protos.TypedData(string=self.client_binding())
-            answer = await self.app.worker.invoke(spec.function_id, inputs, invocation_id=str(invocation))
+            async with asyncio.timeout(self.app.config.function_timeout):
+                answer = await self.app.worker.invoke(spec.function_id, inputs, invocation_id=str(invocation))
         except LookupError as exc:
-            answer = protos.InvocationResponse(result=protos.StatusResult(
-                status=protos.StatusResult.Failure, exception=protos.RpcException(message=str(exc))))
+            answer = _failed(str(exc))
+        except TimeoutError:
+            # The host gives up on the invocation (and, after a grace period, restarts the worker process).
+            limit = format_timespan(self.app.config.function_timeout or 0)
+            self.log.error("Timeout value of %s exceeded by function 'Functions.%s' (Id: '%s'). Initiating "
+                           "cancellation.", limit, work.name, invocation)
+            answer = _failed(f"Timeout value of {limit} was exceeded by function: Functions.{work.name}")
         elapsed = (time.perf_counter() - started) * 1000
         if answer.result.status != protos.StatusResult.Success:
             failure = answer.result.exception
@@ -625,7 +679,7 @@ class DurableRuntime:
             return h.task_failed(h.iso(h.utc_now()), work.task_id, reason, _exception_details(failure))
         self.log.info("Executed 'Functions.%s' (Succeeded, InstanceId=%s, Id=%s, Duration=%dms)",
                       work.name, instance_id, invocation, elapsed)
-        output = answer.return_value.json if answer.return_value.WhichOneof("data") == "json" else None
+        output = _activity_output(answer.return_value)
         return h.task_completed(h.iso(h.utc_now()), work.task_id, output)
 
     def _finish_activity(self, work: ActivityWork, event: dict[str, Any] | None) -> None:

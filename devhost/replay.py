@@ -2,10 +2,15 @@
 
 Every episode the SDK returns all the actions the orchestrator has scheduled in this generation (schema V2/V3:
 one action per `yield`, `task_all`/`task_any` nesting their children). The host must find the new ones and give
-each its sequence number (the `EventId` its completion will quote). Numbers are handed out in the order the SDK
-hands them out: walking the history event by event, moving on to the next yielded action when the one the
-orchestrator waits on completes, and inserting the timer and the re-attempt of a `*_with_retry` call when its
-failure and its timer are replayed (the Durable Task Framework's RetryInterceptor).
+each its sequence number (the `EventId` its completion will quote). As the extension's OutOfProcOrchestrationShim
+does, the actions are awaited one after another: the next is scheduled only when the one before has finished by
+.NET's rules (a `task_all` when every child has finished, failed ones included; a `task_any` when one has), and
+the timer and re-attempt of a `*_with_retry` call are inserted when its failure and its timer are replayed
+(DurableTask.Core's RetryInterceptor, which since 2.7 ends a failed last attempt with a zero-length timer).
+
+The orchestration may end only once the walk has awaited every action and no activity, sub-orchestration or
+timer it scheduled is still open (DurableTask.Core's TaskOrchestrationExecutor completes only without open
+tasks): until then its output or failure waits, and the instance stays Running.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ _LEAF_KINDS = {CALL_ACTIVITY: "activity", CALL_SUB: "suborchestration", CREATE_T
                CALL_ACTIVITY_WITH_RETRY: "activity", CALL_SUB_WITH_RETRY: "suborchestration"}
 _SCHEDULING = {EventType.TaskScheduled: "activity", EventType.TimerCreated: "timer",
                EventType.SubOrchestrationInstanceCreated: "suborchestration"}
+
+
+# The Azure Storage provider's longest delay (AzureStorageDurabilityProvider.ValidateDelayTime).
+MAX_DELAY = timedelta(days=6)
 
 
 class ReplayError(Exception):
@@ -47,6 +56,7 @@ class Plan:
     decisions: list[Decision] = field(default_factory=list)
     continue_as_new: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    settled: bool = False  # every action awaited and no scheduled task open: the orchestration may end
 
 
 class _Node:
@@ -85,7 +95,7 @@ class _Replay:
         self.counter = 0
         self.open: dict[int, _Node] = {}
         self.waiting: dict[str, list[_Node]] = {}
-        self.deferred: set[str] = set()
+        self.buffered: dict[str, int] = {}  # events raised while no wait was open, per name (case-insensitive)
         self.cursor = 0
         self.current: _Node | None = None
         self.now: datetime | None = None
@@ -106,16 +116,14 @@ class _Replay:
             elif kind == EventType.TimerFired:
                 self._resolve(e["TimerId"], True)
             elif kind == EventType.EventRaised:
-                waiters = self.waiting.get(e["Name"])
+                name = str(e["Name"]).lower()
+                waiters = self.waiting.get(name)
                 if waiters:
-                    self._complete(waiters.pop(), True)  # the SDK hands the event to the latest waiter
+                    self._complete(waiters.pop(), True)  # the latest wait gets the event
                 else:
-                    self.deferred.add(e["Name"])
-        # Whatever the walk did not reach was still yielded (e.g. a task_any over an already finished task):
-        # schedule it now rather than lose it.
-        while self.cursor < len(self.actions):
-            self._create(self.actions[self.cursor], None)
-            self.cursor += 1
+                    self.buffered[name] = self.buffered.get(name, 0) + 1
+        # Actions after the one being awaited are not scheduled yet: the shim reaches them only when it finishes.
+        self.plan.settled = self.current is None and not self.open
         return self.plan
 
     def _advance(self) -> None:
@@ -140,13 +148,14 @@ class _Replay:
                 self._advance()
         elif parent.kind == "retry":
             self._retry_step(parent, node, ok)
-        elif not parent.done:
-            if parent.kind == "any" or not ok:
-                self._complete(parent, parent.kind == "any")
-            else:
-                parent.pending -= 1
-                if parent.pending == 0:
-                    self._complete(parent, True)
+        elif parent.kind == "any":
+            if not parent.done:
+                self._complete(parent, True)
+        else:  # Task.WhenAll: finished when every child has finished, failed if any failed
+            parent.ok = parent.ok and ok
+            parent.pending -= 1
+            if parent.pending == 0:
+                self._complete(parent, parent.ok)
 
     def _retry_step(self, retry: _Node, child: _Node, ok: bool) -> None:
         if child is retry.timer:
@@ -158,6 +167,9 @@ class _Replay:
                 self._leaf(_LEAF_KINDS[retry.action["actionType"]], retry.action, retry)
         elif ok:
             self._complete(retry, True)
+        elif retry.attempts >= retry.action["retryOptions"]["maxNumberOfAttempts"]:
+            assert self.now is not None
+            retry.timer = self._leaf("timer", {"fireAt": iso(self.now)}, retry)  # no wait after the last attempt
         else:
             assert self.now is not None and retry.started is not None
             delay = retry_delay(retry.action["retryOptions"], retry.attempts, retry.started, self.now)
@@ -179,14 +191,16 @@ class _Replay:
         if kind in (CALL_ACTIVITY, CALL_SUB, CREATE_TIMER):
             return self._leaf(_LEAF_KINDS[kind], action, parent)
         if kind in (CALL_ACTIVITY_WITH_RETRY, CALL_SUB_WITH_RETRY):
+            _check_retry_options(action["retryOptions"])
             node = _Node("retry", action, parent)
             node.started = self.now
             self._leaf(_LEAF_KINDS[kind], action, node)
             return node
         if kind == WAIT_FOR_EVENT:
             node = _Node("event", action, parent)
-            name = action["externalEventName"]
-            if name in self.deferred:  # raised before the wait; the SDK keeps it for every later wait too
+            name = str(action["externalEventName"]).lower()
+            if self.buffered.get(name):  # raised before the wait: one buffered event satisfies one wait
+                self.buffered[name] -= 1
                 node.done = node.ok = True
             else:
                 self.waiting.setdefault(name, []).append(node)
@@ -195,12 +209,9 @@ class _Replay:
             node = _Node("all" if kind == WHEN_ALL else "any", action, parent)
             children = [c for c in (self._create(a, node) for a in action.get("compoundActions") or []) if c]
             finished = [c for c in children if c.done]
-            if not children or (node.kind == "any" and finished):
-                node.done = node.ok = True
-            elif node.kind == "all" and any(not c.ok for c in finished):
-                node.done = True
-            elif node.kind == "all" and len(finished) == len(children):
-                node.done = node.ok = True
+            node.ok = all(c.ok for c in finished)
+            if not children or (node.kind == "any" and finished) or len(finished) == len(children):
+                node.done, node.ok = True, node.ok or node.kind == "any"
             else:
                 node.pending = len(children) - len(finished)
             return node
@@ -210,7 +221,6 @@ class _Replay:
         node = _Node(kind, action, parent)
         node.id = task_id = self.counter
         self.counter += 1
-        self.open[task_id] = node
         name = action.get("functionName")
         past = self.scheduled.get(task_id)
         if past is not None:
@@ -218,8 +228,7 @@ class _Replay:
                 was = " ".join(filter(None, (EventType(past["EventType"]).name, past.get("Name"))))
                 raise ReplayError(f"Non-deterministic workflow detected: task {task_id} is {was} in the history, "
                                   f"but the orchestrator now schedules {' '.join(filter(None, (kind, name)))}")
-            return node
-        if kind == "timer":
+        elif kind == "timer":
             self.plan.decisions.append(Decision("timer", task_id, fire_at=action["fireAt"]))
         elif kind == "activity":
             self.plan.decisions.append(Decision("activity", task_id, name=name, input=action.get("input")))
@@ -227,7 +236,21 @@ class _Replay:
             instance = action.get("instanceId") or f"{self.execution_id}:{task_id}"
             self.plan.decisions.append(Decision("suborchestration", task_id, name=name, input=action.get("input"),
                                                 instance_id=instance))
+        if kind == "timer" and action.get("isCanceled"):
+            node.done = node.ok = True  # the shim creates it, then cancels it: written, neither awaited nor open
+        else:
+            self.open[task_id] = node
         return node
+
+
+def _check_retry_options(options: dict[str, Any]) -> None:
+    """The extension's check of retry intervals against the storage provider's longest delay."""
+    for key, name in (("maxRetryIntervalInMilliseconds", "MaxRetryInterval"),
+                      ("firstRetryIntervalInMilliseconds", "FirstRetryInterval")):
+        value = options.get(key)
+        if value is not None and timedelta(milliseconds=value) > MAX_DELAY:
+            raise ReplayError(f"The Azure Storage provider supports a maximum of 6 days for time-based delays "
+                              f"(Parameter '{name}')")
 
 
 def plan_episode(history: list[dict[str, Any]], actions: list[list[dict[str, Any]]], schema_version: int,

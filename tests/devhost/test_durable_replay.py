@@ -62,10 +62,38 @@ def test_only_work_missing_from_the_history_is_new() -> None:
 
 
 def test_the_next_call_waits_for_the_one_before() -> None:
-    # A call the orchestrator yields after `a` cannot be scheduled before `a` completes: without that completion
-    # in the history, the SDK could not have produced it; it is still scheduled rather than lost.
+    # The shim awaits `a` before it reaches `b`: however the SDK produced `b`, it is scheduled only once `a` is done.
     history = [*started(), scheduled(0, "a")]
-    assert plan(history, activity("a"), activity("b")) == [("activity", 1, "b")]
+    assert plan(history, activity("a"), activity("b")) == []
+    done = [*history, *episode(1, h.task_completed(at(1), 0, "1"))]
+    assert plan(done, activity("a"), activity("b")) == [("activity", 1, "b")]
+
+
+def test_a_task_all_with_a_failed_child_is_awaited_until_its_siblings_finish() -> None:
+    # Task.WhenAll finishes when every child has: the call after a caught failure waits for the running sibling.
+    fan_out = WhenAllAction([activity("a"), activity("b")])
+    history = [*started(), scheduled(0, "a"), scheduled(1, "b"),
+               *episode(1, h.task_failed(at(1), 0, "boom", None))]
+    assert plan(history, fan_out, activity("c")) == []
+    assert not plan_episode(history, [[fan_out.to_json()]], 1, "e").settled  # an error would not end it yet
+    finished = [*history, *episode(2, h.task_completed(at(2), 1, "2"))]
+    assert plan(finished, fan_out, activity("c")) == [("activity", 2, "c")]
+    assert plan_episode(finished, [[fan_out.to_json()]], 1, "e").settled
+
+
+def test_one_buffered_event_satisfies_one_wait() -> None:
+    from azure.durable_functions.models.actions.WaitForExternalEventAction import WaitForExternalEventAction
+    waits = [WaitForExternalEventAction("go").to_json(), WaitForExternalEventAction("GO").to_json(), activity("a").to_json()]
+    raised = [*started(), h.event(h.EventType.EventRaised, at(0), Name="go", Input="1")]
+    assert plan_episode(raised, [waits], 1, "e").decisions == []  # the second wait blocks: no `a` yet
+    twice = [*raised, *episode(1, h.event(h.EventType.EventRaised, at(1), Name="Go", Input="2"))]
+    assert [d.name for d in plan_episode(twice, [waits], 1, "e").decisions] == ["a"]  # names are case-insensitive
+
+
+def test_retry_intervals_over_six_days_are_refused() -> None:
+    options = RetryOptions(first_retry_interval_in_milliseconds=7 * 86_400_000, max_number_of_attempts=2)
+    with pytest.raises(ReplayError, match="maximum of 6 days"):
+        plan(started(), CallActivityWithRetryAction("a", options))
 
 
 def test_a_failed_retryable_call_gets_a_timer_then_a_new_attempt() -> None:

@@ -188,3 +188,76 @@ def chain(context: df.DurableOrchestrationContext):
     for i in range(context.get_input()):
         total += yield context.call_activity("double", i)
     return total
+
+
+@app.orchestration_trigger(context_name="context")
+def fail_beside_slow(context: df.DurableOrchestrationContext):
+    """task_all of a failing activity and a slow one: the failure is seen at once, the end waits for the slow one."""
+    spec = {"key": context.instance_id, "fail": 9}
+    yield context.task_all([context.call_activity("flaky", spec), context.call_activity("pause", context.get_input())])
+
+
+@app.orchestration_trigger(context_name="context")
+def race(context: df.DurableOrchestrationContext):
+    """task_any of a quick activity and a loser: a slow activity, an uncancelled timer or a cancelled one."""
+    loser_kind, seconds = context.get_input()
+    if loser_kind == "activity":
+        loser = context.call_activity("pause", seconds)
+    else:
+        loser = context.create_timer(context.current_utc_datetime + timedelta(seconds=seconds))
+    winner = yield context.task_any([context.call_activity("double", 1), loser])
+    if loser_kind == "cancelled timer":
+        loser.cancel()
+    return winner.result
+
+
+@app.orchestration_trigger(context_name="context")
+def race_then_continue(context: df.DurableOrchestrationContext):
+    """continue_as_new while a task_any loser still runs: the next generation starts once the loser is done."""
+    generation = context.get_input() or 0
+    if generation == 1:
+        return "second generation"
+    yield context.task_any([context.call_activity("double", 1), context.call_activity("pause", 2)])
+    context.continue_as_new(generation + 1)
+
+
+@app.orchestration_trigger(context_name="context")
+def two_waits(context: df.DurableOrchestrationContext):
+    """Two waits for one event name: one buffered event satisfies only the first."""
+    first = yield context.wait_for_external_event("go")
+    second = yield context.wait_for_external_event("go")
+    return [first, second]
+
+
+@app.orchestration_trigger(context_name="context")
+def big_status(context: df.DurableOrchestrationContext):
+    """Custom status of the given number of characters (16 KB of UTF-16 is 8 192 of them)."""
+    context.set_custom_status("x" * context.get_input())
+    yield context.call_activity("double", 1)
+    return "done"
+
+
+@app.orchestration_trigger(context_name="context")
+def status_then_clear(context: df.DurableOrchestrationContext):
+    context.set_custom_status({"stage": "first"})
+    yield context.call_activity("double", 1)
+    context.set_custom_status(None)
+    yield context.wait_for_external_event("finish")
+    return "done"
+
+
+@app.orchestration_trigger(context_name="context")
+def long_timer(context: df.DurableOrchestrationContext):
+    yield context.create_timer(context.current_utc_datetime + timedelta(days=context.get_input()))
+    return "fired"
+
+
+@app.orchestration_trigger(context_name="context")
+def long_retry(context: df.DurableOrchestrationContext):
+    options = df.RetryOptions(7 * 24 * 3600 * 1000, 2)
+    return (yield context.call_activity_with_retry("flaky", options, {"key": context.instance_id, "fail": 9}))
+
+
+@app.orchestration_trigger(context_name="context")
+def one_pause(context: df.DurableOrchestrationContext):
+    return (yield context.call_activity("pause", context.get_input()))

@@ -1,0 +1,126 @@
+"""Where the real Durable extension's semantics are not the simplest ones, the local host keeps to them.
+
+Each case runs a real orchestration of the sample app through the real SDK and the worker, over HTTP. The rules and
+their sources (azure-functions-durable-extension's OutOfProcOrchestrationShim, DurableTask.Core's
+TaskOrchestrationExecutor and RetryInterceptor) are in devhost/replay.py and devhost/README.md.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+import pytest
+import requests
+
+from tests.devhost.test_durable_orchestrations import SAMPLE_APP, start, status, wait_until
+from tests.hosting import Host, wait_for
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory):
+    data = tmp_path_factory.mktemp("semantics") / "hub"
+    host = Host(SAMPLE_APP, data).start()
+    yield host
+    host.stop()
+
+
+def elapsed(final: dict) -> float:
+    """Seconds from the start to the end the host recorded (its status times have whole seconds)."""
+    return (datetime.fromisoformat(final["lastUpdatedTime"]) - datetime.fromisoformat(final["createdTime"])
+            ).total_seconds()
+
+
+def stays_running(links: dict, seconds: float) -> None:
+    """The instance is Running at every look for `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert status(links)["runtimeStatus"] == "Running"
+        time.sleep(0.2)
+
+
+def test_a_failed_task_all_ends_only_when_its_slow_sibling_has_finished(host: Host) -> None:
+    links = start(host, "fail_beside_slow", 4)
+    stays_running(links, 2.5)  # the failure came at once; the 4 s sibling still runs
+    final = wait_until(links, showHistory="true")
+    assert final["runtimeStatus"] == "Failed" and "attempt 1 failed" in final["output"]
+    kinds = [e["EventType"] for e in final["historyEvents"]]
+    assert kinds.index("TaskCompleted") < kinds.index("ExecutionCompleted")  # the sibling's result is in history
+    assert elapsed(final) >= 3
+
+
+@pytest.mark.parametrize("loser,ends_at_once", [("activity", False), ("timer", False), ("cancelled timer", True)])
+def test_a_task_any_ends_when_its_losers_are_done_or_cancelled(host: Host, loser: str, ends_at_once: bool) -> None:
+    links = start(host, "race", [loser, 3])
+    if ends_at_once:
+        final = wait_until(links, timeout=10)
+        assert final["runtimeStatus"] == "Completed" and elapsed(final) < 2
+        return
+    stays_running(links, 1.5)
+    final = wait_until(links)
+    assert (final["runtimeStatus"], final["output"]) == ("Completed", 2)
+    assert elapsed(final) >= 2
+
+
+def test_continue_as_new_waits_for_open_tasks(host: Host) -> None:
+    links = start(host, "race_then_continue", 0)
+    stays_running(links, 1)
+    final = wait_until(links)
+    assert (final["runtimeStatus"], final["output"]) == ("Completed", "second generation")
+
+
+def test_the_last_retry_does_not_wait(host: Host) -> None:
+    started = time.monotonic()
+    links = start(host, "with_retry", {"key": f"last-{time.time()}", "fail": 5, "first_ms": 2000, "attempts": 2})
+    final = wait_until(links, timeout=30)
+    assert final["runtimeStatus"] == "Failed"
+    assert time.monotonic() - started < 3.9  # one 2 s back-off between the two attempts, none after the last
+
+
+def test_one_buffered_event_satisfies_one_wait(host: Host) -> None:
+    links = start(host, "two_waits")
+    url = links["sendEventPostUri"].replace("{eventName}", "go")
+    requests.post(url, json="first", timeout=30)
+    wait_for(lambda: any(e["EventType"] == "EventRaised" for e in status(links, showHistory="true")["historyEvents"]))
+    stays_running(links, 1)  # the SDK alone would hand the one event to both waits
+    requests.post(url, json="second", timeout=30)
+    final = wait_until(links)
+    assert final["runtimeStatus"] == "Completed"
+
+
+def test_custom_status_over_16_kb_of_utf16_fails_the_orchestration(host: Host) -> None:
+    assert wait_until(start(host, "big_status", 8000))["runtimeStatus"] == "Completed"
+    final = wait_until(start(host, "big_status", 9000))
+    assert final["runtimeStatus"] == "Failed"
+    assert "must not exceed 16 KB" in final["output"]
+
+
+def test_custom_status_is_cleared_when_the_orchestrator_clears_it(host: Host) -> None:
+    links = start(host, "status_then_clear")
+    wait_for(lambda: any(e["EventType"] == "TaskCompleted" for e in status(links, showHistory="true")["historyEvents"])
+             and status(links)["customStatus"] is None, message="custom status cleared")
+    requests.post(links["sendEventPostUri"].replace("{eventName}", "finish"), json=1, timeout=30)
+    assert wait_until(links)["customStatus"] is None
+
+
+def test_a_long_timer_is_split_as_the_azure_storage_provider_splits_it(host: Host) -> None:
+    links = start(host, "long_timer", 10)
+    running = wait_for(lambda: (s := status(links, showHistory="true"))["historyEvents"][-1:] and
+                       any(e["EventType"] == "TimerCreated" for e in s["historyEvents"]) and s)
+    [timer] = [e for e in running["historyEvents"] if e["EventType"] == "TimerCreated"]
+    first_leg = datetime.fromisoformat(timer["FireAt"]) - datetime.fromisoformat(timer["Timestamp"])
+    assert timedelta(days=2.99) < first_leg <= timedelta(days=3)  # 3-day legs for timers over 6 days
+    requests.post(links["terminatePostUri"].replace("{text}", "done"), timeout=30)
+
+
+def test_retry_intervals_over_six_days_are_refused(host: Host) -> None:
+    final = wait_until(start(host, "long_retry"))
+    assert final["runtimeStatus"] == "Failed"
+    assert "maximum of 6 days" in final["output"]
+
+
+def test_an_activity_over_the_function_timeout_fails_with_the_hosts_message(host: Host) -> None:
+    final = wait_until(start(host, "one_pause", 9), timeout=30)  # host.json: functionTimeout 00:00:06
+    assert final["runtimeStatus"] == "Failed"
+    assert "Timeout value of 00:00:06 was exceeded by function: Functions.pause" in final["output"]
+    assert elapsed(final) < 9
