@@ -2,7 +2,8 @@
 
     GET  operations/{id}, v1/operations/{id}, v2/operations/{id}   202 + Location while running, 200 when done
     POST v1/operations/{id}/cancel, v2/...                          terminate → 202
-    GET  v1/operations, v2/operations [?status=running,failed]     newest first
+    GET  v1/operations, v2/operations [?status=running,failed]     all of them, newest first
+         ... [&top=N][&continuationToken=T]                        one page of N, and the token of the next
 
 Unversioned routes answer like v1 (`completed`); v2 says `succeeded`. A cancel terminates the
 orchestration at once; a copy activity already running finishes its batch (its files land in the
@@ -13,11 +14,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
+import aiohttp
 import azure.durable_functions as df
 import azure.functions as func
+from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
+from azure.durable_functions.models.RpcManagementOptions import RpcManagementOptions
 
 from shared.export.operation import (
     STATUSES,
@@ -32,6 +36,7 @@ from .export import accepted
 from .responses import error, json_response
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+MAX_PAGE = 1000  # the Durable HTTP API's page sizes go this far
 
 
 def durable_status(status: df.DurableOrchestrationStatus) -> dict[str, Any] | None:
@@ -82,17 +87,56 @@ async def cancel_operation(req: func.HttpRequest, client: df.DurableOrchestratio
 
 
 async def list_operations(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
+    """All exports newest first; with `top`, one page in the task hub's order and the next page's token."""
     wanted = _status_filter(req)
     if isinstance(wanted, func.HttpResponse):
         return wanted
-    if wanted:
-        runtime = sorted({r for status in wanted for r in runtime_statuses(status)})
-        found = await client.get_status_by(runtime_status=[OrchestrationRuntimeStatus(r) for r in runtime])
-    else:
-        found = await client.get_status_all()
-    views = [operation_view(s, version) for s in map(durable_status, found) if s and is_export(s)]
-    views.sort(key=lambda v: v["createdTime"] or "", reverse=True)
-    return json_response({"operations": views})
+    top = _top(req)
+    if isinstance(top, func.HttpResponse):
+        return top
+    runtime = sorted({r for status in wanted for r in runtime_statuses(status)})
+    token = req.params.get("continuationToken") or None
+    found: list[dict[str, Any]] = []
+    while True:
+        page = await _status_page(client, runtime, top or MAX_PAGE, token)
+        if page is None:
+            return error(400, "query parameter continuationToken: not a token this service issued")
+        statuses, token = page
+        found += [s for s in statuses if is_export(s)]
+        if top or not token:
+            break
+    views = [operation_view(s, version) for s in found]
+    if not top:
+        views.sort(key=lambda v: v["createdTime"] or "", reverse=True)
+    return json_response({"operations": views, **({"continuationToken": token} if token else {})})
+
+
+async def _status_page(client: df.DurableOrchestrationClient, runtime: list[str], top: int, token: str | None
+                       ) -> tuple[list[dict[str, Any]], str | None] | None:
+    """One page of instances from the Durable HTTP API, and the next page's token; None if `token` is refused.
+
+    The SDK's get_status_all and get_status_by return the first page alone (100 instances) and drop the
+    continuation token, so the listing asks the same endpoint itself.
+    """
+    options = RpcManagementOptions(runtime_status=[OrchestrationRuntimeStatus(r) for r in runtime])
+    url = options.to_url(client._orchestration_bindings.rpc_base_url)  # the SDK has no public accessor
+    url += ("&" if "?" in url else "?") + urlencode({"top": top})
+    async with aiohttp.ClientSession() as session, \
+            session.get(url, headers={"x-ms-continuation-token": token} if token else {}) as response:
+        if response.status == 400 and token:
+            return None
+        response.raise_for_status()
+        statuses = [durable_status(DurableOrchestrationStatus.from_json(o)) for o in await response.json()]
+        return [s for s in statuses if s], response.headers.get("x-ms-continuation-token") or None
+
+
+def _top(req: func.HttpRequest) -> int | None | func.HttpResponse:
+    text = req.params.get("top")
+    if text is None:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        return error(400, f"query parameter top: {text[:20]!r} is not a whole number from 1 to {MAX_PAGE}")
+    return int(text)
 
 
 def _status_filter(req: func.HttpRequest) -> list[str] | func.HttpResponse:

@@ -80,9 +80,9 @@ def test_the_last_retry_does_not_wait(host: Host) -> None:
 def test_one_buffered_event_satisfies_one_wait(host: Host) -> None:
     links = start(host, "two_waits")
     url = links["sendEventPostUri"].replace("{eventName}", "go")
-    requests.post(url, json="first", timeout=30)
-    wait_for(lambda: any(e["EventType"] == "EventRaised" for e in status(links, showHistory="true")["historyEvents"]))
-    stays_running(links, 1)  # the SDK alone would hand the one event to both waits
+    requests.post(url, json="first", timeout=30)  # during the pause: no wait is open yet
+    wait_for(lambda: any(e["EventType"] == "TaskCompleted" for e in status(links, showHistory="true")["historyEvents"]))
+    stays_running(links, 1)  # the SDK alone would hand the one buffered event to both waits
     requests.post(url, json="second", timeout=30)
     final = wait_until(links)
     assert final["runtimeStatus"] == "Completed"

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, unquote
 
@@ -258,6 +259,32 @@ def test_listing_filters_by_status_newest_first(hosts, store, destination, stora
     assert [o["createdTime"] for o in listed] == sorted((o["createdTime"] for o in listed), reverse=True)
     bad = requests.get(f"{host.base_url}/v1/operations", params={"status": "done"}, timeout=30)
     assert bad.status_code == 400 and "status" in bad.json()["error"]
+
+
+def test_the_listing_is_complete_past_the_durable_page_and_pages_with_a_token(hosts, destination,
+                                                                             storage_connection_string):
+    """The durable client's get_status_all stops at 100 instances; the listing follows every page."""
+    host = hosts()
+    body = export_body([uid()], destination, storage_connection_string)
+    with ThreadPoolExecutor(8) as pool:
+        started = {o["id"] for o in pool.map(lambda _: start(host, body), range(105))}
+    listed = requests.get(f"{host.base_url}/v1/operations", timeout=60).json()
+    everything = {o["operationId"] for o in listed["operations"]}
+    assert started <= everything and "continuationToken" not in listed
+    paged, token, pages = [], None, 0
+    while True:
+        params = {"top": "40", **({"continuationToken": token} if token else {})}
+        page = requests.get(f"{host.base_url}/v2/operations", params=params, timeout=60).json()
+        assert len(page["operations"]) <= 40
+        paged += [o["operationId"] for o in page["operations"]]
+        pages += 1
+        token = page.get("continuationToken")
+        if not token:
+            break
+    assert pages == -(-len(everything) // 40) and sorted(paged) == sorted(everything)
+    for bad in ({"top": "0"}, {"top": "x"}, {"top": "1001"}, {"continuationToken": "forged"}):
+        r = requests.get(f"{host.base_url}/v1/operations", params=bad, timeout=30)
+        assert r.status_code == 400 and next(iter(bad)) in r.json()["error"], (bad, r.text)
 
 
 def test_unknown_and_malformed_operation_ids(hosts):

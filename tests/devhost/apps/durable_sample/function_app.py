@@ -223,7 +223,8 @@ def race_then_continue(context: df.DurableOrchestrationContext):
 
 @app.orchestration_trigger(context_name="context")
 def two_waits(context: df.DurableOrchestrationContext):
-    """Two waits for one event name: one buffered event satisfies only the first."""
+    """Two waits for one event name: one event raised during the pause is buffered, and satisfies only the first."""
+    yield context.call_activity("pause", 1.5)
     first = yield context.wait_for_external_event("go")
     second = yield context.wait_for_external_event("go")
     return [first, second]
