@@ -249,7 +249,7 @@ class _Handlers:
             return _error(409, f"Cannot {operation} the orchestration instance {instance_id} because instance is "
                                f"in the {record.runtime_status} state.")
         reason = request.query.get("reason")
-        fields = {"Input": reason} if operation == "terminate" else {"Reason": reason}
+        fields: dict[str, Any] = {"Input": reason} if operation == "terminate" else {"Reason": reason}
         self.runtime.send(instance_id, h.event(kinds[operation], h.iso(h.utc_now()), **fields))
         return web.Response(status=202)
 

@@ -388,7 +388,7 @@ class DurableRuntime:
 
     def _suspend_or_resume(self, live: _Live, messages: list[Message], stale: list[int]) -> None:
         """Apply suspend/resume messages; everything else waits for the next episode."""
-        record, events = live.record, []
+        record, events = live.record, list[dict[str, Any]]()
         status = record.runtime_status
         for m in messages:
             kind = m.event["EventType"]
@@ -459,6 +459,7 @@ class DurableRuntime:
         spec = self.orchestrators.get(record.name)
         state: dict[str, Any] | None = None
         plan: Plan | None = None
+        error: str | None
         if spec is None:
             error, details = _unknown_function(record.name, "orchestrator", self.orchestrators), None
         else:
@@ -545,9 +546,9 @@ class DurableRuntime:
             else:
                 events.append(h.event(h.EventType.SubOrchestrationInstanceCreated, stamp, d.event_id, Name=d.name,
                                       Version="", InstanceId=d.instance_id, Input=d.input))
-                child, message = self._child(record, d, stamp, children)
+                child, start = self._child(record, d, stamp, children)
                 children += [child] if child else []
-                messages.append(message)
+                messages.append(start)
         events.append(h.event(h.EventType.OrchestratorCompleted, stamp))
         stored = [_played(e) for e in events]
         with self._hub.transaction():
@@ -692,7 +693,8 @@ class DurableRuntime:
         batch, self._finished = self._finished, []
         if self._stopping:
             return  # uncommitted: these calls run again on the next start
-        results = [(w.instance_id, w.execution_id, None, e) for w, e in batch
+        results: list[tuple[str, str | None, str | None, dict[str, Any]]] = [
+            (w.instance_id, w.execution_id, None, e) for w, e in batch
                    if e is not None and w.instance_id in self.live
                    and self.live[w.instance_id].record.execution_id == w.execution_id]
         with self._hub.transaction():

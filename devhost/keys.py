@@ -15,11 +15,12 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DURABLE_SYSTEM_KEY = "durabletask_extension"
 
 
-def _values(entries: object) -> list[str]:
+def _values(entries: Any) -> list[str]:
     if isinstance(entries, dict):
         entries = [entries]
     return [str(e["value"]) for e in entries or [] if isinstance(e, dict) and e.get("value")]

@@ -92,7 +92,7 @@ class Route[T]:
                 rest = "/".join(parts[i:])
                 if rest or seg.optional:
                     if rest:
-                        params[seg.name] = rest
+                        params[seg.name or ""] = rest
                     return params
                 return None
             if i >= len(parts):
@@ -106,7 +106,7 @@ class Route[T]:
             else:
                 if not value or not all(check(value) for check in seg.checks):
                     return None
-                params[seg.name] = value
+                params[seg.name or ""] = value
             i += 1
         return params if i == len(parts) else None
 

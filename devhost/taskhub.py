@@ -14,7 +14,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +77,7 @@ class InstanceRecord:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> InstanceRecord:
-        record = cls(*row)
-        record.parent = json.loads(record.parent) if record.parent else None
-        return record
+        return replace(cls(*row), parent=json.loads(row[-1]) if row[-1] else None)
 
 
 @dataclass
@@ -163,7 +161,8 @@ class TaskHub:
     def query_instances(self, statuses: list[str] | None, created_from: str | None, created_to: str | None,
                         prefix: str | None, page_size: int, token: str | None) -> tuple[list[InstanceRecord], str | None]:
         """A page of instances ordered by creation, and the continuation token of the next page (None: last)."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if statuses:
             where.append(f"runtime_status IN ({', '.join('?' * len(statuses))})")
             args += statuses

@@ -25,6 +25,7 @@ from . import protos
 WORKER_NAME = "azure-functions-runtime"
 # What the 4.x host offers at init (GrpcWorkerChannel.GetWorkerInitRequest): only MultiStream.
 HOST_CAPABILITIES = {"MultiStream": "10"}
+HOST_VERSION = "4.0.0"  # the host version devhost stands in for (Functions runtime 4.x)
 # The host sets this for the worker process when the app does not (DefaultWorkerProcessFactory).
 HOST_THREAD_COUNT = "1000"
 
@@ -52,7 +53,6 @@ class Worker:
     def __init__(self, app_dir: Path, host: str = "127.0.0.1"):
         self.app_dir = app_dir
         self.properties = {"host": host, "protos": protos}
-        self.metadata: list[protos.RpcFunctionMetadata] = []
 
     @property
     def version(self) -> str:
@@ -90,14 +90,14 @@ class Worker:
         self._prepare_process()
         runtime.start_threadpool_executor()
         init = await self._send(worker_init_request=protos.WorkerInitRequest(
-            host_version="4.0.0", function_app_directory=app_dir, worker_directory=app_dir,
-            capabilities=HOST_CAPABILITIES))
+            host_version=HOST_VERSION, function_app_directory=app_dir,
+            worker_directory=str(Path(runtime.__file__).parent), capabilities=HOST_CAPABILITIES))
         _check(init.result, "the worker could not index the app")
         answer = await self._send(functions_metadata_request=protos.FunctionsMetadataRequest(
             function_app_directory=app_dir))
         _check(answer.result, "the worker could not list the app's functions")
-        self.metadata = list(answer.function_metadata_results or [])
-        for metadata in self.metadata:
+        indexed = list(answer.function_metadata_results or [])
+        for metadata in indexed:
             # The host's load request carries the function's description without its raw bindings.
             described = protos.RpcFunctionMetadata(
                 name=metadata.name, directory=metadata.directory, entry_point=metadata.entry_point,
@@ -107,7 +107,7 @@ class Worker:
             loaded = await self._send(function_load_request=protos.FunctionLoadRequest(
                 function_id=metadata.function_id, metadata=described))
             _check(loaded.result, f"the worker could not load {metadata.name}")
-        return self.metadata
+        return indexed
 
     async def invoke(self, function_id: str, inputs: dict[str, protos.TypedData],
                      trigger_metadata: dict[str, protos.TypedData] | None = None,

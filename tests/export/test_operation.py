@@ -61,3 +61,15 @@ def test_last_update_is_never_before_creation():
     status = {**durable("Completed"), "lastUpdatedTime": "2024-01-01T00:00:00Z"}
     view = operation_view(status, "v1")
     assert view["lastUpdatedTime"] == view["createdTime"] == "2024-01-01T00:00:00.000001Z"
+
+
+def test_a_failed_batch_reads_running_until_its_sibling_batches_end_then_failed_with_the_first_reason():
+    """The Durable extension keeps a failing orchestration Running until every batch it started has ended
+    (tests/devhost/test_durable_semantics.py); meanwhile the operation says running, with no errors yet."""
+    custom = {**CHECKPOINT, "error": "the destination refused the write (AuthorizationFailure)"}
+    while_siblings_copy = operation_view(durable("Running", custom=custom), "v1")
+    assert while_siblings_copy["status"] == "running" and "errors" not in while_siblings_copy
+    later = ("Orchestrator function 'export_orchestrator' failed: Activity function 'export_copy_batch' failed: "
+             "CopyFailed: a later batch's reason")
+    ended = operation_view(durable("Failed", custom=custom, output=later), "v1")
+    assert ended["errors"] == ["the destination refused the write (AuthorizationFailure)"]
