@@ -32,10 +32,10 @@ def elapsed(final: dict) -> float:
 
 
 def stays_running(links: dict, seconds: float) -> None:
-    """The instance is Running at every look for `seconds`."""
+    """The instance has not ended at any look for `seconds`."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        assert status(links)["runtimeStatus"] == "Running"
+        assert status(links)["runtimeStatus"] in ("Pending", "Running")
         time.sleep(0.2)
 
 
@@ -51,15 +51,15 @@ def test_a_failed_task_all_ends_only_when_its_slow_sibling_has_finished(host: Ho
 
 @pytest.mark.parametrize("loser,ends_at_once", [("activity", False), ("timer", False), ("cancelled timer", True)])
 def test_a_task_any_ends_when_its_losers_are_done_or_cancelled(host: Host, loser: str, ends_at_once: bool) -> None:
-    links = start(host, "race", [loser, 3])
+    links = start(host, "race", [loser, 4])
     if ends_at_once:
         final = wait_until(links, timeout=10)
-        assert final["runtimeStatus"] == "Completed" and elapsed(final) < 2
+        assert final["runtimeStatus"] == "Completed" and elapsed(final) < 3
         return
-    stays_running(links, 1.5)
+    stays_running(links, 2)
     final = wait_until(links)
     assert (final["runtimeStatus"], final["output"]) == ("Completed", 2)
-    assert elapsed(final) >= 2
+    assert elapsed(final) >= 3  # the 4 s loser, less the status time's truncation to whole seconds
 
 
 def test_continue_as_new_waits_for_open_tasks(host: Host) -> None:
@@ -70,11 +70,10 @@ def test_continue_as_new_waits_for_open_tasks(host: Host) -> None:
 
 
 def test_the_last_retry_does_not_wait(host: Host) -> None:
-    started = time.monotonic()
-    links = start(host, "with_retry", {"key": f"last-{time.time()}", "fail": 5, "first_ms": 2000, "attempts": 2})
+    links = start(host, "with_retry", {"key": f"last-{time.time()}", "fail": 5, "first_ms": 3000, "attempts": 2})
     final = wait_until(links, timeout=30)
     assert final["runtimeStatus"] == "Failed"
-    assert time.monotonic() - started < 3.9  # one 2 s back-off between the two attempts, none after the last
+    assert elapsed(final) < 5  # one 3 s back-off between the two attempts, none after the last (which made 6 s)
 
 
 def test_one_buffered_event_satisfies_one_wait(host: Host) -> None:
