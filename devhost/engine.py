@@ -62,9 +62,6 @@ def _exception_details(failure: protos.RpcException) -> str:
     return h.dumps({"Message": failure.message, "StackTrace": failure.stack_trace.rstrip()})
 
 
-MAX_CUSTOM_STATUS_KB = 16
-
-
 def _activity_input(input_json: str | None) -> protos.TypedData:
     """The activity's input as the extension hands it to Python: a string (DurableActivityContext.GetInput).
 
@@ -76,7 +73,7 @@ def _activity_input(input_json: str | None) -> protos.TypedData:
         return protos.TypedData()
     if isinstance(value, (dict, list)):
         return protos.TypedData(string=h.dumps(value))
-    return protos.TypedData(string=str(value) if not isinstance(value, float) else repr(value))
+    return protos.TypedData(string=str(value))
 
 
 def _failed(message: str) -> protos.InvocationResponse:
@@ -92,6 +89,8 @@ def _activity_output(value: protos.TypedData) -> str | None:
     result = json.loads(value.json) if kind == "json" else getattr(value, kind)
     return None if result is None else h.dumps(result)
 
+
+MAX_CUSTOM_STATUS_KB = 16
 
 
 def _custom_status_problem(state: dict[str, Any]) -> str | None:
@@ -388,7 +387,8 @@ class DurableRuntime:
 
     def _suspend_or_resume(self, live: _Live, messages: list[Message], stale: list[int]) -> None:
         """Apply suspend/resume messages; everything else waits for the next episode."""
-        record, events = live.record, list[dict[str, Any]]()
+        record = live.record
+        events: list[dict[str, Any]] = []
         status = record.runtime_status
         for m in messages:
             kind = m.event["EventType"]
