@@ -28,8 +28,8 @@ DICOM_CONTENT = ContentSettings(content_type="application/dicom")
 # transfer holds in memory (the SDK's defaults read up to 64 MiB in one go).
 BLOCK_SIZE = 4 * 1024 * 1024
 SINGLE_PUT_SIZE = 8 * 1024 * 1024
-_TRANSFER_SIZES = {"max_block_size": BLOCK_SIZE, "max_single_put_size": SINGLE_PUT_SIZE,
-                   "max_chunk_get_size": BLOCK_SIZE, "max_single_get_size": SINGLE_PUT_SIZE}
+_TRANSFER_SIZES: dict[str, Any] = {"max_block_size": BLOCK_SIZE, "max_single_put_size": SINGLE_PUT_SIZE,
+                                   "max_chunk_get_size": BLOCK_SIZE, "max_single_get_size": SINGLE_PUT_SIZE}
 DELETE_BATCH = 256  # the most one blob batch request may hold
 
 
@@ -122,7 +122,7 @@ class DicomStore:
         """
         if identifier.instance:
             return self._properties(identifier), None
-        pages = self.container.list_blobs(
+        pages: Any = self.container.list_blobs(  # a PageIterator: it carries the continuation token
             name_starts_with=identifier.blob_prefix, results_per_page=page_size
         ).by_page(continuation_token=cursor)
         try:
@@ -137,6 +137,7 @@ class DicomStore:
         return found, pages.continuation_token or None
 
     def _properties(self, identifier: Identifier) -> list[StoredInstance]:
+        assert identifier.series and identifier.instance, "an instance identifier names one blob"
         try:
             found = self.container.get_blob_client(identifier.blob_prefix).get_blob_properties()
         except ResourceNotFoundError:  # no such instance, or no container yet
@@ -180,7 +181,7 @@ class DicomStore:
         """
         if parse_blob_name(name) is None:
             raise ValueError(f"not a store blob name: {name!r}")
-        conditions = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
+        conditions: dict[str, Any] = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
         try:
             return Download(name, self.container.download_blob(name, max_concurrency=1, **conditions))
         except (ResourceNotFoundError, ResourceModifiedError) as error:

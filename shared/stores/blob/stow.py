@@ -23,6 +23,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import Message
+from typing import IO, BinaryIO, cast
 
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
@@ -215,7 +216,7 @@ def read_header(content: memoryview):
     (a truncated file) is an error. (A deflated data set is inflated by pydicom first, so positions
     in the part say nothing about it; it is checked only as far as pydicom checks it.)
     """
-    reader = BufferReader(content)
+    reader = cast(BinaryIO, BufferReader(content))  # a binary file in all but its declared type
     meta = read_partial(reader, stop_when=lambda *_: True).file_meta  # preamble and File Meta only
     in_place = meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian
     reader.seek(0)
@@ -240,7 +241,7 @@ def _put_in_order(store: DicomStore, items: list[tuple[Outcome, memoryview]]) ->
     for outcome, content in items:
         try:
             store.put(outcome.study, outcome.series, outcome.sop_instance,  # type: ignore[arg-type]  # checked
-                      BufferReader(content), len(content))
+                      cast(IO[bytes], BufferReader(content)), len(content))
         except Exception as error:  # reported in the part's item, whatever the fault
             log.exception("STOW part %d: storing %s failed", outcome.part, outcome.sop_instance)
             _fail(outcome, PROCESSING_FAILURE, f"storing failed: {type(error).__name__}")
