@@ -31,6 +31,11 @@ def elapsed(final: dict) -> float:
             ).total_seconds()
 
 
+def history(links: dict) -> list[dict]:
+    """The instance's history so far (none while it is Pending)."""
+    return status(links, showHistory="true").get("historyEvents") or []
+
+
 def stays_running(links: dict, seconds: float) -> None:
     """The instance has not ended at any look for `seconds`."""
     deadline = time.monotonic() + seconds
@@ -80,7 +85,7 @@ def test_one_buffered_event_satisfies_one_wait(host: Host) -> None:
     links = start(host, "two_waits")
     url = links["sendEventPostUri"].replace("{eventName}", "go")
     requests.post(url, json="first", timeout=30)  # during the pause: no wait is open yet
-    wait_for(lambda: any(e["EventType"] == "TaskCompleted" for e in status(links, showHistory="true")["historyEvents"]))
+    wait_for(lambda: any(e["EventType"] == "TaskCompleted" for e in history(links)))
     stays_running(links, 1)  # the SDK alone would hand the one buffered event to both waits
     requests.post(url, json="second", timeout=30)
     final = wait_until(links)
@@ -96,7 +101,7 @@ def test_custom_status_over_16_kb_of_utf16_fails_the_orchestration(host: Host) -
 
 def test_custom_status_is_cleared_when_the_orchestrator_clears_it(host: Host) -> None:
     links = start(host, "status_then_clear")
-    wait_for(lambda: any(e["EventType"] == "TaskCompleted" for e in status(links, showHistory="true")["historyEvents"])
+    wait_for(lambda: any(e["EventType"] == "TaskCompleted" for e in history(links))
              and status(links)["customStatus"] is None, message="custom status cleared")
     requests.post(links["sendEventPostUri"].replace("{eventName}", "finish"), json=1, timeout=30)
     assert wait_until(links)["customStatus"] is None
@@ -104,9 +109,7 @@ def test_custom_status_is_cleared_when_the_orchestrator_clears_it(host: Host) ->
 
 def test_a_long_timer_is_split_as_the_azure_storage_provider_splits_it(host: Host) -> None:
     links = start(host, "long_timer", 10)
-    running = wait_for(lambda: (s := status(links, showHistory="true"))["historyEvents"][-1:] and
-                       any(e["EventType"] == "TimerCreated" for e in s["historyEvents"]) and s)
-    [timer] = [e for e in running["historyEvents"] if e["EventType"] == "TimerCreated"]
+    [timer] = wait_for(lambda: [e for e in history(links) if e["EventType"] == "TimerCreated"])
     first_leg = datetime.fromisoformat(timer["FireAt"]) - datetime.fromisoformat(timer["Timestamp"])
     assert timedelta(days=2.99) < first_leg <= timedelta(days=3)  # 3-day legs for timers over 6 days
     requests.post(links["terminatePostUri"].replace("{text}", "done"), timeout=30)
