@@ -20,6 +20,7 @@ code sequence (CID 7050: the profile and each option), Longitudinal Temporal Inf
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -29,7 +30,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from shared.deid.profile import EDITION, Profile
-from shared.deid.pseudonyms import Pseudonyms
+from shared.deid.pseudonyms import SETTING, Pseudonyms
 from shared.uids import Identifier
 
 DICOM_ROOT = "1.2.840.10008."
@@ -47,6 +48,10 @@ class NotDeidentified(Exception):
     """This instance cannot be de-identified safely and is skipped; the message quotes nothing from the file."""
 
 
+class KeyChanged(RuntimeError):
+    """The de-identification key is not the one the export started with: its pseudonyms would not match."""
+
+
 @dataclass
 class _Instance:
     """What the rules need to know about the instance being processed."""
@@ -62,6 +67,19 @@ class Deidentifier:
 
     profile: Profile
     pseudonyms: Pseudonyms
+
+    def to_json(self) -> dict:
+        """What the orchestration carries: the profile and a fingerprint of the key, never the key."""
+        return {**self.profile.to_json(), "keyId": self.pseudonyms.key_id}
+
+    @classmethod
+    def from_json(cls, data: dict, env: Mapping[str, str] | None = None) -> Deidentifier:
+        """The de-identifier of `to_json`, with the key from the settings; KeyChanged if it is another key."""
+        pseudonyms = Pseudonyms.from_settings(env)
+        if pseudonyms.key_id != data["keyId"]:
+            raise KeyChanged(f"setting {SETTING} changed since this export started, so its pseudonyms would "
+                             "not match those already exported: restore the key, or export again")
+        return cls(Profile.from_json(data), pseudonyms)
 
     def identifier(self, identifier: Identifier) -> Identifier:
         """How `identifier` is shown in a de-identified export (errors.log, paths)."""

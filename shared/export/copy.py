@@ -15,6 +15,10 @@ Copy modes (`Export__CopyMode`):
   Needs a store reached with an account key (connection string); otherwise it streams.
 - `auto`: as `server`, but after the first refusal the rest of the batch is streamed without
   asking again (for services that never accept, such as Azurite across accounts).
+
+A de-identified export (`deidentifier`) always streams: each file goes through
+`shared.deid.stream.deidentify_file` on its way, lands at the path of its new UIDs, and a file that
+cannot be de-identified safely is skipped and logged under its pseudonymized identifier.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobSasPermissions, ContainerClient, generate_blob_sas
 
+from shared.deid.dataset import Deidentifier, NotDeidentified
+from shared.deid.stream import deidentify_file
 from shared.export.errors_log import ErrorEntry, ErrorLog
 from shared.secrets import scrub
 from shared.stores.blob.store import (
@@ -41,6 +47,7 @@ from shared.stores.blob.store import (
     Download,
     InstanceChangedOrGone,
     StoredInstance,
+    blob_name,
 )
 
 # Destination transfers in the store's block sizes: a large file is never whole in memory.
@@ -110,13 +117,15 @@ class BatchCopier:
     """Copies batches from the store to one destination container."""
 
     def __init__(self, store: DicomStore, destination: ContainerClient, operation_id: str,
-                 describe_fault: Callable[[BaseException], str], mode: str = "stream", threads: int = 5):
+                 describe_fault: Callable[[BaseException], str], mode: str = "stream", threads: int = 5,
+                 deidentifier: Deidentifier | None = None):
         self.store = store
         self.destination = destination
         self.operation_id = operation_id
         self.describe_fault = describe_fault
-        self.mode = mode
+        self.mode = "stream" if deidentifier else mode  # a de-identified file is new: no server-side copy
         self.threads = threads
+        self.deidentifier = deidentifier
         self._server_refused = threading.Event()
 
     def copy(self, instances: list[StoredInstance]) -> CopyResult:
@@ -150,6 +159,8 @@ class BatchCopier:
                     self._server_refused.set()
             self._stream(instance, target)
             return None
+        except NotDeidentified as refused:
+            reason = f"could not be de-identified: {refused}"
         except _SourceFault as fault:
             reason = fault_policy(fault.error, "source")
             if reason is None:
@@ -158,15 +169,20 @@ class BatchCopier:
             reason = fault_policy(error, "destination")
             if reason is None:
                 raise CopyFailed(self.describe_fault(error)) from None
-        return ErrorEntry(str(instance.identifier), reason)
+        shown = self.deidentifier.identifier(instance.identifier) if self.deidentifier else instance.identifier
+        return ErrorEntry(str(shown), reason)
 
     def _stream(self, instance: StoredInstance, target: BlobClient) -> None:
         try:
             download = self.store.download(instance.blob_name, etag=instance.etag)
         except Exception as error:  # noqa: BLE001 - whatever the store raises is a source fault
             raise _SourceFault(error) from None
-        target.upload_blob(_source_chunks(download), length=download.size, overwrite=True,
-                           content_settings=DICOM_CONTENT, max_concurrency=1)
+        chunks, length = _source_chunks(download), download.size
+        if self.deidentifier:
+            file = deidentify_file(chunks, self.deidentifier)
+            target = self.destination.get_blob_client(f"{self.operation_id}/results/{blob_name(*file.identifier.parts)}")
+            chunks, length = file.chunks, None
+        target.upload_blob(chunks, length=length, overwrite=True, content_settings=DICOM_CONTENT, max_concurrency=1)
 
     def _server_copy(self, instance: StoredInstance, target: BlobClient) -> None:
         source_url = self._read_url(instance)
