@@ -91,9 +91,11 @@ class Deidentifier:
             raise NotDeidentified("BurnedInAnnotation is YES: burned-in text cannot be removed from the pixels here")
         patient = str(ds.get("PatientID", "") or ds.get("PatientName", "") or "")
         instance = _Instance(patient, timedelta(days=self.pseudonyms.date_offset_days(patient)))
-        found: set[str] = set()
-        self._collect(ds, found)
-        instance.identifying = [re.compile(re.escape(v), re.IGNORECASE) for v in sorted(found, key=len, reverse=True)]
+        if self.profile.cleans_text:  # gathering costs a decoded value per attribute: only when it is needed
+            found: set[str] = set()
+            self._collect(ds, found)
+            instance.identifying = [re.compile(re.escape(v), re.IGNORECASE)
+                                    for v in sorted(found, key=len, reverse=True)]
         self._process(ds, instance)
         self._mark(ds)
         return instance
@@ -122,14 +124,14 @@ class Deidentifier:
 
     def _process(self, ds: Dataset, instance: _Instance) -> None:
         for tag in list(ds.keys()):
-            element = ds[tag]
-            if tag.is_private or tag.element == 0:
-                del ds[tag]
+            if tag.is_private or tag.element == 0 or self.profile.action(tag) == "X":
+                del ds[tag]  # without decoding it
                 continue
+            element = ds[tag]
             action = self._action(element)
             if tag in (PATIENT_ID, PATIENT_NAME) and action in ("Z", "D"):
                 element.value = self.pseudonyms.patient(instance.patient) if element.value else element.value
-            elif action == "X" or (action == "C" and element.VR not in TEXT_VRS | DATE_VRS | {"SQ"}):
+            elif action == "C" and element.VR not in TEXT_VRS | DATE_VRS | {"SQ"}:
                 del ds[tag]
             elif action == "Z":
                 element.value = Sequence() if element.VR == "SQ" else None

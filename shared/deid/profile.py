@@ -112,6 +112,13 @@ class Profile:
         return _RESOLVED.get(code, code)
 
     @property
+    def cleans_text(self) -> bool:
+        """Whether some attribute is cleaned rather than removed (dates aside, which are shifted)."""
+        _, exact, masked = _table()
+        rows = [*exact.values(), *(row for _, _, row in masked)]
+        return any(row.get(o) == "C" for o in self.options if o not in EXCLUSIVE for row in rows)
+
+    @property
     def codes(self) -> list[Code]:
         """CID 7050 codes of what was applied: the profile, then each option."""
         return [PROFILE_CODE, *(OPTIONS[o] for o in self.options)]
