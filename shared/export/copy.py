@@ -181,7 +181,11 @@ class BatchCopier:
         if self.deidentifier:
             file = deidentify_file(chunks, self.deidentifier)
             target = self.destination.get_blob_client(f"{self.operation_id}/results/{blob_name(*file.identifier.parts)}")
-            chunks, length = file.chunks, None
+            if length > SINGLE_PUT_SIZE:  # a block at a time, its new length unknown until the end
+                chunks, length = file.chunks, None
+            else:  # whole, to go in one request as a plain copy does (an unknown length costs two)
+                chunks = b"".join(file.chunks)
+                length = len(chunks)
         target.upload_blob(chunks, length=length, overwrite=True, content_settings=DICOM_CONTENT, max_concurrency=1)
 
     def _server_copy(self, instance: StoredInstance, target: BlobClient) -> None:
