@@ -48,16 +48,18 @@ def _text(element: ET.Element) -> str:
 def read_table(part15: Path) -> dict:
     """Table E.1-1 of `part15` (DocBook XML) as {"edition", "columns", "rows"}; ValueError if it looks wrong."""
     book = ET.parse(part15).getroot()
-    subtitle = _text(book.find(f"{DOCBOOK}subtitle"))
+    title = book.find(f"{DOCBOOK}subtitle")
+    subtitle = _text(title) if title is not None else ""
     edition = re.search(r"PS3\.15 (\d{4}[a-e]?)", subtitle)
     table = next((t for t in book.iter(f"{DOCBOOK}table") if t.get(XML_ID) == "table_E.1-1"), None)
-    if table is None or edition is None:
+    body = table.find(f"{DOCBOOK}tbody") if table is not None else None
+    if table is None or body is None or edition is None:
         raise ValueError(f"{part15}: no Table E.1-1 or no edition in the subtitle ({subtitle!r})")
     headings = [re.sub(r"\s*\(from.*\)$", "", _text(th)) for th in table.iter(f"{DOCBOOK}th")]
     if headings != list(COLUMNS):
         raise ValueError(f"{part15}: unexpected Table E.1-1 columns {headings}")
     rows = []
-    for tr in table.find(f"{DOCBOOK}tbody").iter(f"{DOCBOOK}tr"):
+    for tr in body.iter(f"{DOCBOOK}tr"):
         cells = dict(zip(COLUMNS.values(), (_text(td) for td in tr.findall(f"{DOCBOOK}td"))))
         if cells["tag"] == "(gggg,eeee) where gggg is odd":  # the private attributes row
             cells["tag"] = "(gggg,eeee)"

@@ -149,6 +149,7 @@ class BatchCopier:
         return CopyResult(exported=len(instances) - len(skipped), skipped=len(skipped))
 
     def _copy_one(self, instance: StoredInstance) -> ErrorEntry | None:
+        reason: str | None
         target = self.destination.get_blob_client(result_path(self.operation_id, instance))
         try:
             if self.mode != "stream" and not (self.mode == "auto" and self._server_refused.is_set()):
@@ -177,11 +178,12 @@ class BatchCopier:
             download = self.store.download(instance.blob_name, etag=instance.etag)
         except Exception as error:  # noqa: BLE001 - whatever the store raises is a source fault
             raise _SourceFault(error) from None
-        chunks, length = _source_chunks(download), download.size
+        chunks: Iterator[bytes] | bytes = _source_chunks(download)
+        length: int | None = download.size
         if self.deidentifier:
-            file = deidentify_file(chunks, self.deidentifier)
+            file = deidentify_file(_source_chunks(download), self.deidentifier)
             target = self.destination.get_blob_client(f"{self.operation_id}/results/{blob_name(*file.identifier.parts)}")
-            if length > SINGLE_PUT_SIZE:  # a block at a time, its new length unknown until the end
+            if download.size > SINGLE_PUT_SIZE:  # a block at a time, its new length unknown until the end
                 chunks, length = file.chunks, None
             else:  # whole, to go in one request as a plain copy does (an unknown length costs two)
                 chunks = b"".join(file.chunks)

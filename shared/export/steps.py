@@ -62,8 +62,8 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         created_time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         error_href=f"{destination.container_url}/{errors_log.blob_name(operation_id)}",
         request_digest=base_digest,
-        deidentification=request.deidentification and Deidentifier(
-            request.deidentification, Pseudonyms.from_settings(env)).to_json(),
+        deidentification=Deidentifier(request.deidentification, Pseudonyms.from_settings(env)).to_json()
+        if request.deidentification else None,
     )
 
 
