@@ -49,6 +49,7 @@ from shared.stores.blob.store import (
     StoredInstance,
     blob_name,
 )
+from shared.uids import Identifier
 
 # Destination transfers in the store's block sizes: a large file is never whole in memory.
 TRANSFER_OPTIONS: dict[str, Any] = {"max_single_put_size": SINGLE_PUT_SIZE, "max_block_size": BLOCK_SIZE}
@@ -82,8 +83,9 @@ class CopyResult:
     skipped: int
 
 
-def result_path(operation_id: str, instance: StoredInstance) -> str:
-    return f"{operation_id}/results/{instance.blob_name}"
+def result_path(operation_id: str, instance: StoredInstance | Identifier) -> str:
+    name = instance.blob_name if isinstance(instance, StoredInstance) else blob_name(*instance.parts)
+    return f"{operation_id}/results/{name}"
 
 
 def store_problem(error: BaseException) -> str:
@@ -178,11 +180,13 @@ class BatchCopier:
             download = self.store.download(instance.blob_name, etag=instance.etag)
         except Exception as error:  # noqa: BLE001 - whatever the store raises is a source fault
             raise _SourceFault(error) from None
-        chunks: Iterator[bytes] | bytes = _source_chunks(download)
-        length: int | None = download.size
-        if self.deidentifier:
+        chunks: Iterator[bytes] | bytes
+        length: int | None
+        if self.deidentifier is None:
+            chunks, length = _source_chunks(download), download.size
+        else:
             file = deidentify_file(_source_chunks(download), self.deidentifier)
-            target = self.destination.get_blob_client(f"{self.operation_id}/results/{blob_name(*file.identifier.parts)}")
+            target = self.destination.get_blob_client(result_path(self.operation_id, file.identifier))
             if download.size > SINGLE_PUT_SIZE:  # a block at a time, its new length unknown until the end
                 chunks, length = file.chunks, None
             else:  # whole, to go in one request as a plain copy does (an unknown length costs two)
