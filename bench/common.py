@@ -55,6 +55,7 @@ BASE_SETTINGS = {
     "DicomServer__Features__EnableExtendedExport": "true",
     "Export__AllowEmulator": "true",
     "Export__RetryOptions__FirstRetryIntervalSeconds": "1",
+    "Export__Deidentification__Key": "bench key",  # de-identified runs need no key file in the worktree
 }
 
 
@@ -216,16 +217,17 @@ class ExportRun:
 
 
 def start_export(
-    host: Host, values: Sequence[str], connection_string: str, container: str
+    host: Host, values: Sequence[str], connection_string: str, container: str,
+    deidentification: dict | None = None,
 ) -> tuple[str, float]:
-    """POST /export; the operation id and the wall-clock time just before the POST."""
+    """POST /export (de-identified with `deidentification`); the operation id and the time just before the POST."""
     body = {
         "source": {"type": "identifiers", "settings": {"values": list(values)}},
         "destination": {
             "type": "azureblob",
             "settings": {"connectionString": connection_string, "blobContainerName": container},
         },
-    }
+    } | ({"deidentification": deidentification} if deidentification else {})
     posted = time.time()
     r = requests.post(f"{host.base_url}/export", json=body, timeout=120)
     if r.status_code != 202:
@@ -246,6 +248,7 @@ def run_export(
     container: str,
     timeout: float = 3600,
     poll: float = 0.5,
+    deidentification: dict | None = None,
 ) -> ExportRun:
     """Export `values` to `container` and wait for the end.
 
@@ -253,7 +256,7 @@ def run_export(
     client share the clock; the status API gives whole seconds only), so polling can be slow enough (`poll`
     seconds) not to weigh on the host it measures.
     """
-    operation_id, posted = start_export(host, values, connection_string, container)
+    operation_id, posted = start_export(host, values, connection_string, container, deidentification)
     while True:
         view = operation(host, operation_id)
         if view["status"] in TERMINAL:

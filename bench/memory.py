@@ -1,4 +1,4 @@
-"""Peak memory of the host during exports: one 1 GiB instance, and 10 000 small ones.
+"""Peak memory of the host during exports: one 1 GiB instance (copied, and de-identified), and 10 000 small ones.
 
     .venv/bin/python bench/memory.py [--runs 3] [--large-mib 1024] [--small 10000] [--small-kib 16]
 
@@ -6,7 +6,8 @@ Starts Azurite and the local host with the published defaults (BatchSize 100, Ma
 MaxParallelThreads 5), reads the idle host's RSS, then seeds the store directly: one DICOM instance of
 `--large-mib` MiB (its pixel data generated into a temporary file, uploaded streamed from that file) and
 `--small` instances of `--small-kib` KiB in 10 studies. Per run it exports each to a fresh container while
-sampling the host's RSS (process and children) every 10 ms. Prints and appends to bench/RESULTS.md the
+sampling the host's RSS (process and children) every 10 ms; the large one is also exported de-identified
+(Basic Profile: its header rewritten, its pixel data streamed through). Prints and appends to bench/RESULTS.md the
 median peak above the idle host; the target is at most 150 MiB.
 """
 
@@ -54,11 +55,11 @@ def write_large_instance(path: Path, study: str, series: str, sop: str, pixel_by
             left -= min(left, len(block))
 
 
-def export_peak(bench: Stack, studies: list[str], expected: int, idle: int) -> dict:
+def export_peak(bench: Stack, studies: list[str], expected: int, idle: int, deidentification: dict | None) -> dict:
     name = f"mem-{uuid.uuid4().hex[:12]}"
     target = bench.container(name)
     with PeakRss(bench.host.process.pid) as sampled:
-        done = run_export(bench.host, studies, bench.connection_string, name)
+        done = run_export(bench.host, studies, bench.connection_string, name, deidentification=deidentification)
     if done.view["results"]["exported"] != expected:
         raise SystemExit(f"export copied {done.view['results']}, expected {expected}")
     target.delete_container()
@@ -92,15 +93,17 @@ def main() -> None:
         print(f"seeding {args.small} instances of {args.small_kib} KiB ...", flush=True)
         small = seed(store, 10, args.small // 10, args.small_kib * KIB)
         cases = [
-            (f"one instance of {size / MIB:,.0f} MiB", [large_study], 1),
-            (f"{len(small.files):,} instances of {args.small_kib} KiB", small.studies, len(small.files)),
+            (f"one instance of {size / MIB:,.0f} MiB", [large_study], 1, None),
+            (f"one instance of {size / MIB:,.0f} MiB, de-identified", [large_study], 1, {"profile": "basic"}),
+            (f"{len(small.files):,} instances of {args.small_kib} KiB", small.studies, len(small.files), None),
         ]
         rows = []
-        for label, studies, expected in cases:
+        for label, studies, expected, deid in cases:
             print(label, flush=True)
             runs = repeat(
                 args.runs,
-                lambda _, studies=studies, expected=expected: export_peak(bench, studies, expected, idle),
+                lambda _, studies=studies, expected=expected, deid=deid: export_peak(
+                    bench, studies, expected, idle, deid),
             )
             above = median([r["above_idle_mib"] for r in runs])
             rows.append(

@@ -89,11 +89,11 @@ def _keys(env: Mapping[str, str] | None) -> list[bytes]:
     if configured and configured.strip():
         return [k.strip().encode() for k in configured.split(",") if k.strip()]
     path = Path(settings.get("Export__SecretKeyFile", None, env) or DEFAULT_KEY_FILE)
-    return [_key_file(path)]
+    return [key_file(path, "Export__SecretKey")]
 
 
-def _key_file(path: Path) -> bytes:
-    """The key in `path`, creating it with a fresh random key if no process has yet.
+def key_file(path: Path, setting: str) -> bytes:
+    """The key in `path`, creating it with a fresh random key if no process has yet (for want of `setting`).
 
     The key is written to a private temporary file and hard-linked into place, so a reader
     never sees a half-written key and concurrent first uses agree on one key.
@@ -114,6 +114,5 @@ def _key_file(path: Path) -> bytes:
         return path.read_bytes().strip()
     except OSError as error:
         raise SecretKeyError(
-            f"no Export__SecretKey setting and the key file cannot be used ({error.strerror}): "
-            "set Export__SecretKey (see shared/secrets.py)"
+            f"no {setting} setting and the key file cannot be used ({error.strerror}): set {setting}"
         ) from None

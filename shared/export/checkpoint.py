@@ -44,6 +44,7 @@ class Checkpoint:
     generation: int = 1
     request_digest: str | None = None  # keyed digest of the request, for Idempotency-Key repeats
     prefetched: dict[str, Any] | None = None  # expansion of what is left, listed during the last copies
+    deidentification: dict[str, Any] | None = None  # Deidentifier.to_json(): profile, options, key id (no key)
 
     @property
     def done(self) -> bool:
@@ -64,11 +65,12 @@ class Checkpoint:
             "operationId": self.operation_id, "destination": self.destination,
             "identifiers": list(self.identifiers[:reach]), "cursor": self.cursor,
             "batchSize": self.batching.batch_size, "maxBatches": self.batching.max_parallel_batches,
+            "deidentification": self.deidentification,
         }
 
     def copy_input(self, batch: list) -> dict[str, Any]:
         return {"operationId": self.operation_id, "destination": self.destination, "instances": batch,
-                "threads": self.batching.max_parallel_threads}
+                "threads": self.batching.max_parallel_threads, "deidentification": self.deidentification}
 
     def listed(self, expansion: dict[str, Any]) -> Checkpoint:
         """What is left once `expansion` (of this checkpoint's identifiers) is taken."""
@@ -96,6 +98,7 @@ class Checkpoint:
             "createdTime": self.created_time, "errorHref": self.error_href,
             "exported": self.exported, "skipped": self.skipped, "generation": self.generation,
             "requestDigest": self.request_digest, "prefetched": self.prefetched,
+            "deidentification": self.deidentification,
         }
 
     @classmethod
@@ -106,5 +109,5 @@ class Checkpoint:
             created_time=data["createdTime"], error_href=data["errorHref"],
             exported=data.get("exported", 0), skipped=data.get("skipped", 0),
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
-            prefetched=data.get("prefetched"),
+            prefetched=data.get("prefetched"), deidentification=data.get("deidentification"),
         )

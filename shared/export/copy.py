@@ -15,6 +15,10 @@ Copy modes (`Export__CopyMode`):
   Needs a store reached with an account key (connection string); otherwise it streams.
 - `auto`: as `server`, but after the first refusal the rest of the batch is streamed without
   asking again (for services that never accept, such as Azurite across accounts).
+
+A de-identified export (`deidentifier`) always streams: each file goes through
+`shared.deid.stream.deidentify_file` on its way, lands at the path of its new UIDs, and a file that
+cannot be de-identified safely is skipped and logged under its pseudonymized identifier.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobSasPermissions, ContainerClient, generate_blob_sas
 
+from shared.deid.dataset import Deidentifier, NotDeidentified
+from shared.deid.stream import deidentify_file
 from shared.export.errors_log import ErrorEntry, ErrorLog
 from shared.secrets import scrub
 from shared.stores.blob.store import (
@@ -41,7 +47,9 @@ from shared.stores.blob.store import (
     Download,
     InstanceChangedOrGone,
     StoredInstance,
+    blob_name,
 )
+from shared.uids import Identifier
 
 # Destination transfers in the store's block sizes: a large file is never whole in memory.
 TRANSFER_OPTIONS: dict[str, Any] = {"max_single_put_size": SINGLE_PUT_SIZE, "max_block_size": BLOCK_SIZE}
@@ -75,8 +83,9 @@ class CopyResult:
     skipped: int
 
 
-def result_path(operation_id: str, instance: StoredInstance) -> str:
-    return f"{operation_id}/results/{instance.blob_name}"
+def result_path(operation_id: str, instance: StoredInstance | Identifier) -> str:
+    name = instance.blob_name if isinstance(instance, StoredInstance) else blob_name(*instance.parts)
+    return f"{operation_id}/results/{name}"
 
 
 def store_problem(error: BaseException) -> str:
@@ -110,13 +119,15 @@ class BatchCopier:
     """Copies batches from the store to one destination container."""
 
     def __init__(self, store: DicomStore, destination: ContainerClient, operation_id: str,
-                 describe_fault: Callable[[BaseException], str], mode: str = "stream", threads: int = 5):
+                 describe_fault: Callable[[BaseException], str], mode: str = "stream", threads: int = 5,
+                 deidentifier: Deidentifier | None = None):
         self.store = store
         self.destination = destination
         self.operation_id = operation_id
         self.describe_fault = describe_fault
-        self.mode = mode
+        self.mode = "stream" if deidentifier else mode  # a de-identified file is new: no server-side copy
         self.threads = threads
+        self.deidentifier = deidentifier
         self._server_refused = threading.Event()
 
     def copy(self, instances: list[StoredInstance]) -> CopyResult:
@@ -140,6 +151,7 @@ class BatchCopier:
         return CopyResult(exported=len(instances) - len(skipped), skipped=len(skipped))
 
     def _copy_one(self, instance: StoredInstance) -> ErrorEntry | None:
+        reason: str | None
         target = self.destination.get_blob_client(result_path(self.operation_id, instance))
         try:
             if self.mode != "stream" and not (self.mode == "auto" and self._server_refused.is_set()):
@@ -150,6 +162,8 @@ class BatchCopier:
                     self._server_refused.set()
             self._stream(instance, target)
             return None
+        except NotDeidentified as refused:
+            reason = f"could not be de-identified: {refused}"
         except _SourceFault as fault:
             reason = fault_policy(fault.error, "source")
             if reason is None:
@@ -158,15 +172,27 @@ class BatchCopier:
             reason = fault_policy(error, "destination")
             if reason is None:
                 raise CopyFailed(self.describe_fault(error)) from None
-        return ErrorEntry(str(instance.identifier), reason)
+        shown = self.deidentifier.identifier(instance.identifier) if self.deidentifier else instance.identifier
+        return ErrorEntry(str(shown), reason)
 
     def _stream(self, instance: StoredInstance, target: BlobClient) -> None:
         try:
             download = self.store.download(instance.blob_name, etag=instance.etag)
         except Exception as error:  # noqa: BLE001 - whatever the store raises is a source fault
             raise _SourceFault(error) from None
-        target.upload_blob(_source_chunks(download), length=download.size, overwrite=True,
-                           content_settings=DICOM_CONTENT, max_concurrency=1)
+        chunks: Iterator[bytes] | bytes
+        length: int | None
+        if self.deidentifier is None:
+            chunks, length = _source_chunks(download), download.size
+        else:
+            file = deidentify_file(_source_chunks(download), self.deidentifier)
+            target = self.destination.get_blob_client(result_path(self.operation_id, file.identifier))
+            if download.size > SINGLE_PUT_SIZE:  # a block at a time, its new length unknown until the end
+                chunks, length = file.chunks, None
+            else:  # whole, to go in one request as a plain copy does (an unknown length costs two)
+                chunks = b"".join(file.chunks)
+                length = len(chunks)
+        target.upload_blob(chunks, length=length, overwrite=True, content_settings=DICOM_CONTENT, max_concurrency=1)
 
     def _server_copy(self, instance: StoredInstance, target: BlobClient) -> None:
         source_url = self._read_url(instance)

@@ -9,6 +9,9 @@ Rules (the published API's, plus what its server did where the document is silen
 - Type values are case-insensitive (`identifiers`, `AzureBlob`).
 - Identifiers are `study[/series[/sop]]`; exact repeats and identifiers already covered by
   another one in the list (a series of a listed study) are dropped, so nothing is exported twice.
+- `deidentification` (optional): `{"profile": "basic", "options": [...]}`, the PS3.15 Basic
+  Application Level Confidentiality Profile with options (shared/deid/profile.py); profile and
+  option names are case-insensitive too.
 Every error is a `RequestError` whose message starts with the field at fault.
 """
 
@@ -19,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.deid.profile import PROFILE, Profile, ProfileError
 from shared.export.destination import Destination, DestinationRefused, parse_destination
 from shared.export.settings import ExportSettings
 from shared.uids import Identifier, parse_identifier
@@ -37,6 +41,7 @@ class RequestError(ValueError):
 class ExportRequest:
     identifiers: tuple[Identifier, ...]
     destination: Destination
+    deidentification: Profile | None = None
 
     def canonical(self) -> str:
         """One text per distinct request (secrets included): compared, via a keyed digest, on a repeat."""
@@ -44,6 +49,7 @@ class ExportRequest:
         return json.dumps({
             "identifiers": [str(i) for i in self.identifiers],
             "destination": [d.account_url, d.container, d.sas, d.account_key, d.use_managed_identity],
+            "deidentification": self.deidentification and self.deidentification.to_json(),
         }, sort_keys=True)
 
 
@@ -57,12 +63,13 @@ def parse_export_request(body: bytes, content_type: str | None, policy: ExportSe
     document = _json(body)
     if not isinstance(document, dict):
         raise RequestError(400, f"the request body must be a JSON object, not {_kind(document)}")
-    top = _fields(document, "", ("source", "sources", "destination"))
+    top = _fields(document, "", ("source", "sources", "destination", "deidentification"))
     if "source" in top and "sources" in top:
         raise RequestError(400, "give 'source' or its alias 'sources', not both", "source")
     source = _object(top.get("source", top.get("sources")), "source")
     destination = _object(top.get("destination"), "destination")
-    return ExportRequest(_identifiers(source), _destination(destination, policy))
+    return ExportRequest(_identifiers(source), _destination(destination, policy),
+                         _deidentification(top.get("deidentification")))
 
 
 def _check_content_type(content_type: str | None) -> None:
@@ -199,6 +206,31 @@ def _destination(destination: Mapping[str, Any], policy: ExportSettings) -> Dest
         )
     except DestinationRefused as refused:
         raise RequestError(400, str(refused), refused.field) from None
+
+
+def _deidentification(value: Any) -> Profile | None:
+    """The de-identification profile asked for, or None to copy files unchanged."""
+    if value is None:
+        return None
+    path = "deidentification"
+    fields = _fields(_object(value, path), path, ("profile", "options"))
+    profile = fields.get("profile")
+    if profile is None:
+        raise RequestError(400, f"{path}.profile is required; the only profile is '{PROFILE}'", f"{path}.profile")
+    if not isinstance(profile, str) or profile.strip().lower() != PROFILE:
+        shown = repr(profile[:100]) if isinstance(profile, str) else _kind(profile)
+        raise RequestError(400, f"{path}.profile {shown} is not supported; the only profile is '{PROFILE}' "
+                           "(PS3.15 Basic Application Level Confidentiality Profile)", f"{path}.profile")
+    options = fields.get("options")
+    if options is None:
+        options = []
+    if not isinstance(options, list):
+        raise RequestError(400, f"{path}.options must be a list of strings, not {_kind(options)}", f"{path}.options")
+    try:
+        return Profile.basic(options)
+    except ProfileError as refused:
+        where = f"{path}.options[{refused.index}]"
+        raise RequestError(400, f"{where}: {refused}", where) from None
 
 
 def _kind(value: Any) -> str:

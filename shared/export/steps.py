@@ -3,7 +3,7 @@
 - `prepare`: after the request is validated, create `<op>/errors.log` in the destination (which
   also proves the container exists and the credential may write) and build the first checkpoint.
 - `expand_step`: list the next identifiers into batches; log identifiers that match nothing.
-- `copy_step`: copy one batch.
+- `copy_step`: copy one batch (de-identified when the export asked for it, shared/deid/).
 Faults of the destination surface as DestinationRefused (starter → 400) or CopyFailed (activity
 → retried, then the operation fails), always with a message free of secrets.
 """
@@ -20,6 +20,8 @@ from azure.core.exceptions import AzureError
 from azure.storage.blob import ContainerClient, LinearRetry
 
 from shared.connection_pool import shared_pool
+from shared.deid.dataset import Deidentifier, KeyChanged
+from shared.deid.pseudonyms import Pseudonyms
 from shared.export.checkpoint import Batching, Checkpoint
 from shared.export.copy import TRANSFER_OPTIONS, BatchCopier, CopyFailed, store_problem
 from shared.export.destination import Destination, DestinationRefused, check_allowed, destination_problem
@@ -60,6 +62,8 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         created_time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         error_href=f"{destination.container_url}/{errors_log.blob_name(operation_id)}",
         request_digest=base_digest,
+        deidentification=Deidentifier(request.deidentification, Pseudonyms.from_settings(env)).to_json()
+        if request.deidentification else None,
     )
 
 
@@ -71,9 +75,10 @@ def expand_step(work: Mapping[str, Any], store: DicomStore | None = None) -> dic
     except AzureError as error:  # the store is down or refusing us: the activity fails and is retried
         raise CopyFailed(store_problem(error)) from None
     if expansion.not_found:
+        deidentifier = _deidentifier(work.get("deidentification"))
         destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
-        entries = [ErrorEntry(str(i), "no instance in the store matches this identifier")
-                   for i in expansion.not_found]
+        entries = [ErrorEntry(str(deidentifier.identifier(i) if deidentifier else i),
+                              "no instance in the store matches this identifier") for i in expansion.not_found]
         try:
             ErrorLog(client, work["operationId"]).append(entries)
         except AzureError as error:
@@ -88,9 +93,18 @@ def copy_step(work: Mapping[str, Any], store: DicomStore | None = None) -> dict[
         store or _store(), client, work["operationId"],
         describe_fault=lambda error: destination_problem(error, destination),
         mode=ExportSettings.from_settings().copy_mode, threads=work["threads"],
+        deidentifier=_deidentifier(work.get("deidentification")),
     )
     result = copier.copy([instance_from_json(i) for i in work["instances"]])
     return {"exported": result.exported, "skipped": result.skipped}
+
+
+def _deidentifier(data: dict | None) -> Deidentifier | None:
+    """The export's de-identifier (None for a plain copy); CopyFailed if the key changed since it started."""
+    try:
+        return Deidentifier.from_json(data) if data else None
+    except KeyChanged as changed:
+        raise CopyFailed(str(changed)) from None
 
 
 @functools.cache

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 from azure.storage.blob import ContainerClient
 
 from devhost.azurite import Azurite, free_port
+from shared.deid.dataset import Deidentifier
+from shared.deid.profile import Profile
+from shared.deid.pseudonyms import Pseudonyms
 from shared.export.copy import BatchCopier, CopyFailed, fault_policy, result_path
 from shared.export.destination import Destination, destination_problem, parse_destination
 from shared.export.errors_log import ErrorLog
 from shared.stores.blob.store import DicomStore
 from shared.uids import Identifier
+from tests.store.instances import make_instance
 
 from .conftest import POLICY, put, put_series
 
@@ -154,3 +159,19 @@ def test_server_copy_refused_across_accounts_falls_back_to_streaming(store, othe
     assert (result.exported, result.skipped) == (6, 0)
     assert results(remote.container_client()) == stored
     assert refused == ["_CopyRefused"] * (6 if mode == "server" else 1)  # auto stops asking after one refusal
+
+
+def test_a_deidentified_batch_always_streams_to_the_new_uids_paths(store, destination, monkeypatch):
+    served = []
+    monkeypatch.setattr(BatchCopier, "_server_copy", lambda self, *a: served.append(a))
+    data = make_instance(study="1.2", series="1.2.3", sop="1.2.3.4", PatientName="Doe^Jane")
+    store.put("1.2", "1.2.3", "1.2.3.4", io.BytesIO(data), len(data))
+    pseudonyms = Pseudonyms(b"key")
+    deidentifier = Deidentifier(Profile(), pseudonyms)
+    batch = BatchCopier(store, destination.container_client(), OPERATION, lambda e: str(e), mode="server",
+                        deidentifier=deidentifier)
+
+    assert batch.copy(list(store.iter_instances(Identifier("1.2")))).exported == 1
+
+    new = pseudonyms.identifier(Identifier("1.2", "1.2.3", "1.2.3.4"))
+    assert served == [] and list(results(destination.container_client())) == [f"{new}.dcm"]

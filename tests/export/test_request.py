@@ -199,3 +199,30 @@ def test_sas_in_a_connection_string():
     assert request.destination.sas == SAS
     assert request.destination.container_url == AZURE_URI
     assert SAS not in repr(request)
+
+
+def test_deidentification_is_optional_and_case_insensitive():
+    assert parse(body()).deidentification is None
+    request = parse(body(DeIdentification={"Profile": "BASIC", "Options": ["RetainUIDs", "cleandescriptors"]}))
+    assert request.deidentification.options == ("retainUids", "cleanDescriptors")
+    assert request.canonical() != parse(body()).canonical()  # an Idempotency-Key repeat must match it too
+
+
+@pytest.mark.parametrize(("deidentification", "field"), [
+    ({}, "deidentification.profile"),
+    ({"profile": "expert"}, "deidentification.profile"),
+    ({"profile": 1}, "deidentification.profile"),
+    ({"profile": "basic", "options": "retainUids"}, "deidentification.options"),
+    ({"profile": "basic", "options": ["retainUids", "retainPets"]}, "deidentification.options[1]"),
+    ({"profile": "basic", "options": [None]}, "deidentification.options[0]"),
+    ({"profile": "basic", "options": ["retainLongitudinalTemporalInformationFullDates",
+                                      "retainLongitudinalTemporalInformationModifiedDates"]},
+     "deidentification.options[1]"),
+    ({"profile": "basic", "option": []}, "deidentification.option"),
+    ("basic", "deidentification"),
+])
+def test_bad_deidentification_is_refused_naming_the_field(deidentification, field):
+    with pytest.raises(RequestError) as refused:
+        parse(body(deidentification=deidentification))
+    assert refused.value.status == 400 and refused.value.field == field
+    assert field in str(refused.value)

@@ -6,8 +6,10 @@ import json
 
 import pytest
 
+from shared.deid.profile import Profile
 from shared.export import steps as export_steps
 from shared.export.checkpoint import Checkpoint
+from shared.export.copy import CopyFailed
 from shared.export.destination import DestinationRefused
 from shared.export.request import ExportRequest
 from shared.uids import Identifier
@@ -93,3 +95,15 @@ def test_generations_listed_ahead_copy_everything_once_and_count_unknowns_once(s
         f"{OPERATION}/results/{name}" for name in stored)
     lines = client.download_blob(f"{OPERATION}/errors.log").readall().decode().splitlines()
     assert [json.loads(line)["identifier"] for line in lines] == ["4.4"]
+
+
+def test_a_deidentification_key_changed_during_the_export_fails_the_copies(store, destination, monkeypatch):
+    monkeypatch.setenv("Export__Deidentification__Key", "the key at the start")
+    put_series(store, "1.2", "1.2.3", 1)
+    checkpoint = export_steps.prepare(ExportRequest((Identifier("1.2"),), destination, Profile()), OPERATION, POLICY)
+    assert "the key at the start" not in json.dumps(checkpoint.to_json())
+    expansion = export_steps.expand_step(checkpoint.expand_input(), store)
+
+    monkeypatch.setenv("Export__Deidentification__Key", "another key")
+    with pytest.raises(CopyFailed, match="Export__Deidentification__Key changed since this export started"):
+        export_steps.copy_step(checkpoint.copy_input(expansion["batches"][0]), store)
