@@ -26,13 +26,14 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Self
 
 import psutil
 import requests
-from azure.storage.blob import ContainerClient
+import urllib3
+from azure.storage.blob import ContainerClient, ContainerSasPermissions, generate_container_sas
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,6 +155,9 @@ def stack(
 
 
 # ---------------------------------------------------------------------------------------------- seeding
+FIRST_INSTANCE = 100_001  # instance numbers of equal width (up to 899 999 per study): UIDs of equal length
+
+
 def uid() -> str:
     return f"2.25.{uuid.uuid4().int}"[:60]
 
@@ -180,21 +184,43 @@ def seed(
     series_per_study: int = 1,
     threads: int = 32,
 ) -> Seeded:
-    """Upload `studies` × `per_study` instances of about `size` bytes straight to the store's container."""
+    """Upload `studies` × `per_study` instances of about `size` bytes straight to the store's container.
+
+    Quick enough for 10⁵ blobs: each series' first file is encoded once (pydicom takes about 1 ms a file)
+    and every other instance of it is that file with its own SOP Instance UID written over the first's
+    (UIDs of equal length, so no length field changes). The files go as plain PUTs with a container SAS
+    from `threads` threads: about 1 000 blobs/s into Azurite here, against about 600 through the SDK's
+    per-request pipeline.
+    """
     names: list[tuple[str, str, str]] = []
+    templates: dict[str, tuple[bytes, bytes]] = {}  # series → (its first file, that file's SOP UID)
     study_uids = []
     for _ in range(studies):
         study = uid()
         study_uids.append(study)
         series = [f"{study}.{s + 1}" for s in range(series_per_study)]
         names += [
-            (study, series[n % series_per_study], f"{study}.{series_per_study + 1}.{n + 1}")
+            (study, series[n % series_per_study], f"{study}.{series_per_study + 1}.{FIRST_INSTANCE + n}")
             for n in range(per_study)
         ]
+    for study, series, sop in names:
+        if series not in templates:
+            template = dicom_file(study, series, sop, size)
+            assert template.count(sop.encode()) == 2, "the SOP UID is in the file meta and the data set"
+            templates[series] = (template, sop.encode())
+    sas = generate_container_sas(
+        store.account_name, store.container_name, account_key=store.credential.account_key,
+        permission=ContainerSasPermissions(create=True, write=True), expiry=datetime.now(UTC) + timedelta(hours=12),
+    )
+    http = urllib3.PoolManager(maxsize=threads)
+    headers = {"x-ms-blob-type": "BlockBlob", "x-ms-version": store.api_version, "Content-Type": "application/dicom"}
 
     def upload(parts: tuple[str, str, str]) -> int:
-        data = dicom_file(*parts, size)
-        store.upload_blob(f"{parts[0]}/{parts[1]}/{parts[2]}.dcm", data, overwrite=True)
+        template, first = templates[parts[1]]
+        data = template.replace(first, parts[2].encode())
+        r = http.request("PUT", f"{store.url}/{'/'.join(parts)}.dcm?{sas}", body=data, headers=headers)
+        if r.status != 201:
+            raise RuntimeError(f"seeding {parts[2]}: {r.status} {r.data[:200]!r}")
         return len(data)
 
     with ThreadPoolExecutor(threads) as pool:
@@ -214,6 +240,7 @@ class ExportRun:
     operation_id: str
     seconds: float
     view: dict
+    status_seconds: tuple[float, ...] = ()  # how long each status poll took to answer, in order
 
 
 def start_export(
@@ -257,8 +284,11 @@ def run_export(
     seconds) not to weigh on the host it measures.
     """
     operation_id, posted = start_export(host, values, connection_string, container, deidentification)
+    answered = []
     while True:
+        asked = time.perf_counter()
         view = operation(host, operation_id)
+        answered.append(time.perf_counter() - asked)
         if view["status"] in TERMINAL:
             break
         if time.time() > posted + timeout:
@@ -266,7 +296,7 @@ def run_export(
         time.sleep(poll)
     if view["status"] != "completed":
         raise SystemExit(f"export {operation_id} ended {view['status']}: {view.get('errors')}")
-    return ExportRun(operation_id, ended_at(host, operation_id) - posted, view)
+    return ExportRun(operation_id, ended_at(host, operation_id) - posted, view, tuple(answered))
 
 
 def task_hub(host: Host) -> Path:
@@ -296,28 +326,35 @@ def rss(pid: int) -> int:
     return total
 
 
-class PeakRss:
-    """Samples a process's RSS every 10 ms while in the `with` block; `.peak` is the highest seen."""
+class Peak:
+    """Calls `sample()` every `interval` seconds while in the `with` block; `.peak` is the highest value seen."""
 
-    def __init__(self, pid: int, interval: float = 0.01):
-        self.pid, self.interval, self.peak = pid, interval, 0
+    def __init__(self, sample: Callable[[], float], interval: float = 0.01):
+        self.sample, self.interval, self.peak = sample, interval, 0
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> None:
+    def _run(self) -> None:
         while not self._done.is_set():
-            self.peak = max(self.peak, rss(self.pid))
+            self.peak = max(self.peak, self.sample())
             time.sleep(self.interval)
 
     def __enter__(self) -> Self:
-        self.peak = rss(self.pid)
+        self.peak = self.sample()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         self._thread.join()
-        self.peak = max(self.peak, rss(self.pid))
+        self.peak = max(self.peak, self.sample())
+
+
+class PeakRss(Peak):
+    """The highest RSS of process `pid` (and its children), sampled every 10 ms."""
+
+    def __init__(self, pid: int, interval: float = 0.01):
+        super().__init__(lambda: rss(pid), interval)
 
 
 def settle_rss(pid: int, seconds: float = 1.0) -> int:

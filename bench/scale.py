@@ -1,30 +1,38 @@
-"""Exports of 2 000, 10 000 and 20 000 instances: time per 1 000, task hub size on disk, host memory.
+"""Exports of 2 000 to 100 000 instances: seconds per 1 000, task hub size, host memory, status latency.
 
-    .venv/bin/python bench/scale.py [--runs 3] [--sizes 2000,10000,20000] [--kib 2]
+    .venv/bin/python bench/scale.py [--runs 1] [--sizes 2000,10000,20000,50000,100000] [--kib 2]
 
-Seeds the store directly with the largest size in studies of 1 000 instances of `--kib` KiB, then per run
-exports the first 2, 10 and 20 studies (order rotating from run to run), each to a fresh container, with
-the published defaults (BatchSize 100, MaxParallelBatches 10, MaxParallelThreads 5: 1 000 instances per
-generation, then continue-as-new). After each export it records the seconds per 1 000 instances (should
-stay flat), the task hub database's size on disk, the history the instance holds at its end (events and
-bytes: one generation's worth, whatever the export's size) and the host's RSS (peak during, and after).
+Seeds the store with the largest size, in studies of 1 000 instances of `--kib` KiB put straight into the
+store's container (`common.seed`, about 1 000 blobs/s), then per run exports the first n / 1 000 studies for
+each size n (order rotating from run to run), each to a fresh container deleted afterwards, with the
+published defaults (BatchSize 100, MaxParallelBatches 10, MaxParallelThreads 5: 1 000 instances per
+generation, then continue-as-new). Per export it records:
+- seconds per 1 000 instances (the target: flat from the smallest size to the largest);
+- the task hub: database and WAL on disk after the export, the most history rows the running export held
+  at once (sampled every second; one generation's worth whatever the export's size) and its history at
+  the end;
+- the host's RSS (with its children): peak during the export, and after it;
+- status latency: GET /v1/operations/{id} every 0.5 s while the export runs, timed by the client.
 Medians over the runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
+import statistics
+import time
 import uuid
 from contextlib import closing
 
 from common import (
     KIB,
     MIB,
+    Peak,
     PeakRss,
     Stack,
     add_results_argument,
-    folder_size,
     median,
     report,
     rss,
@@ -39,33 +47,54 @@ from common import (
 PER_STUDY = 1000
 
 
-def history_of(bench: Stack, operation_id: str) -> tuple[int, int]:
-    """(events, bytes) of the operation's history in the task hub: its last generation only."""
+def hub_query(bench: Stack, sql: str, *args: object) -> tuple:
     with closing(sqlite3.connect(f"file:{task_hub(bench.host)}?mode=ro", uri=True)) as db:
-        events, size = db.execute(
-            "SELECT count(*), coalesce(sum(length(event)), 0) FROM history WHERE instance_id = ?",
-            (operation_id,),
-        ).fetchone()
-    return events, size
+        return db.execute(sql, args).fetchone()
+
+
+def history_rows(bench: Stack) -> int:
+    """History rows of every instance in the task hub (ended exports keep their last generation's)."""
+    return hub_query(bench, "SELECT count(*) FROM history")[0]
+
+
+def hub_on_disk(bench: Stack) -> int:
+    """Bytes of the task hub database and its write-ahead log."""
+    db = task_hub(bench.host)
+    wal = db.with_name(db.name + "-wal")
+    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def percentile(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1] if len(values) > 1 else values[0]
 
 
 def export(bench: Stack, studies: list[str]) -> dict:
     name = f"scale-{uuid.uuid4().hex[:12]}"
     target = bench.container(name)
-    with PeakRss(bench.host.process.pid, interval=0.05) as sampled:
+    before = history_rows(bench)
+    with PeakRss(bench.host.process.pid, interval=0.05) as memory, Peak(lambda: history_rows(bench), 1.0) as rows:
         done = run_export(bench.host, studies, bench.connection_string, name)
     expected = len(studies) * PER_STUDY
     if done.view["results"]["exported"] != expected:
         raise SystemExit(f"export copied {done.view['results']}, expected {expected}")
-    events, size = history_of(bench, done.operation_id)
+    events, size = hub_query(
+        bench, "SELECT count(*), coalesce(sum(length(event)), 0) FROM history WHERE instance_id = ?",
+        done.operation_id,
+    )
+    latency_ms = [s * 1000 for s in done.status_seconds]
     figures = {
         "per_1000_s": done.seconds / (expected / 1000),
         "seconds": done.seconds,
-        "hub_mib": task_hub(bench.host).stat().st_size / MIB,
+        "hub_mib": hub_on_disk(bench) / MIB,
+        "history_peak_rows": rows.peak - before,
         "history_events": events,
         "history_kib": size / KIB,
-        "peak_mib": sampled.peak / MIB,
+        "peak_mib": memory.peak / MIB,
         "after_mib": rss(bench.host.process.pid) / MIB,
+        "status_polls": len(latency_ms),
+        "status_p50_ms": percentile(latency_ms, 50),
+        "status_p99_ms": percentile(latency_ms, 99),
+        "status_max_ms": max(latency_ms),
     }
     target.delete_container()
     return figures
@@ -73,16 +102,20 @@ def export(bench: Stack, studies: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--sizes", default="2000,10000,20000")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--sizes", default="2000,10000,20000,50000,100000")
     parser.add_argument("--kib", type=int, default=2)
     add_results_argument(parser)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    load_start = os.getloadavg()
     with stack() as bench:
         idle = settle_rss(bench.host.process.pid, 2.0) / MIB
-        print(f"seeding {max(sizes)} instances of {args.kib} KiB ...", flush=True)
+        print(f"seeding {max(sizes):,} instances of {args.kib} KiB ...", flush=True)
+        started = time.perf_counter()
         seeded = seed(bench.store(), max(sizes) // PER_STUDY, PER_STUDY, args.kib * KIB)
+        seeding = time.perf_counter() - started
+        print(f"  seeded in {seeding:.0f} s ({len(seeded.files) / seeding:.0f} blobs/s)", flush=True)
         found: dict[int, list[dict]] = {n: [] for n in sizes}
         for run in range(args.runs):
             for n in sizes[run % len(sizes) :] + sizes[: run % len(sizes)]:  # no size always first or last
@@ -93,20 +126,23 @@ def main() -> None:
                     + ", ".join(f"{k}={v:.3g}" for k, v in figures.items()),
                     flush=True,
                 )
-        final_hub = folder_size(bench.hub_dir) / MIB
-        final_db = task_hub(bench.host).stat().st_size / MIB
+    load_end = os.getloadavg()
+
+    def cell(n: int, key: str, fmt: str = ".0f") -> str:
+        return format(median([r[key] for r in found[n]]), fmt)
+
     rows = [
         [
             f"{n:,}",
-            f"{median([r['seconds'] for r in found[n]]):.1f}",
-            f"{median([r['per_1000_s'] for r in found[n]]):.2f}",
-            f"{median([r['hub_mib'] for r in found[n]]):.1f}",
-            (
-                f"{median([r['history_events'] for r in found[n]]):.0f} "
-                f"({median([r['history_kib'] for r in found[n]]):.0f} KiB)"
-            ),
-            f"{median([r['peak_mib'] for r in found[n]]):.0f}",
-            f"{median([r['after_mib'] for r in found[n]]):.0f}",
+            cell(n, "seconds", ".1f"),
+            cell(n, "per_1000_s", ".2f"),
+            cell(n, "hub_mib", ".1f"),
+            cell(n, "history_peak_rows"),
+            f"{cell(n, 'history_events')} ({cell(n, 'history_kib')} KiB)",
+            cell(n, "peak_mib"),
+            cell(n, "after_mib"),
+            f"{cell(n, 'status_p50_ms', '.1f')} / {cell(n, 'status_p99_ms', '.0f')} / {cell(n, 'status_max_ms')}",
+            cell(n, "status_polls"),
         ]
         for n in sizes
     ]
@@ -115,10 +151,13 @@ def main() -> None:
             "instances",
             "seconds",
             "seconds per 1 000",
-            "task hub database MiB",
+            "task hub on disk MiB",
+            "most history rows while running",
             "its history at the end",
             "host peak RSS MiB",
             "host RSS after MiB",
+            "status ms p50 / p99 / max",
+            "status polls",
         ],
         rows,
     )
@@ -126,12 +165,17 @@ def main() -> None:
         "Scale: exports of growing size",
         body,
         notes=(
-            f"Medians of {args.runs} runs, each run exporting every size in turn (order rotating) on one "
-            f"host and one task hub ({args.runs * sum(sizes):,} instances in all). The task hub database is "
-            "read after each export (its WAL, at most about 4 MiB, aside); after the last one it was "
-            f"{final_db:.1f} MiB, {final_hub:.1f} MiB with WAL and shared memory. `its history at the end`: events and bytes of "
-            "that export's history rows, one generation's worth whatever its size. "
-            f"Idle host {idle:.0f} MiB. Instances of {args.kib} KiB in studies of {PER_STUDY:,}."
+            f"{'Medians of ' + str(args.runs) + ' runs' if args.runs > 1 else 'One run'}, exporting every size in "
+            f"turn (order {', '.join(f'{n:,}' for n in sizes)}{', rotating' if args.runs > 1 else ''}) on one host "
+            f"and one task hub ({args.runs * sum(sizes):,} instances in all), from a store of {len(seeded.files):,} "
+            f"instances of {args.kib} KiB in studies of {PER_STUDY:,}, seeded in {seeding:.0f} s "
+            f"({len(seeded.files) / seeding:.0f} blobs/s). `task hub on disk`: database and WAL after the export. "
+            "`most history rows while running`: the most rows the running export had in the history table at "
+            "once, sampled every second. `its history at the end`: events and bytes of its history rows. Status: "
+            "every GET /v1/operations/{id} of the 0.5 s polling during the export, timed by the client. "
+            f"Idle host {idle:.0f} MiB. Load average (1, 5, 15 min) {load_start[0]:.1f}, {load_start[1]:.1f}, "
+            f"{load_start[2]:.1f} at the start and {load_end[0]:.1f}, {load_end[1]:.1f}, {load_end[2]:.1f} at the "
+            "end: the machine (2 cores) was shared with other engineers' test runs."
         ),
         results=args.results,
     )
