@@ -326,6 +326,18 @@ def rss(pid: int) -> int:
     return total
 
 
+def cpu_seconds(process: psutil.Process, children: bool = False) -> float:
+    """User and system CPU seconds `process` (and with `children`, its running children) has used so far."""
+    total = 0.0
+    for each in [process, *(process.children(recursive=True) if children else [])]:
+        try:
+            times = each.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 class Peak:
     """Calls `sample()` every `interval` seconds while in the `with` block; `.peak` is the highest value seen."""
 

@@ -7,12 +7,16 @@ store's container (`common.seed`, about 1 000 blobs/s), then per run exports the
 each size n (order rotating from run to run), each to a fresh container deleted afterwards, with the
 published defaults (BatchSize 100, MaxParallelBatches 10, MaxParallelThreads 5: 1 000 instances per
 generation, then continue-as-new). Per export it records:
-- seconds per 1 000 instances (the target: flat from the smallest size to the largest);
+- seconds per 1 000 instances (the target: flat from the smallest size to the largest), and the CPU seconds
+  per 1 000 of the host and of Azurite (which rewrites its whole blob index to disk every 5 s, so it works
+  harder the more blobs it holds);
 - the task hub: database and WAL on disk after the export, the most history rows the running export held
   at once (sampled every second; one generation's worth whatever the export's size) and its history at
   the end;
 - the host's RSS (with its children): peak during the export, and after it;
-- status latency: GET /v1/operations/{id} every 0.5 s while the export runs, timed by the client.
+- status latency: GET /v1/operations/{id} every 0.5 s while the export runs, timed by the client;
+- the lock-step of generations: the share of the export's time spent in tails (copy slots waiting for their
+  generation's slowest batch) and in changes of generation (`profile_summary.timeline`, from the host log).
 Medians over the runs.
 """
 
@@ -26,6 +30,7 @@ import time
 import uuid
 from contextlib import closing
 
+import psutil
 from common import (
     KIB,
     MIB,
@@ -33,6 +38,7 @@ from common import (
     PeakRss,
     Stack,
     add_results_argument,
+    cpu_seconds,
     median,
     report,
     rss,
@@ -43,6 +49,7 @@ from common import (
     table,
     task_hub,
 )
+from profile_summary import timeline
 
 PER_STUDY = 1000
 
@@ -72,8 +79,13 @@ def export(bench: Stack, studies: list[str]) -> dict:
     name = f"scale-{uuid.uuid4().hex[:12]}"
     target = bench.container(name)
     before = history_rows(bench)
+    processes = [psutil.Process(bench.host.process.pid), psutil.Process(bench.azurite.process.pid)]
+    cpu = [cpu_seconds(process, children=True) for process in processes]
     with PeakRss(bench.host.process.pid, interval=0.05) as memory, Peak(lambda: history_rows(bench), 1.0) as rows:
         done = run_export(bench.host, studies, bench.connection_string, name)
+    host_cpu, azurite_cpu = (
+        cpu_seconds(process, children=True) - used for process, used in zip(processes, cpu, strict=True)
+    )
     expected = len(studies) * PER_STUDY
     if done.view["results"]["exported"] != expected:
         raise SystemExit(f"export copied {done.view['results']}, expected {expected}")
@@ -82,9 +94,12 @@ def export(bench: Stack, studies: list[str]) -> dict:
         done.operation_id,
     )
     latency_ms = [s * 1000 for s in done.status_seconds]
+    wall = timeline(bench.host.log(), done.operation_id)
     figures = {
         "per_1000_s": done.seconds / (expected / 1000),
         "seconds": done.seconds,
+        "host_cpu_per_1000_s": host_cpu / (expected / 1000),
+        "azurite_cpu_per_1000_s": azurite_cpu / (expected / 1000),
         "hub_mib": hub_on_disk(bench) / MIB,
         "history_peak_rows": rows.peak - before,
         "history_events": events,
@@ -95,6 +110,9 @@ def export(bench: Stack, studies: list[str]) -> dict:
         "status_p50_ms": percentile(latency_ms, 50),
         "status_p99_ms": percentile(latency_ms, 99),
         "status_max_ms": max(latency_ms),
+        "generations": wall["generations"],
+        "tails_pct": 100 * wall["tails s"] / done.seconds,
+        "between_pct": 100 * wall["between generations s"] / done.seconds,
     }
     target.delete_container()
     return figures
@@ -136,6 +154,7 @@ def main() -> None:
             f"{n:,}",
             cell(n, "seconds", ".1f"),
             cell(n, "per_1000_s", ".2f"),
+            f"{cell(n, 'host_cpu_per_1000_s', '.2f')} / {cell(n, 'azurite_cpu_per_1000_s', '.2f')}",
             cell(n, "hub_mib", ".1f"),
             cell(n, "history_peak_rows"),
             f"{cell(n, 'history_events')} ({cell(n, 'history_kib')} KiB)",
@@ -143,6 +162,7 @@ def main() -> None:
             cell(n, "after_mib"),
             f"{cell(n, 'status_p50_ms', '.1f')} / {cell(n, 'status_p99_ms', '.0f')} / {cell(n, 'status_max_ms')}",
             cell(n, "status_polls"),
+            f"{cell(n, 'generations')}: {cell(n, 'tails_pct', '.1f')} % / {cell(n, 'between_pct', '.1f')} %",
         ]
         for n in sizes
     ]
@@ -151,6 +171,7 @@ def main() -> None:
             "instances",
             "seconds",
             "seconds per 1 000",
+            "CPU s per 1 000: host / Azurite",
             "task hub on disk MiB",
             "most history rows while running",
             "its history at the end",
@@ -158,6 +179,7 @@ def main() -> None:
             "host RSS after MiB",
             "status ms p50 / p99 / max",
             "status polls",
+            "generations: tails / changes of generation",
         ],
         rows,
     )
@@ -172,7 +194,10 @@ def main() -> None:
             f"({len(seeded.files) / seeding:.0f} blobs/s). `task hub on disk`: database and WAL after the export. "
             "`most history rows while running`: the most rows the running export had in the history table at "
             "once, sampled every second. `its history at the end`: events and bytes of its history rows. Status: "
-            "every GET /v1/operations/{id} of the 0.5 s polling during the export, timed by the client. "
+            "every GET /v1/operations/{id} of the 0.5 s polling during the export, timed by the client. Tails: the "
+            "mean time a copy slot waited for its generation's slowest batch, summed over the generations; changes "
+            "of generation: from a generation's last copy to the next one's first (both from the host log, as "
+            "share of the export's time). "
             f"Idle host {idle:.0f} MiB. Load average (1, 5, 15 min) {load_start[0]:.1f}, {load_start[1]:.1f}, "
             f"{load_start[2]:.1f} at the start and {load_end[0]:.1f}, {load_end[1]:.1f}, {load_end[2]:.1f} at the "
             "end: the machine (2 cores) was shared with other engineers' test runs."

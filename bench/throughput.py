@@ -34,6 +34,7 @@ from common import (
     Seeded,
     Stack,
     add_results_argument,
+    cpu_seconds,
     median,
     repeat,
     report,
@@ -59,11 +60,6 @@ def raw_copy(source: ContainerClient, target: ContainerClient, names: list[str],
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(copy, names))
-
-
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
 
 
 def measure(bench: Stack, seeded: Seeded, run: int) -> dict:
