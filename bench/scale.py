@@ -3,13 +3,14 @@
     .venv/bin/python bench/scale.py [--runs 1] [--sizes 2000,10000,20000,50000,100000] [--kib 2]
 
 Seeds the store with the largest size, in studies of 1 000 instances of `--kib` KiB put straight into the
-store's container (`common.seed`, about 1 000 blobs/s), then per run exports the first n / 1 000 studies for
-each size n (order rotating from run to run), each to a fresh container deleted afterwards, with the
+store's container (`common.seed`), then per run exports the first n / 1 000 studies for each size n (order
+rotating from run to run), each to a fresh container of a second Azurite, deleted afterwards (Azurite's
+per-request work grows with the blobs it holds, so the destinations must not add to the store's), with the
 published defaults (BatchSize 100, MaxParallelBatches 10, MaxParallelThreads 5: 1 000 instances per
 generation, then continue-as-new). Per export it records:
 - seconds per 1 000 instances (the target: flat from the smallest size to the largest), and the CPU seconds
-  per 1 000 of the host and of Azurite (which rewrites its whole blob index to disk every 5 s, so it works
-  harder the more blobs it holds);
+  per 1 000 of the host, the store's Azurite and the destination's (Azurite looks blobs up by scanning its
+  index and rewrites it to disk every 5 s, so it works harder the more blobs it holds);
 - the task hub: database and WAL on disk after the export, the most history rows the running export held
   at once (sampled every second; one generation's worth whatever the export's size) and its history at
   the end;
@@ -31,6 +32,7 @@ import uuid
 from contextlib import closing
 
 import psutil
+from azure.storage.blob import ContainerClient
 from common import (
     KIB,
     MIB,
@@ -50,6 +52,9 @@ from common import (
     task_hub,
 )
 from profile_summary import timeline
+
+from devhost.azurite import Azurite, free_port
+from shared.connection_pool import pooled_session
 
 PER_STUDY = 1000
 
@@ -75,15 +80,16 @@ def percentile(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1] if len(values) > 1 else values[0]
 
 
-def export(bench: Stack, studies: list[str]) -> dict:
+def export(bench: Stack, destination: Azurite, studies: list[str]) -> dict:
     name = f"scale-{uuid.uuid4().hex[:12]}"
-    target = bench.container(name)
+    target = ContainerClient.from_connection_string(destination.connection_string, name, session=pooled_session())
+    target.create_container()
     before = history_rows(bench)
-    processes = [psutil.Process(bench.host.process.pid), psutil.Process(bench.azurite.process.pid)]
+    processes = [psutil.Process(p.process.pid) for p in (bench.host, bench.azurite, destination)]
     cpu = [cpu_seconds(process, children=True) for process in processes]
     with PeakRss(bench.host.process.pid, interval=0.05) as memory, Peak(lambda: history_rows(bench), 1.0) as rows:
-        done = run_export(bench.host, studies, bench.connection_string, name)
-    host_cpu, azurite_cpu = (
+        done = run_export(bench.host, studies, destination.connection_string, name)
+    host_cpu, store_cpu, destination_cpu = (
         cpu_seconds(process, children=True) - used for process, used in zip(processes, cpu, strict=True)
     )
     expected = len(studies) * PER_STUDY
@@ -99,7 +105,8 @@ def export(bench: Stack, studies: list[str]) -> dict:
         "per_1000_s": done.seconds / (expected / 1000),
         "seconds": done.seconds,
         "host_cpu_per_1000_s": host_cpu / (expected / 1000),
-        "azurite_cpu_per_1000_s": azurite_cpu / (expected / 1000),
+        "store_cpu_per_1000_s": store_cpu / (expected / 1000),
+        "destination_cpu_per_1000_s": destination_cpu / (expected / 1000),
         "hub_mib": hub_on_disk(bench) / MIB,
         "history_peak_rows": rows.peak - before,
         "history_events": events,
@@ -135,15 +142,19 @@ def main() -> None:
         seeding = time.perf_counter() - started
         print(f"  seeded in {seeding:.0f} s ({len(seeded.files) / seeding:.0f} blobs/s)", flush=True)
         found: dict[int, list[dict]] = {n: [] for n in sizes}
-        for run in range(args.runs):
-            for n in sizes[run % len(sizes) :] + sizes[: run % len(sizes)]:  # no size always first or last
-                figures = export(bench, seeded.studies[: n // PER_STUDY])
-                found[n].append(figures)
-                print(
-                    f"  run {run + 1}/{args.runs}, {n} instances: "
-                    + ", ".join(f"{k}={v:.3g}" for k, v in figures.items()),
-                    flush=True,
-                )
+        destination = Azurite(bench.folder / "destination", free_port()).start()
+        try:
+            for run in range(args.runs):
+                for n in sizes[run % len(sizes) :] + sizes[: run % len(sizes)]:  # no size always first or last
+                    figures = export(bench, destination, seeded.studies[: n // PER_STUDY])
+                    found[n].append(figures)
+                    print(
+                        f"  run {run + 1}/{args.runs}, {n} instances: "
+                        + ", ".join(f"{k}={v:.3g}" for k, v in figures.items()),
+                        flush=True,
+                    )
+        finally:
+            destination.stop()
     load_end = os.getloadavg()
 
     def cell(n: int, key: str, fmt: str = ".0f") -> str:
@@ -154,7 +165,7 @@ def main() -> None:
             f"{n:,}",
             cell(n, "seconds", ".1f"),
             cell(n, "per_1000_s", ".2f"),
-            f"{cell(n, 'host_cpu_per_1000_s', '.2f')} / {cell(n, 'azurite_cpu_per_1000_s', '.2f')}",
+            " / ".join(cell(n, f"{who}_cpu_per_1000_s", ".2f") for who in ("host", "store", "destination")),
             cell(n, "hub_mib", ".1f"),
             cell(n, "history_peak_rows"),
             f"{cell(n, 'history_events')} ({cell(n, 'history_kib')} KiB)",
@@ -171,7 +182,7 @@ def main() -> None:
             "instances",
             "seconds",
             "seconds per 1 000",
-            "CPU s per 1 000: host / Azurite",
+            "CPU s per 1 000: host / store / destination",
             "task hub on disk MiB",
             "most history rows while running",
             "its history at the end",
