@@ -5,12 +5,12 @@
 Seeds the store with the largest size, in studies of 1 000 instances of `--kib` KiB put straight into the
 store's container (`common.seed`), then per run exports the first n / 1 000 studies for each size n (order
 rotating from run to run), each to a fresh container of a second Azurite, deleted afterwards (Azurite's
-per-request work grows with the blobs it holds, so the destinations must not add to the store's), with the
-published defaults (BatchSize 100, MaxParallelBatches 10, MaxParallelThreads 5: 1 000 instances per
+writes cost it more the more blobs it holds, so the destinations must not share the store's emulator), with
+the published defaults (BatchSize 100, MaxParallelBatches 10, MaxParallelThreads 5: 1 000 instances per
 generation, then continue-as-new). Per export it records:
 - seconds per 1 000 instances (the target: flat from the smallest size to the largest), and the CPU seconds
-  per 1 000 of the host, the store's Azurite and the destination's (Azurite looks blobs up by scanning its
-  index and rewrites it to disk every 5 s, so it works harder the more blobs it holds);
+  per 1 000 of the host, the store's Azurite and the destination's (the emulator's share, which the host's
+  must not be blamed for);
 - the task hub: database and WAL on disk after the export, the most history rows the running export held
   at once (sampled every second; one generation's worth whatever the export's size) and its history at
   the end;
