@@ -10,9 +10,14 @@ HOST ?= 127.0.0.1
 PORT ?= 7071
 PYTEST_ARGS ?=
 
-.PHONY: install run test demo lint bench clean
+.PHONY: install orthanc run test demo lint bench clean
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed node_modules/.installed orthanc
+
+# Orthanc and its DICOMweb plugin from Debian, for the tests against an external DICOMweb store (CI runs as root).
+orthanc:
+	@test -x /usr/sbin/Orthanc && ls /usr/lib/orthanc/libOrthancDicomWeb.so* >/dev/null 2>&1 || { \
+		apt-get update && apt-get install -y --no-install-recommends orthanc orthanc-dicomweb; }
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PYTHON)" && "$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || { \

@@ -3,6 +3,8 @@
 Every route template is registered once per version prefix, as its own function, so the routes
 stay explicit (no catch-all). Route UIDs are checked before they reach the store: anything but a
 valid UID is a 400 naming the parameter, so no request can leave the `<study>/<series>/<sop>.dcm` layout.
+They serve the built-in blob store only: when the export reads an external store (`DicomStore__Type`)
+they answer 404 saying so, and clients store into that server instead.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from azure.core.exceptions import AzureError
 
 from shared.stores.blob import stow, wado
 from shared.stores.blob.store import DicomStore, InstanceChangedOrGone
+from shared.stores.factory import TYPE_SETTING, store_type
+from shared.stores.interface import StoreMisconfigured
 from shared.uids import Identifier, uid_problem
 
 log = logging.getLogger(__name__)
@@ -111,7 +115,13 @@ ROUTES: tuple[tuple[str, str, str, Callable[[func.HttpRequest], func.HttpRespons
 def _register(name: str, method: str, route: str, handler: Callable[[func.HttpRequest], func.HttpResponse]):
     def function(req: func.HttpRequest) -> func.HttpResponse:
         try:
+            if store_type() != "blob":
+                return _error(404, f"this server has no DICOM store of its own: the export reads the external "
+                                   f"store named by setting {TYPE_SETTING}; store into that server instead")
             return handler(req)
+        except StoreMisconfigured as misconfigured:
+            log.error("%s: %s", name, misconfigured)
+            return _error(500, f"the server is misconfigured: {misconfigured}")
         except BadParameter as bad:
             return _error(400, str(bad))
         except AzureError as error:  # the store is down or refusing us: not the client's fault, not a crash

@@ -22,6 +22,7 @@ from shared.export.request import RequestError, parse_export_request
 from shared.export.settings import ExportSettings
 from shared.export.steps import prepare
 from shared.secrets import SecretKeyError, digest
+from shared.stores.factory import check_settings
 
 from .responses import error, json_response
 
@@ -53,6 +54,7 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
         return error(404, f"export is not enabled on this server (setting {FEATURE_FLAG})")
     try:
         policy = ExportSettings.from_settings()
+        check_settings()
     except ValueError as misconfigured:
         return _misconfigured(misconfigured)
     try:

@@ -1,8 +1,9 @@
 """The export orchestration's whole input: everything needed to resume from one generation to the next.
 
-It holds what is left of the source (identifiers, and a listing cursor inside the first), the
-destination with its secrets protected, the batching settings fixed at start, the progress so
-far, and the operation's original created time and errorHref. Each generation ends with
+It holds what is left of the source (identifiers, or WHOLE_STORE, and the store's opaque listing
+cursor inside the first: a blob continuation token, or a QIDO offset), the destination with its
+secrets protected, the batching settings fixed at start, the progress so far, and the
+operation's original created time and errorHref. Each generation ends with
 `continue_as_new(checkpoint.advance(...).to_json())`, so history never grows past one generation.
 Plain JSON in and out: the orchestrator must stay deterministic and cheap to replay.
 """
@@ -13,6 +14,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from shared.export.settings import ExportSettings
+
+WHOLE_STORE = "*"  # the one identifier of an export without a source: every instance in the store
 
 
 @dataclass(frozen=True)

@@ -28,27 +28,19 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import BlobClient, BlobSasPermissions, ContainerClient, generate_blob_sas
+from azure.storage.blob import BlobClient, ContainerClient
 
 from shared.deid.dataset import Deidentifier, NotDeidentified
 from shared.deid.stream import deidentify_file
 from shared.export.errors_log import ErrorEntry, ErrorLog
 from shared.secrets import scrub
-from shared.stores.blob.store import (
-    BLOCK_SIZE,
-    DICOM_CONTENT,
-    SINGLE_PUT_SIZE,
-    DicomStore,
-    Download,
-    InstanceChangedOrGone,
-    StoredInstance,
-    blob_name,
-)
+from shared.stores.blob.store import BLOCK_SIZE, DICOM_CONTENT, SINGLE_PUT_SIZE
+from shared.stores.interface import InstanceChangedOrGone, Opened, Store, StoredInstance, blob_name
 from shared.uids import Identifier
 
 # Destination transfers in the store's block sizes: a large file is never whole in memory.
@@ -105,7 +97,7 @@ def fault_policy(error: BaseException, side: str) -> str | None:
     code = getattr(error, "error_code", None) or ""
     if side == "source":
         gone = (InstanceChangedOrGone, ResourceNotFoundError, ResourceModifiedError)
-        if isinstance(error, gone) or status in (404, 412):
+        if isinstance(error, gone) or status in (404, 410, 412):
             return "the instance was deleted or replaced in the store after the export listed it"
         if status in (400, 409, 416):
             return f"the instance could not be read from the store ({code or status})"
@@ -118,7 +110,7 @@ def fault_policy(error: BaseException, side: str) -> str | None:
 class BatchCopier:
     """Copies batches from the store to one destination container."""
 
-    def __init__(self, store: DicomStore, destination: ContainerClient, operation_id: str,
+    def __init__(self, store: Store, destination: ContainerClient, operation_id: str,
                  describe_fault: Callable[[BaseException], str], mode: str = "stream", threads: int = 5,
                  deidentifier: Deidentifier | None = None):
         self.store = store
@@ -177,7 +169,7 @@ class BatchCopier:
 
     def _stream(self, instance: StoredInstance, target: BlobClient) -> None:
         try:
-            download = self.store.download(instance.blob_name, etag=instance.etag)
+            download = self.store.open(instance)
         except Exception as error:  # noqa: BLE001 - whatever the store raises is a source fault
             raise _SourceFault(error) from None
         chunks: Iterator[bytes] | bytes
@@ -187,7 +179,7 @@ class BatchCopier:
         else:
             file = deidentify_file(_source_chunks(download), self.deidentifier)
             target = self.destination.get_blob_client(result_path(self.operation_id, file.identifier))
-            if download.size > SINGLE_PUT_SIZE:  # a block at a time, its new length unknown until the end
+            if download.size is None or download.size > SINGLE_PUT_SIZE:  # a block at a time, length unknown
                 chunks, length = file.chunks, None
             else:  # whole, to go in one request as a plain copy does (an unknown length costs two)
                 chunks = b"".join(file.chunks)
@@ -195,7 +187,7 @@ class BatchCopier:
         target.upload_blob(chunks, length=length, overwrite=True, content_settings=DICOM_CONTENT, max_concurrency=1)
 
     def _server_copy(self, instance: StoredInstance, target: BlobClient) -> None:
-        source_url = self._read_url(instance)
+        source_url = self.store.read_url(instance, SERVER_COPY_TIMEOUT)
         if source_url is None:
             raise _CopyRefused()
         try:
@@ -220,21 +212,8 @@ class BatchCopier:
                 target.abort_copy(str(started["copy_id"]))
             raise _CopyRefused()
 
-    def _read_url(self, instance: StoredInstance) -> str | None:
-        """A read-only URL of the source valid for a few minutes, or None if the store holds no account key."""
-        source = self.store.container
-        key = getattr(source.credential, "account_key", None)
-        if not key:
-            return None
-        sas = generate_blob_sas(
-            account_name=source.credential.account_name, container_name=source.container_name,
-            blob_name=instance.blob_name, account_key=key, permission=BlobSasPermissions(read=True),
-            expiry=datetime.now(UTC) + SERVER_COPY_TIMEOUT,
-        )
-        return f"{source.get_blob_client(instance.blob_name).url}?{sas}"
 
-
-def _source_chunks(download: Download) -> Iterator[bytes]:
+def _source_chunks(download: Opened) -> Iterator[bytes]:
     """The source's bytes a block at a time, its errors tagged as the source's."""
     try:
         yield from download.chunks()

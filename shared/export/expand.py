@@ -1,8 +1,9 @@
 """Expand identifiers into batches of stored instances, one generation's worth at a time.
 
-The store is listed by prefix page by page with a cursor, never all at once: a study larger than
-a generation holds is resumed from the cursor in the next one. An identifier that matches
-nothing becomes a not-found entry (one skipped file and one errors.log line).
+Whichever the store (`shared.stores.interface.Store`), it is listed page by page with a cursor,
+never all at once: a study, or the whole store (the identifier None), larger than a generation
+holds is resumed from the cursor in the next one. An identifier that matches nothing becomes a
+not-found entry (one skipped file and one errors.log line); an empty store is simply empty.
 """
 
 from __future__ import annotations
@@ -11,19 +12,17 @@ import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from azure.core.exceptions import ResourceNotFoundError
-
-from shared.stores.blob.store import DicomStore, StoredInstance, parse_blob_name
+from shared.stores.interface import Store, StoredInstance, parse_blob_name
 from shared.uids import Identifier
 
-MAX_PAGE = 5000  # the most a blob listing returns per request
+MAX_PAGE = 5000  # the most asked of one listing (a blob listing's own maximum)
 READ_AHEAD = 16  # the most identifiers listed at once
 
 
 @dataclass(frozen=True)
 class Expansion:
     batches: list[list[StoredInstance]]
-    not_found: list[Identifier]
+    not_found: list[Identifier]  # never the whole store (None): an empty store has nothing to miss
     consumed: int  # how many of the given identifiers are finished
     cursor: str | None  # where to resume listing the next unfinished one
 
@@ -36,7 +35,7 @@ class Expansion:
         }
 
 
-def expand(store: DicomStore, identifiers: list[Identifier], cursor: str | None,
+def expand(store: Store, identifiers: list[Identifier | None], cursor: str | None,
            batch_size: int, max_batches: int) -> Expansion:
     """Up to `max_batches` batches of at most `batch_size` instances, from `identifiers` in order.
 
@@ -55,12 +54,12 @@ def expand(store: DicomStore, identifiers: list[Identifier], cursor: str | None,
             ahead = identifiers[consumed:consumed + window]
             starts = [cursor] + [None] * (len(ahead) - 1)
             page_size = min(capacity - len(found), MAX_PAGE)
-            listed = pool.map(functools.partial(_list, store, page_size=page_size), ahead, starts)
+            listed = pool.map(functools.partial(store.list_page, page_size=page_size), ahead, starts)
             for identifier, start, (page, next_cursor) in zip(ahead, starts, listed):
                 room = capacity - len(found)
                 if len(page) > room:  # listed ahead of what fits: list again exactly what fits
-                    page, next_cursor = _list(store, identifier, start, room)
-                if not page and start is None and next_cursor is None:
+                    page, next_cursor = store.list_page(identifier, start, room)
+                if not page and start is None and next_cursor is None and identifier is not None:
                     not_found.append(identifier)
                 found.extend(page)
                 if next_cursor:  # more under this identifier: resume from there
@@ -80,14 +79,6 @@ def _likely_to_fit(room: int, found: int, consumed: int) -> int:
     Listing further ahead only parses pages to throw them away (the SDK spends ~0.2 ms of CPU per listed blob).
     """
     return max(1, -(-room * consumed // found)) if found and consumed else READ_AHEAD
-
-
-def _list(store: DicomStore, identifier: Identifier, cursor: str | None,
-          page_size: int) -> tuple[list[StoredInstance], str | None]:
-    try:
-        return store.list_page(identifier, cursor, page_size)
-    except ResourceNotFoundError:  # no store container yet: nothing was ever stored
-        return [], None
 
 
 def instance_to_json(instance: StoredInstance) -> list:

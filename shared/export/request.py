@@ -7,6 +7,7 @@ Rules (the published API's, plus what its server did where the document is silen
   The same property twice (in any casing) and unknown properties are refused with 400 naming
   them, so a typo such as `blobContainerUrl` is caught instead of silently ignored.
 - Type values are case-insensitive (`identifiers`, `AzureBlob`).
+- `source` may be left out: the export then covers the whole store (no identifiers).
 - Identifiers are `study[/series[/sop]]`; exact repeats and identifiers already covered by
   another one in the list (a series of a listed study) are dropped, so nothing is exported twice.
 - `deidentification` (optional): `{"profile": "basic", "options": [...]}`, the PS3.15 Basic
@@ -39,7 +40,7 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class ExportRequest:
-    identifiers: tuple[Identifier, ...]
+    identifiers: tuple[Identifier, ...]  # empty: the whole store
     destination: Destination
     deidentification: Profile | None = None
 
@@ -66,9 +67,10 @@ def parse_export_request(body: bytes, content_type: str | None, policy: ExportSe
     top = _fields(document, "", ("source", "sources", "destination", "deidentification"))
     if "source" in top and "sources" in top:
         raise RequestError(400, "give 'source' or its alias 'sources', not both", "source")
-    source = _object(top.get("source", top.get("sources")), "source")
+    given = "source" in top or "sources" in top
+    source = _object(top.get("source", top.get("sources")), "source") if given else None
     destination = _object(top.get("destination"), "destination")
-    return ExportRequest(_identifiers(source), _destination(destination, policy),
+    return ExportRequest(_identifiers(source) if source is not None else (), _destination(destination, policy),
                          _deidentification(top.get("deidentification")))
 
 

@@ -2,7 +2,8 @@
 
 - `prepare`: after the request is validated, create `<op>/errors.log` in the destination (which
   also proves the container exists and the credential may write) and build the first checkpoint.
-- `expand_step`: list the next identifiers into batches; log identifiers that match nothing.
+- `expand_step`: list the next identifiers (or the whole store) into batches; log identifiers that
+  match nothing.
 - `copy_step`: copy one batch (de-identified when the export asked for it, shared/deid/).
 Faults of the destination surface as DestinationRefused (starter → 400) or CopyFailed (activity
 → retried, then the operation fails), always with a message free of secrets.
@@ -22,15 +23,16 @@ from azure.storage.blob import ContainerClient, LinearRetry
 from shared.connection_pool import shared_pool
 from shared.deid.dataset import Deidentifier, KeyChanged
 from shared.deid.pseudonyms import Pseudonyms
-from shared.export.checkpoint import Batching, Checkpoint
+from shared.export.checkpoint import WHOLE_STORE, Batching, Checkpoint
 from shared.export.copy import TRANSFER_OPTIONS, BatchCopier, CopyFailed, store_problem
 from shared.export.destination import Destination, DestinationRefused, check_allowed, destination_problem
 from shared.export.errors_log import ErrorEntry, ErrorLog
 from shared.export.expand import expand, instance_from_json
 from shared.export.request import ExportRequest
 from shared.export.settings import ExportSettings
-from shared.stores.blob.store import DicomStore
-from shared.uids import parse_identifier
+from shared.stores.factory import open_store
+from shared.stores.interface import Store, StoreError, StoreMisconfigured
+from shared.uids import Identifier, parse_identifier
 
 from . import errors_log
 
@@ -56,7 +58,7 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         raise DestinationRefused(f"destination: {destination_problem(error, destination)}", "destination") from None
     return Checkpoint(
         operation_id=operation_id,
-        identifiers=tuple(str(i) for i in request.identifiers),
+        identifiers=tuple(str(i) for i in request.identifiers) or (WHOLE_STORE,),
         destination=destination.protected(env),
         batching=Batching.from_settings(policy),
         created_time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
@@ -67,12 +69,12 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
     )
 
 
-def expand_step(work: Mapping[str, Any], store: DicomStore | None = None) -> dict[str, Any]:
+def expand_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str, Any]:
     """The expand activity: the next batches, with the identifiers that match nothing logged as skipped."""
     try:
-        expansion = expand(store or _store(), [parse_identifier(i) for i in work["identifiers"]], work["cursor"],
+        expansion = expand(store or _store(), [_identifier(i) for i in work["identifiers"]], work["cursor"],
                            work["batchSize"], work["maxBatches"])
-    except AzureError as error:  # the store is down or refusing us: the activity fails and is retried
+    except (AzureError, StoreError) as error:  # the store is down or refusing us: the activity fails, is retried
         raise CopyFailed(store_problem(error)) from None
     if expansion.not_found:
         deidentifier = _deidentifier(work.get("deidentification"))
@@ -86,7 +88,7 @@ def expand_step(work: Mapping[str, Any], store: DicomStore | None = None) -> dic
     return expansion.to_json()
 
 
-def copy_step(work: Mapping[str, Any], store: DicomStore | None = None) -> dict[str, int]:
+def copy_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str, int]:
     """The copy activity: one batch copied; {"exported", "skipped"}."""
     destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
     copier = BatchCopier(
@@ -107,10 +109,22 @@ def _deidentifier(data: dict | None) -> Deidentifier | None:
         raise CopyFailed(str(changed)) from None
 
 
+def _identifier(text: str) -> Identifier | None:
+    return None if text == WHOLE_STORE else parse_identifier(text)
+
+
+def _store() -> Store:
+    """The store the app settings name; CopyFailed naming the setting when they are wrong."""
+    try:
+        return _open_store()
+    except StoreMisconfigured as misconfigured:
+        raise CopyFailed(f"the server is misconfigured: {misconfigured}") from None
+
+
 @functools.cache
-def _store() -> DicomStore:
+def _open_store() -> Store:
     """One store client (and connection pool) per worker process."""
-    return DicomStore.from_settings(retry_policy=_fail_fast())
+    return open_store(retry_policy=_fail_fast())
 
 
 @functools.lru_cache(maxsize=32)

@@ -54,6 +54,10 @@ def test_names_and_types_are_case_insensitive_and_parts_are_trimmed():
     assert request.destination.sas == SAS and request.destination.account == "acct"
 
 
+def test_a_request_without_source_exports_the_whole_store():
+    assert parse({"destination": body()["destination"]}).identifiers == ()
+
+
 def test_repeats_and_identifiers_inside_a_listed_study_are_exported_once():
     request = parse(body(values=["1.2", "1.2/3", "5.6/7/8", "1.2/3/4", "5.6/7/8", "5.6/7"]))
     assert [str(i) for i in request.identifiers] == ["1.2", "5.6/7"]
@@ -73,7 +77,7 @@ REFUSALS = [
     ("duplicate property", b'{"source": {}, "Source": {}}', "application/json", 400, "'Source' appears twice"),
     ("source and sources", body(sources={}), "application/json", 400, "'sources'"),
     ("unknown top-level field", body(callback="x"), "application/json", 400, "unknown property 'callback'"),
-    ("missing source", {"destination": body()["destination"]}, "application/json", 400, "source is required"),
+    ("null source", {**body(), "source": None}, "application/json", 400, "source is required"),
     ("missing destination", {"source": body()["source"]}, "application/json", 400, "destination is required"),
     ("source not an object", {**body(), "source": "1.2.3"}, "application/json", 400, "source must be an object"),
     ("missing source type", {**body(), "source": {"settings": {"values": ["1.2"]}}}, "application/json", 400,

@@ -12,15 +12,30 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import ContainerClient, ContentSettings, StorageStreamDownloader
+from azure.storage.blob import (
+    BlobSasPermissions,
+    ContainerClient,
+    ContentSettings,
+    StorageStreamDownloader,
+    generate_blob_sas,
+)
 
 from shared import settings
 from shared.connection_pool import shared_pool
-from shared.uids import Identifier, is_uid
+from shared.stores.interface import (
+    InstanceChangedOrGone,
+    Store,
+    StoredInstance,
+    StoreMisconfigured,
+    blob_name,
+    parse_blob_name,
+)
+from shared.uids import Identifier
 
 DEFAULT_CONTAINER = "dicomweb"
 DICOM_CONTENT = ContentSettings(content_type="application/dicom")
@@ -33,47 +48,7 @@ _TRANSFER_SIZES: dict[str, Any] = {"max_block_size": BLOCK_SIZE, "max_single_put
 DELETE_BATCH = 256  # the most one blob batch request may hold
 
 
-class InstanceChangedOrGone(LookupError):
-    """The instance is not in the store, or no longer the version (etag) that was listed."""
-
-
-@dataclass(frozen=True)
-class StoredInstance:
-    """One instance as the listing saw it; `etag` pins the version an export will read."""
-
-    study: str
-    series: str
-    instance: str
-    size: int
-    etag: str
-
-    @property
-    def blob_name(self) -> str:
-        return blob_name(self.study, self.series, self.instance)
-
-    @property
-    def identifier(self) -> Identifier:
-        return Identifier(self.study, self.series, self.instance)
-
-
-def blob_name(study: str, series: str, instance: str) -> str:
-    """The blob of one instance; refuses anything that is not three valid UIDs."""
-    for uid in (study, series, instance):
-        if not is_uid(uid):
-            raise ValueError(f"not a valid UID: {uid!r}")
-    return f"{study}/{series}/{instance}.dcm"
-
-
-def parse_blob_name(name: str) -> tuple[str, str, str] | None:
-    """(study, series, instance) of a store blob name, or None for a blob outside the layout."""
-    parts = name.split("/")
-    if len(parts) != 3 or not parts[2].endswith(".dcm"):
-        return None
-    study, series, instance = parts[0], parts[1], parts[2][: -len(".dcm")]
-    return (study, series, instance) if all(map(is_uid, (study, series, instance))) else None
-
-
-class DicomStore:
+class DicomStore(Store):
     """The store's container, with the few operations STOW, WADO, DELETE and export need."""
 
     def __init__(self, container: ContainerClient):
@@ -98,7 +73,8 @@ class DicomStore:
                 "AzureWebJobsStorage", None, env
             )
             if not conn:
-                raise RuntimeError("no store configured: set DicomStore__ConnectionString or AzureWebJobsStorage")
+                raise StoreMisconfigured(
+                    "no blob store configured: set DicomStore__ConnectionString or AzureWebJobsStorage")
             container = ContainerClient.from_connection_string(conn, name, **shared_pool(), **_TRANSFER_SIZES,
                                                                **options)
         return cls(container)
@@ -113,21 +89,22 @@ class DicomStore:
             self._created = True
 
     def list_page(
-        self, identifier: Identifier, cursor: str | None = None, page_size: int = 1000
+        self, identifier: Identifier | None, cursor: str | None = None, page_size: int = 1000
     ) -> tuple[list[StoredInstance], str | None]:
-        """Up to `page_size` instances under `identifier`, and the cursor of the next page (None at the end).
+        """Up to `page_size` instances under `identifier` (None: the whole container), and the cursor of the next
+        page (None at the end).
 
         An instance identifier names one blob, so its properties are read instead of listing a prefix: a
         point read, where a listing costs a scan and an XML page (about 0.7 ms of SDK parsing per blob).
         """
-        if identifier.instance:
+        if identifier and identifier.instance:
             return self._properties(identifier), None
         pages: Any = self.container.list_blobs(  # a PageIterator: it carries the continuation token
-            name_starts_with=identifier.blob_prefix, results_per_page=page_size
+            name_starts_with=identifier.blob_prefix if identifier else None, results_per_page=page_size
         ).by_page(continuation_token=cursor)
         try:
             page = next(pages)
-        except StopIteration:
+        except (StopIteration, ResourceNotFoundError):  # nothing, or no container yet: nothing was ever stored
             return [], None
         found = []
         for blob in page:
@@ -187,15 +164,27 @@ class DicomStore:
         except (ResourceNotFoundError, ResourceModifiedError) as error:
             raise _changed_or_gone(name, etag, error) from None
 
+    def open(self, instance: StoredInstance) -> Download:
+        return self.download(instance.blob_name, etag=instance.etag)
+
+    def read_url(self, instance: StoredInstance, valid_for: timedelta) -> str | None:
+        """A read-only SAS URL of the blob, or None when the store is not reached with an account key."""
+        key = getattr(self.container.credential, "account_key", None)
+        if not key:
+            return None
+        sas = generate_blob_sas(
+            account_name=self.container.credential.account_name, container_name=self.container.container_name,
+            blob_name=instance.blob_name, account_key=key, permission=BlobSasPermissions(read=True),
+            expiry=datetime.now(UTC) + valid_for,
+        )
+        return f"{self.container.get_blob_client(instance.blob_name).url}?{sas}"
+
     def delete(self, identifier: Identifier, page_size: int = 1000) -> int:
         """Delete every instance under `identifier`, a listing page at a time; the number deleted."""
         deleted, cursor = 0, None
         with ThreadPoolExecutor(max_workers=4) as pool:
             while True:
-                try:
-                    found, cursor = self.list_page(identifier, cursor, page_size)
-                except ResourceNotFoundError:  # no container yet: nothing stored
-                    return deleted
+                found, cursor = self.list_page(identifier, cursor, page_size)
                 names = [instance.blob_name for instance in found]
                 batches = [names[i: i + DELETE_BATCH] for i in range(0, len(names), DELETE_BATCH)]
                 deleted += sum(pool.map(self._delete_batch, batches))

@@ -1,0 +1,186 @@
+"""A DICOMweb server (Orthanc, dcm4chee, Google Cloud Healthcare, the Azure DICOM service) as the store.
+
+Listing is QIDO-RS, paged with `limit`/`offset`; the cursor is the offset reached (for the whole
+store, the study's offset in `/studies` and the offset inside it), so a study of any size is listed a
+bounded page per generation. A page shorter than asked is not taken as the end on its word: servers
+cap results without saying so (Orthanc's `LimitFindInstances`/`LimitFindResults`), so the count the server reports
+(Number of Study/Series Related Instances) decides; paging goes on from a capped page, and a listing
+that ends short of that count fails loudly instead of exporting part of a study.
+
+Reading is WADO-RS with `transfer-syntax=*`, so each instance comes as stored (without it servers
+transcode), parsed as a stream by `multipart.DicomPart`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from shared.secrets import scrub
+from shared.stores.dicomweb.multipart import DicomPart
+from shared.stores.dicomweb.session import dicomweb_session
+from shared.stores.dicomweb.settings import DicomWebSettings
+from shared.stores.interface import InstanceChangedOrGone, Store, StoredInstance, StoreError
+from shared.uids import Identifier, is_uid
+
+DICOM_JSON = "application/dicom+json"
+ACCEPT_DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+STUDY_UID, SERIES_UID, SOP_UID = "0020000D", "0020000E", "00080018"
+STUDY_INSTANCES, SERIES_INSTANCES = "00201208", "00201209"  # Number of Study/Series Related Instances
+QIDO_LIMIT = 1000  # the most instances asked for in one QIDO request
+STUDIES_PAGE = 100  # studies asked for at once when listing the whole store
+TIMEOUT = (10, 120)  # seconds to connect, and to wait for each next byte
+CHUNK = 1024 * 1024  # bytes read from the network at a time
+
+
+class DicomWebStore(Store):
+    def __init__(self, url: str, session: requests.Session):
+        self.url = url.rstrip("/")
+        self.session = session
+
+    @classmethod
+    def from_settings(cls, env: Mapping[str, str] | None = None) -> DicomWebStore:
+        config = DicomWebSettings.from_settings(env)
+        return cls(config.url, dicomweb_session(config))
+
+    def list_page(self, identifier: Identifier | None, cursor: str | None,
+                  page_size: int) -> tuple[list[StoredInstance], str | None]:
+        if identifier is None:
+            return self._list_store(cursor, page_size)
+        if identifier.instance:
+            rows = self._qido(f"studies/{identifier.study}/series/{identifier.series}/instances",
+                              SOPInstanceUID=identifier.instance)
+            return _instances(rows), None
+        return self._list_under(identifier, int(cursor or 0), page_size)
+
+    def open(self, instance: StoredInstance) -> DicomPart:
+        what = f"WADO-RS of instance {instance.identifier}"
+        path = f"studies/{instance.study}/series/{instance.series}/instances/{instance.instance}"
+        response = self._get(path, {}, ACCEPT_DICOM, stream=True)
+        if response.status_code in (404, 410):
+            response.close()
+            raise InstanceChangedOrGone(f"instance {instance.identifier} is not on the DICOMweb server "
+                                        f"({response.status_code})")
+        self._check(response, what)
+        try:
+            return DicomPart(response.headers.get("Content-Type", ""), self._body(response, what), what)
+        except BaseException:
+            response.close()
+            raise
+
+    def _list_under(self, identifier: Identifier, offset: int,
+                    page_size: int) -> tuple[list[StoredInstance], str | None]:
+        """One page of a study's or series' instances from `offset`, checked against the count reported."""
+        path = f"studies/{identifier.study}" + (f"/series/{identifier.series}" if identifier.series else "")
+        limit = min(page_size, QIDO_LIMIT)
+        rows = self._qido(f"{path}/instances", limit=limit, offset=offset,
+                          includefield=[STUDY_UID, SERIES_UID, SOP_UID])
+        reached = offset + len(rows)
+        if len(rows) == limit:
+            return _instances(rows), str(reached)
+        expected = self._count(identifier)
+        if expected is None:  # no count to check against: only an empty page ends the listing
+            return _instances(rows), str(reached) if rows else None
+        if reached >= expected:
+            return _instances(rows), None
+        if rows:  # a capped page: go on from where it stopped
+            return _instances(rows), str(reached)
+        raise StoreError(f"the DICOMweb server listed {reached} of the {expected} instances it reports for "
+                         f"{identifier.level} {identifier}: it caps its query results (Orthanc: "
+                         "LimitFindInstances, LimitFindResults), and the export will not copy part of it")
+
+    def _count(self, identifier: Identifier) -> int | None:
+        """The number of instances the server reports under a study or series (0 when it knows none)."""
+        if identifier.series:
+            rows = self._qido(f"studies/{identifier.study}/series", SeriesInstanceUID=identifier.series,
+                              includefield=SERIES_INSTANCES)
+            tag = SERIES_INSTANCES
+        else:
+            rows = self._qido("studies", StudyInstanceUID=identifier.study, includefield=STUDY_INSTANCES)
+            tag = STUDY_INSTANCES
+        if not rows:
+            return 0
+        value = _value(rows[0], tag)
+        return int(value) if isinstance(value, int | float | str) and str(value).isdigit() else None
+
+    def _list_store(self, cursor: str | None, page_size: int) -> tuple[list[StoredInstance], str | None]:
+        """Every study in turn (QIDO /studies, paged), and in each its instances; the cursor is
+        `<study offset>` or `<study offset>:<offset inside it>`."""
+        study_text, _, inner_text = (cursor or "0").partition(":")
+        study_offset, inner = int(study_text), inner_text or None
+        found: list[StoredInstance] = []
+        while True:
+            rows = self._qido("studies", limit=STUDIES_PAGE, offset=study_offset, includefield=STUDY_UID)
+            if not rows:  # only an empty page ends it: a short one may be capped
+                return found, None
+            for row in rows:
+                study = _value(row, STUDY_UID)
+                if is_uid(study):
+                    page, inner = self._list_under(Identifier(study), int(inner or 0), page_size - len(found))
+                    found.extend(page)
+                    if inner:
+                        return found, f"{study_offset}:{inner}"
+                study_offset += 1
+                if len(found) >= page_size:
+                    return found, str(study_offset)
+
+    def _qido(self, path: str, **params: Any) -> list[dict]:
+        what = f"QIDO-RS {path}"
+        response = self._get(path, params, DICOM_JSON)
+        with response:
+            self._check(response, what)
+            if response.status_code == 204 or not response.content.strip():
+                return []
+            try:
+                rows = response.json()
+            except ValueError:
+                raise StoreError(f"{what}: the reply is not DICOM JSON") from None
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise StoreError(f"{what}: the reply is not a list of DICOM JSON datasets")
+        return rows
+
+    def _get(self, path: str, params: Mapping[str, Any], accept: str, stream: bool = False) -> requests.Response:
+        try:
+            return self.session.get(f"{self.url}/{path}", params=params, headers={"Accept": accept},
+                                    timeout=TIMEOUT, stream=stream)
+        except requests.RequestException as error:
+            raise StoreError(f"the DICOMweb server at {self.url} is unreachable: {_reason(error)}") from None
+
+    @staticmethod
+    def _check(response: requests.Response, what: str) -> None:
+        if response.status_code in (200, 204):
+            return
+        status = response.status_code
+        response.close()
+        refused = " (it refused the store's credentials: see DicomStore__Authentication)" if status in (401, 403) else ""
+        raise StoreError(f"{what}: the DICOMweb server answered {status} {response.reason}{refused}", status)
+
+    def _body(self, response: requests.Response, what: str):
+        """The reply's bytes as they arrive; a connection lost on the way is a StoreError."""
+        try:
+            yield from response.iter_content(CHUNK)
+        except requests.RequestException as error:
+            raise StoreError(f"{what}: the reply was cut short: {_reason(error)}") from None
+        finally:
+            response.close()
+
+
+def _instances(rows: list[dict]) -> list[StoredInstance]:
+    """The instances of QIDO rows, each once, in order; rows without three valid UIDs cannot be exported."""
+    found: dict[tuple[str, str, str], StoredInstance] = {}
+    for row in rows:
+        uids = (_value(row, STUDY_UID), _value(row, SERIES_UID), _value(row, SOP_UID))
+        if all(map(is_uid, uids)):
+            found.setdefault(uids, StoredInstance(*uids, size=None, etag=None))
+    return list(found.values())
+
+
+def _value(row: Mapping[str, Any], tag: str) -> Any:
+    values = (row.get(tag) or {}).get("Value") or [None]
+    return values[0]
+
+
+def _reason(error: BaseException) -> str:
+    return scrub(str(error).splitlines()[0] if str(error) else type(error).__name__)[:300]

@@ -1,0 +1,45 @@
+"""The one place that picks the export's store from the app settings (`DicomStore__Type`).
+
+- `blob` (the default): the built-in store, a blob container (`shared.stores.blob`);
+- `dicomweb`: any DICOMweb server at `DicomStore__DicomWebUrl` (`shared.stores.dicomweb`).
+
+A wrong or missing setting is a StoreMisconfigured naming it, raised before anything connects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared import settings
+from shared.stores.interface import Store, StoreMisconfigured
+
+STORE_TYPES = ("blob", "dicomweb")
+TYPE_SETTING = "DicomStore__Type"
+
+
+def store_type(env: Mapping[str, str] | None = None) -> str:
+    """`blob` or `dicomweb`, as the settings say."""
+    chosen = (settings.get(TYPE_SETTING, "blob", env) or "blob").strip().lower()
+    if chosen not in STORE_TYPES:
+        raise StoreMisconfigured(f"setting {TYPE_SETTING} must be one of {', '.join(STORE_TYPES)}, not {chosen!r}")
+    return chosen
+
+
+def check_settings(env: Mapping[str, str] | None = None) -> None:
+    """StoreMisconfigured if the store's settings are wrong; connects to nothing."""
+    if store_type(env) == "dicomweb":
+        from shared.stores.dicomweb.settings import DicomWebSettings
+
+        DicomWebSettings.from_settings(env)
+
+
+def open_store(env: Mapping[str, str] | None = None, **blob_options: Any) -> Store:
+    """The store the settings name; `blob_options` go to the blob store's client (retry policy, timeouts)."""
+    if store_type(env) == "dicomweb":
+        from shared.stores.dicomweb.store import DicomWebStore
+
+        return DicomWebStore.from_settings(env)
+    from shared.stores.blob.store import DicomStore
+
+    return DicomStore.from_settings(env, **blob_options)

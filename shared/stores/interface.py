@@ -1,0 +1,101 @@
+"""What the export needs of a DICOM store, whichever it is: a page of instances, and one instance's bytes.
+
+Two stores implement it: the built-in blob store (`shared.stores.blob`) and any DICOMweb server
+(`shared.stores.dicomweb`); `shared.stores.factory.open_store` picks one from the app settings.
+Expand and copy see only this interface, so a new kind of store is one more package here.
+
+    >>> page, cursor = store.list_page(Identifier("1.2"), None, 100)   # None: the whole store
+    >>> with_bytes = store.open(page[0]); b"".join(with_bytes.chunks())
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from shared.uids import Identifier, is_uid
+
+
+class StoreMisconfigured(ValueError):
+    """A `DicomStore__*` app setting is missing or wrong; the message names it."""
+
+
+class StoreError(RuntimeError):
+    """Reading the store failed for a reason that is not the instance's (outage, refused credentials, a cut
+    reply): the batch fails and is retried. `status_code` is the server's HTTP status, when it answered."""
+
+    def __init__(self, message: str, status_code: int | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class InstanceChangedOrGone(LookupError):
+    """The instance is not in the store, or no longer the version (etag) that was listed."""
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """One instance as the listing saw it; `etag` pins the version an export will read, where the store has
+    versions, and `size` is known where the listing tells it."""
+
+    study: str
+    series: str
+    instance: str
+    size: int | None
+    etag: str | None
+
+    @property
+    def blob_name(self) -> str:
+        """`<study>/<series>/<sop>.dcm`: the instance's path in the blob store and under an export's results."""
+        return blob_name(self.study, self.series, self.instance)
+
+    @property
+    def identifier(self) -> Identifier:
+        return Identifier(self.study, self.series, self.instance)
+
+
+def blob_name(study: str, series: str, instance: str) -> str:
+    """The path of one instance; refuses anything that is not three valid UIDs."""
+    for uid in (study, series, instance):
+        if not is_uid(uid):
+            raise ValueError(f"not a valid UID: {uid!r}")
+    return f"{study}/{series}/{instance}.dcm"
+
+
+def parse_blob_name(name: str) -> tuple[str, str, str] | None:
+    """(study, series, instance) of an instance path, or None for a name outside the layout."""
+    parts = name.split("/")
+    if len(parts) != 3 or not parts[2].endswith(".dcm"):
+        return None
+    study, series, instance = parts[0], parts[1], parts[2][: -len(".dcm")]
+    return (study, series, instance) if all(map(is_uid, (study, series, instance))) else None
+
+
+class Opened(Protocol):
+    """One instance being read: its size when the store knows it up front, and its bytes a chunk at a time."""
+
+    @property
+    def size(self) -> int | None: ...
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+
+class Store(ABC):
+    """A DICOM store the export reads from."""
+
+    @abstractmethod
+    def list_page(self, identifier: Identifier | None, cursor: str | None,
+                  page_size: int) -> tuple[list[StoredInstance], str | None]:
+        """Up to `page_size` instances under `identifier` (None: the whole store) from `cursor`, and the
+        cursor of the rest (None once all are listed). Nothing under it: ([], None)."""
+
+    @abstractmethod
+    def open(self, instance: StoredInstance) -> Opened:
+        """The instance's bytes as stored; InstanceChangedOrGone when it is gone (or changed since listed)."""
+
+    def read_url(self, instance: StoredInstance, valid_for: timedelta) -> str | None:
+        """A URL the destination service can copy the instance from by itself, or None (stream it instead)."""
+        return None

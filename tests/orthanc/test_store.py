@@ -1,0 +1,100 @@
+"""The DICOMweb store against a real Orthanc: QIDO listing with cursors, WADO-RS bytes as stored, refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.stores.dicomweb.store import DicomWebStore
+from shared.stores.factory import open_store
+from shared.stores.interface import InstanceChangedOrGone, StoredInstance, StoreError
+from shared.uids import Identifier
+from tests.orthanc_server import PASSWORD, Orthanc
+
+from .conftest import files_as_they_are, make_study, uid
+
+
+@pytest.fixture(scope="module")
+def store(orthanc: Orthanc) -> DicomWebStore:
+    return open_store(orthanc.app_settings())
+
+
+def listed(store: DicomWebStore, identifier: Identifier | None, page_size: int) -> list[str]:
+    """Every instance under `identifier`, page by page from the cursors, as paths."""
+    names, cursor = [], None
+    while True:
+        page, cursor = store.list_page(identifier, cursor, page_size)
+        assert len(page) <= page_size
+        names += [i.blob_name for i in page]
+        if cursor is None:
+            return names
+
+
+def read(store: DicomWebStore, name: str) -> bytes:
+    study, series, sop = name[:-4].split("/")
+    return b"".join(store.open(StoredInstance(study, series, sop, None, None)).chunks())
+
+
+def test_studies_series_and_instances_list_exactly_their_instances_page_by_page(orthanc, store):
+    made = make_study(series=2, instances=4)
+    orthanc.stow(*made.values())
+    study, series, sop = next(iter(made))[:-4].split("/")
+
+    assert sorted(listed(store, Identifier(study), page_size=3)) == sorted(made)
+    assert sorted(listed(store, Identifier(study, series), page_size=3)) == sorted(
+        n for n in made if n.startswith(f"{study}/{series}/"))
+    assert listed(store, Identifier(study, series, sop), page_size=3) == [f"{study}/{series}/{sop}.dcm"]
+    for unknown in (Identifier(uid()), Identifier(study, uid()), Identifier(study, series, uid())):
+        assert store.list_page(unknown, None, 10) == ([], None)
+
+
+def test_the_whole_store_is_every_study_in_bounded_pages(orthanc, store):
+    made = {**make_study(1, 3), **make_study(2, 2), **make_study(1, 1)}
+    orthanc.stow(*made.values())
+    everything = listed(store, None, page_size=2)
+    assert set(made) <= set(everything) and len(everything) == len(set(everything))
+
+
+def test_instances_come_back_byte_for_byte_whatever_their_transfer_syntax(orthanc, store):
+    made = files_as_they_are()
+    orthanc.stow(*made.values())
+    for name, data in made.items():
+        opened_size = store.open(StoredInstance(*name[:-4].split("/"), None, None)).size
+        assert read(store, name) == data, name
+        assert opened_size == len(data)
+
+
+def test_an_instance_not_on_the_server_is_gone_not_an_outage(store):
+    with pytest.raises(InstanceChangedOrGone):
+        store.open(StoredInstance(uid(), uid(), uid(), None, None))
+
+
+def test_wrong_credentials_fail_with_the_reason_and_without_the_password(orthanc):
+    wrong = open_store({**orthanc.app_settings(), "DicomStore__Password": "not-the-password"})
+    with pytest.raises(StoreError) as refused:
+        wrong.list_page(Identifier(uid()), None, 10)
+    assert refused.value.status_code == 401
+    assert "refused the store's credentials" in str(refused.value)
+    assert "not-the-password" not in str(refused.value) and PASSWORD not in str(refused.value)
+
+
+def test_a_server_that_is_down_is_an_outage_naming_it(tmp_path):
+    from devhost.azurite import free_port
+
+    gone = open_store({"DicomStore__Type": "dicomweb", "DicomStore__DicomWebUrl": f"http://127.0.0.1:{free_port()}/x"})
+    with pytest.raises(StoreError, match="is unreachable"):
+        gone.list_page(Identifier("1.2"), None, 10)
+
+
+def test_a_server_capping_its_results_fails_loudly_instead_of_exporting_part_of_a_study(tmp_path):
+    """Orthanc's LimitFindInstances truncates QIDO answers without saying so, and paging on does not get past it."""
+    capped = Orthanc(tmp_path / "capped", settings={"LimitFindInstances": 3, "LimitFindResults": 3}).start()
+    try:
+        made = make_study(series=1, instances=8)
+        capped.stow(*made.values())
+        study = next(iter(made)).split("/")[0]
+        with pytest.raises(StoreError) as capped_error:
+            listed(open_store(capped.app_settings()), Identifier(study), page_size=100)
+        assert f"of the 8 instances it reports for study {study}" in str(capped_error.value)
+        assert "caps its query results" in str(capped_error.value)
+    finally:
+        capped.stop()

@@ -1,0 +1,129 @@
+"""Orthanc with its DICOMweb plugin (Debian's packages), run by hand for tests and benchmarks.
+
+Its own JSON config: a free loopback port, storage in a temporary folder, HTTP authentication on,
+the DICOM port off, and the plugin loaded by its file path (never the plugin folder, which may hold
+orthanc-gdcm and change transcoding). Ready when `/dicom-web/studies?limit=1` answers 200 while
+the process lives. Instances are stored through STOW-RS as raw bytes (dicomweb-client would
+re-encode them).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from devhost.azurite import free_port
+
+EXECUTABLE = "/usr/sbin/Orthanc"
+PLUGIN_PATTERN = "/usr/lib/orthanc/libOrthancDicomWeb.so*"
+USER, PASSWORD = "exporter", "orthanc-test-password-3f9d"
+
+
+def plugin_path() -> str:
+    found = sorted(glob.glob(PLUGIN_PATTERN))
+    if not os.path.exists(EXECUTABLE) or not found:
+        raise RuntimeError("Orthanc and its DICOMweb plugin are not installed (make install does it)")
+    return found[-1]
+
+
+@dataclass
+class Orthanc:
+    """One Orthanc process over `folder` (its storage survives a restart)."""
+
+    folder: Path
+    port: int = 0
+    settings: dict = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def dicomweb_url(self) -> str:
+        return f"{self.url}/dicom-web"
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return USER, PASSWORD
+
+    def app_settings(self) -> dict[str, str]:
+        """The app settings that point the export at this Orthanc."""
+        return {"DicomStore__Type": "dicomweb", "DicomStore__DicomWebUrl": self.dicomweb_url,
+                "DicomStore__Authentication": "basic", "DicomStore__Username": USER, "DicomStore__Password": PASSWORD}
+
+    def start(self, timeout: float = 60) -> Orthanc:
+        self.port = self.port or free_port()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = {
+            "Name": "export-tests", "StorageDirectory": str(self.folder / "storage"),
+            "IndexDirectory": str(self.folder / "storage"), "HttpPort": self.port, "HttpServerEnabled": True,
+            "DicomServerEnabled": False, "RemoteAccessAllowed": False, "AuthenticationEnabled": True,
+            "RegisteredUsers": {USER: PASSWORD}, "Plugins": [plugin_path()], "StorageCompression": False,
+            "OverwriteInstances": True, "HttpCompressionEnabled": False, "LimitFindResults": 0,
+            "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
+            **self.settings,
+        }
+        (self.folder / "orthanc.json").write_text(json.dumps(config, indent=1))
+        log = open(self.folder / "orthanc.log", "ab")  # noqa: SIM115 - handed to the child process
+        self.process = subprocess.Popen([EXECUTABLE, str(self.folder / "orthanc.json")], stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Orthanc exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+            try:
+                r = requests.get(f"{self.dicomweb_url}/studies", params={"limit": 1}, auth=self.auth, timeout=2)
+                if r.status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"Orthanc did not answer in {timeout}s:\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        path = self.folder / "orthanc.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stow(self, *files: bytes) -> None:
+        """Store each file's bytes unchanged through STOW-RS (one request per 20 files)."""
+        for start in range(0, len(files), 20):
+            boundary = uuid.uuid4().hex
+            parts = [b"--%s\r\nContent-Type: application/dicom\r\n\r\n%s\r\n" % (boundary.encode(), data)
+                     for data in files[start:start + 20]]
+            body = b"".join(parts) + b"--%s--\r\n" % boundary.encode()
+            r = requests.post(f"{self.dicomweb_url}/studies", data=body, auth=self.auth, timeout=300, headers={
+                "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+                "Accept": "application/dicom+json"})
+            failed = r.json().get("00081198", {}).get("Value") if r.status_code == 200 else r.text
+            assert not failed, f"Orthanc refused {failed}"
+
+    def clear(self) -> None:
+        """Delete every study (Orthanc's REST API)."""
+        for study in requests.get(f"{self.url}/studies", auth=self.auth, timeout=30).json():
+            requests.delete(f"{self.url}/studies/{study}", auth=self.auth, timeout=30).raise_for_status()
