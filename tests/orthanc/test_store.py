@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
 from shared.stores.dicomweb.store import DicomWebStore
 from shared.stores.factory import open_store
@@ -98,3 +99,120 @@ def test_a_server_capping_its_results_fails_loudly_instead_of_exporting_part_of_
         assert "caps its query results" in str(capped_error.value)
     finally:
         capped.stop()
+
+
+class _ReplayServer:
+    """A loopback HTTP server answering every GET with one recorded reply, cut at `keep` bytes of its body,
+    and remembering the requests' Authorization headers: for faults Orthanc cannot be made to show."""
+
+    def __init__(self, headers: dict[str, str], body: bytes, keep: int, declare_length: bool = True):
+        import http.server
+        import threading
+
+        replay = self
+        self.authorizations: list[str | None] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                replay.authorizations.append(self.headers.get("Authorization"))
+                self.send_response(200)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                if declare_length:  # else the reply ends where the connection closes (HTTP/1.0)
+                    self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body[:keep])
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/dicom-web"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _recorded_reply(orthanc: Orthanc) -> tuple[dict[str, str], bytes, str]:
+    made = make_study(1, 1)
+    orthanc.stow(*made.values())
+    name = next(iter(made))
+    study, series, sop = name[:-4].split("/")
+    r = requests.get(f"{orthanc.dicomweb_url}/studies/{study}/series/{series}/instances/{sop}", auth=orthanc.auth,
+                     headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'}, timeout=30)
+    return {"Content-Type": r.headers["Content-Type"]}, r.content, name
+
+
+@pytest.mark.parametrize("declare_length", [True, False])
+@pytest.mark.parametrize("cut", [-4, -60, 200])  # in the closing boundary, just before it, in the part's bytes
+def test_a_reply_cut_short_is_an_error_never_a_shorter_file(orthanc, cut, declare_length):
+    headers, body, name = _recorded_reply(orthanc)
+    server = _ReplayServer(headers, body, len(body) + cut if cut < 0 else cut, declare_length)
+    try:
+        store = open_store({"DicomStore__Type": "dicomweb", "DicomStore__DicomWebUrl": server.url})
+        with pytest.raises(StoreError, match="cut short"):
+            read(store, name)
+    finally:
+        server.close()
+
+
+def test_a_whole_reply_from_the_same_server_reads_whole(orthanc):
+    headers, body, name = _recorded_reply(orthanc)
+    server = _ReplayServer(headers, body, len(body))
+    try:
+        store = open_store({"DicomStore__Type": "dicomweb", "DicomStore__DicomWebUrl": server.url})
+        assert read(store, name) in body and len(read(store, name)) > 1000
+    finally:
+        server.close()
+
+
+def test_managed_identity_sends_a_token_for_the_azure_dicom_scope_renewed_before_it_expires(orthanc, monkeypatch):
+    """No managed identity can exist on this machine: a fake stands in for azure-identity's credential."""
+    import time
+
+    from azure.core.credentials import AccessToken
+
+    from shared import credentials
+
+    asked: list[tuple[str, ...]] = []
+
+    class FakeIdentity:
+        def get_token(self, *scopes: str, **kwargs) -> AccessToken:
+            asked.append(scopes)
+            return AccessToken(f"token-{len(asked)}", int(time.time()) + (60 if len(asked) == 1 else 3600))
+
+    monkeypatch.setattr(credentials, "managed_identity_credential", lambda env=None: FakeIdentity())
+    headers, body, name = _recorded_reply(orthanc)
+    server = _ReplayServer(headers, body, len(body))
+    try:
+        store = open_store({"DicomStore__Type": "dicomweb", "DicomStore__DicomWebUrl": server.url,
+                            "DicomStore__Authentication": "managedIdentity"})
+        for _ in range(3):
+            read(store, name)
+    finally:
+        server.close()
+    # The first token expires within the renewal margin, so the next request fetched another, then kept it.
+    assert server.authorizations == ["Bearer token-1", "Bearer token-2", "Bearer token-2"]
+    assert asked == [("https://dicom.healthcareapis.azure.com/.default",)] * 2
+
+
+@pytest.mark.parametrize(("settings", "named"), [
+    ({"DicomStore__Type": "orthanc"}, "DicomStore__Type"),
+    ({"DicomStore__Type": "dicomweb"}, "DicomStore__DicomWebUrl"),
+    ({"DicomStore__Type": "dicomweb", "DicomStore__DicomWebUrl": "ftp://x/dicom-web"}, "DicomStore__DicomWebUrl"),
+    ({"DicomStore__Type": "dicomweb", "DicomStore__DicomWebUrl": "http://u:p@x/dicom-web"}, "DicomStore__DicomWebUrl"),
+    ({"DicomStore__Type": "dicomweb", "DicomStore__DicomWebUrl": "http://x", "DicomStore__Authentication": "kerberos"},
+     "DicomStore__Authentication"),
+    ({"DicomStore__Type": "dicomweb", "DicomStore__DicomWebUrl": "http://x", "DicomStore__Authentication": "basic",
+      "DicomStore__Username": "u"}, "DicomStore__Password"),
+    ({"DicomStore__Type": "dicomweb", "DicomStore__DicomWebUrl": "http://x", "DicomStore__Authentication": "bearer"},
+     "DicomStore__Token"),
+])
+def test_a_wrong_or_missing_setting_is_named(settings, named):
+    from shared.stores.interface import StoreMisconfigured
+
+    with pytest.raises(StoreMisconfigured, match=named):
+        open_store(settings)
