@@ -107,3 +107,26 @@ def test_a_deidentification_key_changed_during_the_export_fails_the_copies(store
     monkeypatch.setenv("Export__Deidentification__Key", "another key")
     with pytest.raises(CopyFailed, match="Export__Deidentification__Key changed since this export started"):
         export_steps.copy_step(checkpoint.copy_input(expansion["batches"][0]), store)
+
+
+def test_a_request_without_source_exports_the_whole_blob_store_in_bounded_generations(store, destination):
+    from dataclasses import replace
+
+    stored = {**put_series(store, "1.2", "1.2.3", 3), **put_series(store, "4.5", "4.5.6", 4)}
+    checkpoint = export_steps.prepare(ExportRequest((), destination), OPERATION, POLICY)
+    checkpoint = replace(checkpoint, batching=replace(checkpoint.batching, batch_size=2, max_parallel_batches=1))
+    assert checkpoint.identifiers == ("*",)
+
+    generations = 0
+    while not checkpoint.done:
+        expansion = export_steps.expand_step(checkpoint.expand_input(), store)
+        assert sum(len(batch) for batch in expansion["batches"]) <= 2
+        copies = [export_steps.copy_step(checkpoint.copy_input(batch), store) for batch in expansion["batches"]]
+        checkpoint = checkpoint.advance(expansion, copies)
+        generations += 1
+
+    assert (checkpoint.exported, checkpoint.skipped, generations) == (7, 0, 4)
+    client = destination.container_client()
+    for name, data in stored.items():
+        assert client.download_blob(f"{OPERATION}/results/{name}").readall() == data
+    assert client.download_blob(f"{OPERATION}/errors.log").readall() == b""  # an empty store misses nothing

@@ -365,3 +365,19 @@ def test_export_is_404_naming_the_setting_when_the_feature_is_off(hosts, destina
                           json=export_body(["1.2"], destination, storage_connection_string), timeout=30)
         assert r.status_code == 404 and FLAG in r.json()["error"]
     assert list(destination.list_blobs()) == []
+
+
+def test_a_request_without_source_exports_the_whole_store(hosts, destination, storage_connection_string):
+    container = f"whole-{uuid.uuid4().hex[:10]}"
+    host = hosts(DicomStore__ContainerName=container)
+    stored = {}
+    for _ in range(3):
+        stored.update(put_study(open_store(storage_connection_string, container), 4, series_count=2)[1])
+    body = export_body(["1.2"], destination, storage_connection_string)
+    del body["source"]
+
+    operation = start(host, body)
+    done = finished(operation["href"])
+
+    assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", 12, 0)
+    assert results(destination, operation["id"]) == stored
