@@ -49,37 +49,57 @@ class Host:
             cwd=self.cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"host exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                r = requests.get(f"{self.base_url}/admin/host/status", timeout=2)
-                if r.status_code == 200 and r.json().get("state") == "Running":
-                    return self
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"host did not reach Running in {timeout}s:\n{self.log()}")
-            time.sleep(0.1)
+        wait_ready(self.process, self._running, "host", "reach Running", timeout, self.log, self.stop)
+        return self
+
+    def _running(self) -> bool:
+        r = requests.get(f"{self.base_url}/admin/host/status", timeout=2)
+        return r.status_code == 200 and r.json().get("state") == "Running"
 
     def kill(self) -> None:
         """SIGKILL: no clean-up, as a crash or a pulled plug."""
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        kill_group(self.process)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_group(self.process, signal.SIGINT, 15)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+
+def wait_ready(process: subprocess.Popen, ready, name: str, state: str, timeout: float, log, stop) -> None:
+    """Poll `ready()` (requests errors count as not yet) while `process` lives; RuntimeError with the tail of
+    `log()` if it exits or the `timeout` passes (then `stop()` first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log()[-5000:]}")
+        try:
+            if ready():
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            stop()
+            raise RuntimeError(f"{name} did not {state} in {timeout}s:\n{log()[-5000:]}")
+        time.sleep(0.1)
+
+
+def kill_group(process: subprocess.Popen | None) -> None:
+    """SIGKILL to the process group started with `start_new_session`, and wait for it."""
+    if process and process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def stop_group(process: subprocess.Popen | None, sig: int, timeout: float) -> None:
+    """`sig` to the process group; SIGKILL if it has not ended after `timeout` seconds."""
+    if process and process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(process)
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, message: str = "condition"):

@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import requests
 
 from devhost.azurite import free_port
+from tests.hosting import kill_group, stop_group, wait_ready
 
 EXECUTABLE = "/usr/sbin/Orthanc"
 PLUGIN_PATTERN = "/usr/lib/orthanc/libOrthancDicomWeb.so*"
@@ -78,33 +78,18 @@ class Orthanc:
         self.process = subprocess.Popen([EXECUTABLE, str(self.folder / "orthanc.json")], stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Orthanc exited with {self.process.returncode}:\n{self.log()[-3000:]}")
-            try:
-                r = requests.get(f"{self.dicomweb_url}/studies", params={"limit": 1}, auth=self.auth, timeout=2)
-                if r.status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"Orthanc did not answer in {timeout}s:\n{self.log()[-3000:]}")
-            time.sleep(0.1)
+        wait_ready(self.process, self._answering, "Orthanc", "answer", timeout, self.log, self.stop)
+        return self
+
+    def _answering(self) -> bool:
+        r = requests.get(f"{self.dicomweb_url}/studies", params={"limit": 1}, auth=self.auth, timeout=2)
+        return r.status_code == 200
 
     def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        kill_group(self.process)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_group(self.process, signal.SIGTERM, 20)
 
     def log(self) -> str:
         path = self.folder / "orthanc.log"

@@ -69,6 +69,7 @@ def expand(store: Store, identifiers: list[Identifier | None], cursor: str | Non
                 if len(found) >= capacity:
                     break
             window = min(2 * window, READ_AHEAD, _likely_to_fit(capacity - len(found), len(found), consumed))
+    found = list({i.blob_name: i for i in found}.values())  # a store listed by offset may repeat one as it changes
     batches = [found[i:i + batch_size] for i in range(0, len(found), batch_size)]
     return Expansion(batches, not_found, consumed, cursor)
 

@@ -102,19 +102,29 @@ def test_a_server_capping_its_results_fails_loudly_instead_of_exporting_part_of_
 
 
 class _ReplayServer:
-    """A loopback HTTP server answering every GET with one recorded reply, cut at `keep` bytes of its body,
-    and remembering the requests' Authorization headers: for faults Orthanc cannot be made to show."""
+    """A loopback HTTP server answering every GET with one recorded reply, cut at `keep` bytes of its body
+    (after `busy` answers of 503 with Retry-After: 1), and remembering when requests came and their
+    Authorization headers: for faults Orthanc cannot be made to show."""
 
-    def __init__(self, headers: dict[str, str], body: bytes, keep: int, declare_length: bool = True):
+    def __init__(self, headers: dict[str, str], body: bytes, keep: int, declare_length: bool = True, busy: int = 0):
         import http.server
         import threading
+        import time
 
         replay = self
         self.authorizations: list[str | None] = []
+        self.times: list[float] = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 replay.authorizations.append(self.headers.get("Authorization"))
+                replay.times.append(time.monotonic())
+                if len(replay.times) <= busy:
+                    self.send_response(503)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(200)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -167,6 +177,18 @@ def test_a_whole_reply_from_the_same_server_reads_whole(orthanc):
         assert read(store, name) in body and len(read(store, name)) > 1000
     finally:
         server.close()
+
+
+def test_a_busy_server_is_asked_again_after_its_retry_after(orthanc):
+    headers, body, name = _recorded_reply(orthanc)
+    server = _ReplayServer(headers, body, len(body), busy=2)
+    try:
+        store = open_store({"DicomStore__Type": "dicomweb", "DicomStore__DicomWebUrl": server.url})
+        assert len(read(store, name)) > 1000
+    finally:
+        server.close()
+    assert len(server.times) == 3
+    assert all(later - earlier >= 0.95 for earlier, later in zip(server.times, server.times[1:]))
 
 
 def test_managed_identity_sends_a_token_for_the_azure_dicom_scope_renewed_before_it_expires(orthanc, monkeypatch):

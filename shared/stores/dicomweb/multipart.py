@@ -34,7 +34,7 @@ class DicomPart:
             "on_part_begin": self._begin, "on_part_data": self._data, "on_header_field": self._field,
             "on_header_value": self._value, "on_header_end": self._header_end,
             "on_headers_finished": self._headers_finished, "on_end": self._end,
-        })
+        }, max_header_count=32)  # servers add Content-Location, Content-ID, MIME-Version ...
         while not self._headers_read:
             if not self._feed():
                 raise StoreError(f"{what}: the reply ended before its first part")
