@@ -9,7 +9,8 @@ MaxParallelBatches 10, MaxParallelThreads 5). Stores `--files` instances of `--k
 studies through STOW-RS. Per run, in alternating order:
 - baseline: QIDO-RS `/studies/{s}/instances` of each study, then a plain pool of MaxParallelBatches ×
   MaxParallelThreads threads (50) that each GET the instance with WADO-RS (`transfer-syntax=*`, whole reply
-  in memory, the part cut out) and upload it to a fresh container (one requests session, pools of 64);
+  in memory, the part cut out) and upload it to a fresh container (one requests session, pools of 64,
+  GETs retried up to 3 times as the export's are);
 - export: POST /export of the studies to another fresh container, timed from the POST to the end the host
   recorded in its task hub.
 Then one instance of `--large-mib` MiB is stored (Orthanc's REST API, streamed from a file) and exported
@@ -49,8 +50,9 @@ from common import (
     uid,
 )
 from memory import write_large_instance
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
-from shared.connection_pool import pooled_session
 from tests.orthanc_server import Orthanc
 
 CONCURRENCY = 10 * 5
@@ -71,7 +73,8 @@ def store_instances(orthanc: Orthanc, studies: int, files: int, size: int) -> li
 
 def plain_copy(orthanc: Orthanc, studies: list[str], target: ContainerClient) -> int:
     """The yardstick: QIDO each study, then WADO-RS each instance whole and upload it, 50 at a time."""
-    session = pooled_session(64)
+    session = requests.Session()  # as a plain client would: a pool as large as its threads, GETs retried
+    session.mount("http://", HTTPAdapter(pool_maxsize=64, max_retries=Retry(total=3, backoff_factor=0.5)))
     session.auth = orthanc.auth
     base = orthanc.dicomweb_url
     names = []
