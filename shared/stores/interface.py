@@ -4,8 +4,9 @@ Two stores implement it: the built-in blob store (`shared.stores.blob`) and any 
 (`shared.stores.dicomweb`); `shared.stores.factory.open_store` picks one from the app settings.
 Expand and copy see only this interface, so a new kind of store is one more package here.
 
-    >>> page, cursor = store.list_page(Identifier("1.2"), None, 100)   # None: the whole store
-    >>> with_bytes = store.open(page[0]); b"".join(with_bytes.chunks())
+    >>> page, cursor = store.list_page(Identifier("1.2"), None, 100)  # identifier None: the whole store
+    >>> opened = store.open(page[0])                                   # opened.size: None if unknown
+    >>> data = b"".join(opened.chunks())
 """
 
 from __future__ import annotations
