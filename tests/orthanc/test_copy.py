@@ -54,3 +54,24 @@ def test_an_instance_deleted_after_listing_is_skipped_and_logged(orthanc: Orthan
     for name, data in made.items():
         if name != gone:
             assert client.download_blob(f"{OPERATION}/results/{name}").readall() == data
+
+
+def test_a_de_identified_export_from_orthanc_leaves_no_original_uid(orthanc: Orthanc, destination, monkeypatch):
+    from shared.deid.profile import Profile
+
+    monkeypatch.setenv("Export__Deidentification__Key", "a test key for the orthanc export")
+    made = make_study(series=2, instances=2)
+    orthanc.stow(*made.values())
+    study = next(iter(made)).split("/")[0]
+    store = open_store(orthanc.app_settings())
+    checkpoint = export_steps.prepare(ExportRequest((Identifier(study),), destination, Profile()), OPERATION,
+                                      ExportSettings(allow_emulator=True))
+    expansion = export_steps.expand_step(checkpoint.expand_input(), store)
+    copies = [export_steps.copy_step(checkpoint.copy_input(batch), store) for batch in expansion["batches"]]
+
+    assert sum(c["exported"] for c in copies) == len(made)
+    client = destination.container_client()
+    written = [client.download_blob(b.name).readall() for b in client.list_blobs(name_starts_with=f"{OPERATION}/results/")]
+    originals = {uid for name in made for uid in name[:-4].split("/")}
+    assert len(written) == len(made)
+    assert not any(uid.encode() in data for uid in originals for data in written)
