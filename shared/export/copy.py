@@ -2,16 +2,19 @@
 
 Each file is read pinned to the ETag the listing saw, so an instance replaced or deleted during
 the export is skipped rather than half-copied, and written with overwrite, so a retried batch
-simply rewrites what it wrote before. `fault_policy` alone decides what a failure means:
-a fault of one file is skipped and logged in errors.log; a fault of the destination (container
-gone, credentials refused) or of the service (unreachable) fails the batch, so the activity is
-retried and, when retries are spent, the operation fails with the reason.
+simply rewrites what it wrote before. Every file is hashed as it is written (shared/export/upload.py):
+its blob gets its Content-MD5, and the batch returns its manifest lines (shared/export/manifest.py).
+`fault_policy` alone decides what a failure means: a fault of one file is skipped and logged in
+errors.log; a fault of the destination (container gone, credentials refused) or of the service
+(unreachable) fails the batch, so the activity is retried and, when retries are spent, the
+operation fails with the reason.
 
 Copy modes (`Export__CopyMode`):
 - `stream`: bytes flow store → function → destination a block (`BLOCK_SIZE`, 4 MiB) at a time;
   only a file up to `SINGLE_PUT_SIZE` is held whole, to send it in one request. Works everywhere.
 - `server`: the destination service copies from a short-lived read SAS of the source (Copy Blob),
-  so no bytes pass through the function; any file the service refuses is streamed instead.
+  so nothing is uploaded through the function (the copy is read back once, to hash it); any file
+  the service refuses is streamed instead.
   Needs a store reached with an account key (connection string); otherwise it streams.
 - `auto`: as `server`, but after the first refusal the rest of the batch is streamed without
   asking again (for services that never accept, such as Azurite across accounts).
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,7 +40,9 @@ from azure.storage.blob import BlobClient, ContainerClient
 
 from shared.deid.dataset import Deidentifier, NotDeidentified
 from shared.deid.stream import deidentify_file
+from shared.export import manifest
 from shared.export.errors_log import ErrorEntry, ErrorLog
+from shared.export.upload import ContentMismatch, Digests, hash_blob, upload
 from shared.secrets import scrub
 from shared.stores.blob.store import BLOCK_SIZE, DICOM_CONTENT, SINGLE_PUT_SIZE
 from shared.stores.interface import InstanceChangedOrGone, Opened, Store, StoredInstance, blob_name
@@ -71,8 +76,12 @@ class _CopyRefused(Exception):
 
 @dataclass(frozen=True)
 class CopyResult:
-    exported: int
+    lines: list[str]  # the manifest lines of the exported files, in the batch's order
     skipped: int
+
+    @property
+    def exported(self) -> int:
+        return len(self.lines)
 
 
 def result_path(operation_id: str, instance: StoredInstance | Identifier) -> str:
@@ -125,6 +134,7 @@ class BatchCopier:
     def copy(self, instances: list[StoredInstance]) -> CopyResult:
         """Copy `instances`, log the skipped ones; CopyFailed when the batch cannot complete."""
         skipped: list[ErrorEntry] = []
+        lines: list[str] = []
         with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(instances)))) as pool:
             futures = [pool.submit(self._copy_one, instance) for instance in instances]
             _, pending = wait(futures, return_when=FIRST_EXCEPTION)
@@ -132,28 +142,24 @@ class BatchCopier:
                 future.cancel()
             for future in futures:
                 if not future.cancelled():
-                    entry = future.result()  # re-raises the first CopyFailed
-                    if entry:
-                        skipped.append(entry)
+                    copied = future.result()  # re-raises the first CopyFailed
+                    if isinstance(copied, ErrorEntry):
+                        skipped.append(copied)
+                    else:
+                        lines.append(copied)
         if skipped:
             try:
                 ErrorLog(self.destination, self.operation_id).append(skipped)
             except Exception as error:  # noqa: BLE001 - any failure to log is the destination's
                 raise CopyFailed(self.describe_fault(error)) from None
-        return CopyResult(exported=len(instances) - len(skipped), skipped=len(skipped))
+        return CopyResult(lines=lines, skipped=len(skipped))
 
-    def _copy_one(self, instance: StoredInstance) -> ErrorEntry | None:
+    def _copy_one(self, instance: StoredInstance) -> str | ErrorEntry:
+        """The file's manifest line once it is written, or why it was skipped."""
         reason: str | None
         target = self.destination.get_blob_client(result_path(self.operation_id, instance))
         try:
-            if self.mode != "stream" and not (self.mode == "auto" and self._server_refused.is_set()):
-                try:
-                    self._server_copy(instance, target)
-                    return None
-                except _CopyRefused:
-                    self._server_refused.set()
-            self._stream(instance, target)
-            return None
+            return self._copied_by_server(instance, target) or self._stream(instance, target)
         except NotDeidentified as refused:
             reason = f"could not be de-identified: {refused}"
         except _SourceFault as fault:
@@ -167,26 +173,39 @@ class BatchCopier:
         shown = self.deidentifier.identifier(instance.identifier) if self.deidentifier else instance.identifier
         return ErrorEntry(str(shown), reason)
 
-    def _stream(self, instance: StoredInstance, target: BlobClient) -> None:
+    def _copied_by_server(self, instance: StoredInstance, target: BlobClient) -> str | None:
+        """The manifest line of a server-side copy, or None when the file is to be streamed (mode, or refused)."""
+        if self.mode == "stream" or (self.mode == "auto" and self._server_refused.is_set()):
+            return None
+        try:
+            return self._line(target, self._server_copy(instance, target))
+        except _CopyRefused:
+            self._server_refused.set()
+            return None
+
+    def _stream(self, instance: StoredInstance, target: BlobClient) -> str:
+        """Stream the file (de-identified on the way when asked, to its new path); its manifest line."""
         try:
             download = self.store.open(instance)
         except Exception as error:  # noqa: BLE001 - whatever the store raises is a source fault
             raise _SourceFault(error) from None
-        chunks: Iterator[bytes] | bytes
-        length: int | None
-        if self.deidentifier is None:
-            chunks, length = _source_chunks(download), download.size
-        else:
-            file = deidentify_file(_source_chunks(download), self.deidentifier)
+        chunks: Iterable[bytes] = _source_chunks(download)
+        size = download.size  # None when the store does not say (a DICOMweb reply)
+        if self.deidentifier is not None:  # its new length is unknown until the end; small goes in one request
+            file = deidentify_file(chunks, self.deidentifier)
             target = self.destination.get_blob_client(result_path(self.operation_id, file.identifier))
-            if download.size is None or download.size > SINGLE_PUT_SIZE:  # a block at a time, length unknown
-                chunks, length = file.chunks, None
-            else:  # whole, to go in one request as a plain copy does (an unknown length costs two)
-                chunks = b"".join(file.chunks)
-                length = len(chunks)
-        target.upload_blob(chunks, length=length, overwrite=True, content_settings=DICOM_CONTENT, max_concurrency=1)
+            chunks, size = file.chunks, None
+        return self._line(target, upload(target, chunks, DICOM_CONTENT, size=size))
 
-    def _server_copy(self, instance: StoredInstance, target: BlobClient) -> None:
+    def _line(self, target: BlobClient, digests: Digests) -> str:
+        return manifest.line(digests.sha256, target.blob_name.removeprefix(f"{self.operation_id}/"))
+
+    def _server_copy(self, instance: StoredInstance, target: BlobClient) -> Digests:
+        """Copy Blob from a read SAS of the source, then hash the copy (the manifest needs its SHA-256).
+
+        The copy carries the source's Content-MD5 when it has one, and `hash_blob` checks it; when it has
+        none, the copy gets it from the hash. A copy whose content disagrees with its MD5 is streamed again.
+        """
         source_url = self.store.read_url(instance, SERVER_COPY_TIMEOUT)
         if source_url is None:
             raise _CopyRefused()
@@ -211,6 +230,10 @@ class BatchCopier:
             if status == "pending":
                 target.abort_copy(str(started["copy_id"]))
             raise _CopyRefused()
+        try:
+            return hash_blob(target)
+        except ContentMismatch:
+            raise _CopyRefused() from None
 
 
 def _source_chunks(download: Opened) -> Iterator[bytes]:

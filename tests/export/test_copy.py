@@ -1,9 +1,12 @@
-"""Copying batches against Azurite: byte-identical results, per-file skips, destination faults fail the batch."""
+"""Copying batches against Azurite: byte-identical results with their Content-MD5, per-file skips, destination
+faults fail the batch."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 
 import pytest
 from azure.storage.blob import ContainerClient
@@ -15,7 +18,8 @@ from shared.deid.pseudonyms import Pseudonyms
 from shared.export.copy import BatchCopier, CopyFailed, fault_policy, result_path
 from shared.export.destination import Destination, destination_problem, parse_destination
 from shared.export.errors_log import ErrorLog
-from shared.stores.blob.store import DicomStore
+from shared.export.upload import ContentMismatch, Digests, hash_blob, upload, with_md5
+from shared.stores.blob.store import BLOCK_SIZE, DICOM_CONTENT, SINGLE_PUT_SIZE, DicomStore
 from shared.uids import Identifier
 from tests.store.instances import make_instance
 
@@ -171,7 +175,64 @@ def test_a_deidentified_batch_always_streams_to_the_new_uids_paths(store, destin
     batch = BatchCopier(store, destination.container_client(), OPERATION, lambda e: str(e), mode="server",
                         deidentifier=deidentifier)
 
-    assert batch.copy(list(store.iter_instances(Identifier("1.2")))).exported == 1
+    result = batch.copy(list(store.iter_instances(Identifier("1.2"))))
 
     new = pseudonyms.identifier(Identifier("1.2", "1.2.3", "1.2.3.4"))
-    assert served == [] and list(results(destination.container_client())) == [f"{new}.dcm"]
+    copied = results(destination.container_client())
+    assert served == [] and list(copied) == [f"{new}.dcm"]
+    # the manifest lists the de-identified file, at its new path, with the hash of its new bytes
+    assert result.lines == [f"{hashlib.sha256(copied[f'{new}.dcm']).hexdigest()}  results/{new}.dcm\n"]
+    assert md5_of(destination.container_client(), f"{OPERATION}/results/{new}.dcm") == hashlib.md5(
+        copied[f"{new}.dcm"]).digest()
+def md5_of(client: ContainerClient, name: str) -> bytes | None:
+    stored = client.get_blob_client(name).get_blob_properties().content_settings.content_md5
+    return bytes(stored) if stored else None
+
+
+@pytest.mark.parametrize("mode", ["stream", "server"])
+def test_every_copied_file_carries_its_content_md5_single_put_and_blocks_alike(store, destination, mode):
+    small = put_series(store, "1.2", "1.2.3", 2, size=2000)
+    large = put_series(store, "1.2", "1.2.4", 1, size=9 * 1024 * 1024 + 17)  # above SINGLE_PUT_SIZE: blocks
+    [large_name] = large
+    assert md5_of(store.container, large_name) is None  # the store sent it in blocks: Azure computed none
+    instances = list(store.iter_instances(Identifier("1.2")))
+
+    result = copier(store, destination, mode).copy(instances)
+
+    client = destination.container_client()
+    for name, data in {**small, **large}.items():
+        assert md5_of(client, f"{OPERATION}/results/{name}") == hashlib.md5(data).digest(), name
+    assert result.lines == [f"{hashlib.sha256(data).hexdigest()}  results/{name}\n"
+                            for name, data in sorted({**small, **large}.items())]  # in the batch's order
+    if mode == "stream":  # the large file went in 4 + 4 + 1 MiB blocks, the MD5 on their Put Block List
+        assert len(client.get_blob_client(f"{OPERATION}/results/{large_name}").get_block_list()[0]) == 3
+
+
+def chunked(data: bytes, size: int):
+    """`data` in chunks of `size`, as a stream of unknown length (a DICOMweb reply) gives it."""
+    yield from (data[i:i + size] for i in range(0, len(data), size))
+
+
+@pytest.mark.parametrize(("length", "blocks"), [(0, 0), (1000, 0), (SINGLE_PUT_SIZE, 0),
+                                                (SINGLE_PUT_SIZE + 1, 3), (2 * BLOCK_SIZE + 3 * 1024 * 1024, 3)])
+@pytest.mark.parametrize("size_known", [True, False])
+def test_upload_hashes_any_stream_known_size_or_not(destination, length, blocks, size_known):
+    data = os.urandom(length)
+    target = destination.container_client().get_blob_client(f"{OPERATION}/results/x-{length}-{size_known}.dcm")
+
+    digests = upload(target, chunked(data, 1024 * 1024 + 7), DICOM_CONTENT, size=length if size_known else None)
+
+    assert digests == Digests(length, hashlib.md5(data).digest(), hashlib.sha256(data).digest())
+    assert target.download_blob().readall() == data
+    properties = target.get_blob_properties()
+    assert bytes(properties.content_settings.content_md5) == digests.md5
+    assert properties.content_settings.content_type == "application/dicom"
+    assert len(target.get_block_list()[0]) == blocks  # one request up to SINGLE_PUT_SIZE, else 4 MiB blocks
+
+
+def test_a_server_copy_whose_content_disagrees_with_its_md5_is_refused(destination):
+    target = destination.container_client().get_blob_client(f"{OPERATION}/results/bad.dcm")
+    target.upload_blob(b"what arrived")
+    target.set_http_headers(with_md5(DICOM_CONTENT, hashlib.md5(b"what was sent").digest()))
+    with pytest.raises(ContentMismatch):
+        hash_blob(target)

@@ -1,0 +1,66 @@
+"""`<operation id>/manifest-sha256.txt`: the SHA-256 of every exported file, one line each, once each.
+
+A line is `<sha256 hex>  results/<study>/<series>/<sop>.dcm` (two spaces: the format of `sha256sum`
+and of BagIt payload manifests), so `sha256sum -c manifest-sha256.txt` checks a downloaded copy of
+`<op>/`. The names are UIDs (digits and dots), so no line needs sha256sum's escaping.
+
+The manifest is a block blob built without holding its lines anywhere: each copy batch stages its
+lines as one block whose id is the batch's place in the export (generation, batch), so a retried or
+re-run batch replaces its own block instead of adding lines; when the export completes, `commit`
+commits every block in id order. The orchestration carries nothing of it but the final href.
+Azure commits at most 50 000 blocks to one blob: 5 million files at the default BatchSize of 100.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import ContainerClient, ContentSettings
+
+NAME = "manifest-sha256.txt"
+MAX_BLOCKS = 50_000  # the most blocks a block blob may commit
+_TEXT = ContentSettings(content_type="text/plain; charset=utf-8")
+
+
+class ManifestTooLarge(RuntimeError):
+    """More batches than one blob can commit as blocks."""
+
+
+def blob_name(operation_id: str) -> str:
+    return f"{operation_id}/{NAME}"
+
+
+def block_id(generation: int, batch: int) -> str:
+    """The block of batch `batch` of generation `generation`: fixed width, so text order is export order."""
+    return f"{generation:010d}-{batch:06d}"
+
+
+def line(sha256: bytes, path: str) -> str:
+    """One manifest line; `path` is relative to `<op>/`, e.g. `results/1.2/1.2.3/1.2.3.4.dcm`."""
+    return f"{sha256.hex()}  {path}\n"
+
+
+class Manifest:
+    """The manifest of one operation in the destination container."""
+
+    def __init__(self, container: ContainerClient, operation_id: str):
+        self.blob = container.get_blob_client(blob_name(operation_id))
+
+    def stage(self, block: str, lines: Iterable[str]) -> None:
+        """Stage `lines` as block `block`, replacing an earlier one of that id."""
+        data = "".join(lines).encode()
+        if data:
+            self.blob.stage_block(block, data, length=len(data))
+
+    def commit(self) -> None:
+        """Commit every staged block in id order; a commit run again after it succeeded changes nothing."""
+        try:
+            committed, uncommitted = self.blob.get_block_list("all")
+        except ResourceNotFoundError:  # nothing staged: no file was exported
+            committed, uncommitted = [], []
+        blocks = sorted({block.id for block in [*committed, *uncommitted]})
+        if len(blocks) > MAX_BLOCKS:
+            raise ManifestTooLarge(f"the manifest has {len(blocks):,} batches and Azure commits at most "
+                                   f"{MAX_BLOCKS:,} blocks to one blob: export with a larger Export__BatchSize")
+        self.blob.commit_block_list(blocks, content_settings=_TEXT)
