@@ -1,4 +1,4 @@
-"""The export's activities: expand the next identifiers, copy one batch (see shared/export/steps.py)."""
+"""The export's activities: expand the next identifiers, copy one batch, commit the manifest (shared/export/steps.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import azure.durable_functions as df
 
-from orchestrations.export import COPY, EXPAND
+from orchestrations.export import COMMIT, COPY, EXPAND
 from shared.export import steps as export_steps
 
 bp = df.Blueprint()
@@ -24,3 +24,8 @@ def export_expand(work: str) -> dict:
 @bp.activity_trigger(input_name="work", activity=COPY)
 def export_copy_batch(work: str) -> dict:
     return export_steps.copy_step(_work(work))
+
+
+@bp.activity_trigger(input_name="work", activity=COMMIT)
+def export_commit_manifest(work: str) -> dict:
+    return export_steps.commit_step(_work(work))

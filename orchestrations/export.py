@@ -3,6 +3,7 @@
 Each generation expands the next identifiers into at most MaxParallelBatches batches, copies them
 in parallel, adds up the progress, publishes it as custom status and continues as new with the
 updated checkpoint, so the history never holds more than one generation however big the export.
+The last generation ends by committing the manifest its batches staged (shared/export/manifest.py).
 The input is a `shared.export.checkpoint.Checkpoint`; its secrets stay encrypted here.
 """
 
@@ -17,6 +18,7 @@ bp = df.Blueprint()
 
 EXPAND = "export_expand"
 COPY = "export_copy_batch"
+COMMIT = "export_commit_manifest"
 
 
 class ExportFailed(RuntimeError):
@@ -50,19 +52,22 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
         if expansion is None:
             expansion = yield context.call_activity_with_retry(EXPAND, retry, checkpoint.expand_input())
         rest = checkpoint.listed(expansion)
-        tasks = [context.call_activity_with_retry(COPY, retry, checkpoint.copy_input(batch))
-                 for batch in expansion["batches"]]
+        tasks = [context.call_activity_with_retry(COPY, retry, checkpoint.copy_input(batch, number))
+                 for number, batch in enumerate(expansion["batches"])]
         if not rest.done:  # list the next generation while this one copies (last: it waits for a free worker)
             tasks.append(context.call_activity_with_retry(EXPAND, retry, rest.expand_input()))
         results = (yield context.task_all(tasks)) if tasks else []
+        prefetched = None if rest.done else results.pop()
+        checkpoint = checkpoint.advance(expansion, results, prefetched)
+        context.set_custom_status(checkpoint.status())
+        if not checkpoint.done:
+            context.continue_as_new(checkpoint.to_json())
+            return None
+        committed = yield context.call_activity_with_retry(COMMIT, retry, checkpoint.commit_input())
     except Exception as error:  # noqa: BLE001 - an activity failed after its retries: the export fails
         reason = failure_reason(str(error))
         context.set_custom_status(checkpoint.status(error=reason))
         raise ExportFailed(reason) from None
-    prefetched = None if rest.done else results.pop()
-    checkpoint = checkpoint.advance(expansion, results, prefetched)
-    context.set_custom_status(checkpoint.status())
-    if checkpoint.done:
-        return checkpoint.status()
-    context.continue_as_new(checkpoint.to_json())
-    return None
+    final = checkpoint.status(manifest_href=committed["manifestHref"])
+    context.set_custom_status(final)
+    return final

@@ -53,12 +53,17 @@ class Checkpoint:
     def done(self) -> bool:
         return not self.identifiers
 
-    def status(self, error: str | None = None) -> dict[str, Any]:
-        """The custom status published each generation: what the operation view shows (no secrets)."""
+    def status(self, error: str | None = None, manifest_href: str | None = None) -> dict[str, Any]:
+        """The custom status published each generation: what the operation view shows (no secrets).
+
+        `manifest_href` once the manifest is committed, at the end.
+        """
         status = {"createdTime": self.created_time, "errorHref": self.error_href,
                   "exported": self.exported, "skipped": self.skipped, "generation": self.generation}
         if error:
             status["error"] = error
+        if manifest_href:
+            status["manifestHref"] = manifest_href
         return status
 
     def expand_input(self) -> dict[str, Any]:
@@ -71,9 +76,15 @@ class Checkpoint:
             "deidentification": self.deidentification,
         }
 
-    def copy_input(self, batch: list) -> dict[str, Any]:
+    def copy_input(self, batch: list, number: int) -> dict[str, Any]:
+        """What the copy activity needs for batch `number` of this generation (its place names its manifest block)."""
         return {"operationId": self.operation_id, "destination": self.destination, "instances": batch,
-                "threads": self.batching.max_parallel_threads, "deidentification": self.deidentification}
+                "threads": self.batching.max_parallel_threads, "deidentification": self.deidentification,
+                "generation": self.generation, "batch": number}
+
+    def commit_input(self) -> dict[str, Any]:
+        """What the commit activity needs at the end."""
+        return {"operationId": self.operation_id, "destination": self.destination}
 
     def listed(self, expansion: dict[str, Any]) -> Checkpoint:
         """What is left once `expansion` (of this checkpoint's identifiers) is taken."""

@@ -4,7 +4,8 @@ The durable status (runtimeStatus, customStatus, input, output, times) is the so
 this module only reshapes it:
 
     {"operationId", "type": "export", "createdTime", "lastUpdatedTime", "status",
-     "results": {"errorHref", "exported", "skipped"}, "errors": [...] (failed only)}
+     "results": {"errorHref", "exported", "skipped", "manifestHref" (once committed)},
+     "errors": [...] (failed only)}
 
 `createdTime` comes from the checkpoint (the first generation's), because each continue-as-new
 starts a new execution. Progress comes from the custom status each generation publishes, or from
@@ -77,6 +78,8 @@ def operation_view(durable_status: Mapping[str, Any], version: str) -> dict[str,
             "skipped": int(progress.get("skipped") or 0),
         },
     }
+    if progress.get("manifestHref"):
+        view["results"]["manifestHref"] = progress["manifestHref"]
     if status == "failed":
         view["errors"] = [failure_reason(progress.get("error") or durable_status.get("output"))]
     return view

@@ -4,7 +4,9 @@
   also proves the container exists and the credential may write) and build the first checkpoint.
 - `expand_step`: list the next identifiers (or the whole store) into batches; log identifiers that
   match nothing.
-- `copy_step`: copy one batch (de-identified when the export asked for it, shared/deid/).
+- `copy_step`: copy one batch (de-identified when the export asked for it, shared/deid/), and stage its
+  lines as its block of the manifest.
+- `commit_step`: once every batch is copied, commit the manifest.
 Faults of the destination surface as DestinationRefused (starter → 400) or CopyFailed (activity
 → retried, then the operation fails), always with a message free of secrets.
 """
@@ -28,13 +30,14 @@ from shared.export.copy import TRANSFER_OPTIONS, BatchCopier, CopyFailed, store_
 from shared.export.destination import Destination, DestinationRefused, check_allowed, destination_problem
 from shared.export.errors_log import ErrorEntry, ErrorLog
 from shared.export.expand import expand, instance_from_json
+from shared.export.manifest import Manifest, ManifestTooLarge, block_id
 from shared.export.request import ExportRequest
 from shared.export.settings import ExportSettings
 from shared.stores.factory import open_store
 from shared.stores.interface import Store, StoreError, StoreMisconfigured
 from shared.uids import Identifier, parse_identifier
 
-from . import errors_log
+from . import errors_log, manifest
 
 
 def _fail_fast() -> LinearRetry:
@@ -89,7 +92,7 @@ def expand_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str
 
 
 def copy_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str, int]:
-    """The copy activity: one batch copied; {"exported", "skipped"}."""
+    """The copy activity: one batch copied and its manifest block staged; {"exported", "skipped"}."""
     destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
     copier = BatchCopier(
         store or _store(), client, work["operationId"],
@@ -98,7 +101,23 @@ def copy_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str, 
         deidentifier=_deidentifier(work.get("deidentification")),
     )
     result = copier.copy([instance_from_json(i) for i in work["instances"]])
+    try:
+        Manifest(client, work["operationId"]).stage(block_id(work["generation"], work["batch"]), result.lines)
+    except AzureError as error:
+        raise CopyFailed(destination_problem(error, destination)) from None
     return {"exported": result.exported, "skipped": result.skipped}
+
+
+def commit_step(work: Mapping[str, Any]) -> dict[str, str]:
+    """The last activity of a completed export: the manifest committed; {"manifestHref"} (no credentials)."""
+    destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
+    try:
+        Manifest(client, work["operationId"]).commit()
+    except AzureError as error:
+        raise CopyFailed(destination_problem(error, destination)) from None
+    except ManifestTooLarge as error:
+        raise CopyFailed(str(error)) from None
+    return {"manifestHref": f"{destination.container_url}/{manifest.blob_name(work['operationId'])}"}
 
 
 def _deidentifier(data: dict | None) -> Deidentifier | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -59,7 +60,8 @@ def test_one_generation_through_the_steps(store, destination):
         ExportRequest((Identifier("1.2"), Identifier("4.4")), destination), OPERATION, POLICY)
 
     expansion = export_steps.expand_step(checkpoint.expand_input(), store)
-    copies = [export_steps.copy_step(checkpoint.copy_input(batch), store) for batch in expansion["batches"]]
+    copies = [export_steps.copy_step(checkpoint.copy_input(batch, n), store)
+              for n, batch in enumerate(expansion["batches"])]
     after = checkpoint.advance(expansion, copies)
 
     assert (after.exported, after.skipped, after.done, after.generation) == (5, 1, True, 2)
@@ -85,7 +87,8 @@ def test_generations_listed_ahead_copy_everything_once_and_count_unknowns_once(s
         expansion = checkpoint.prefetched or export_steps.expand_step(checkpoint.expand_input(), store)
         rest = checkpoint.listed(expansion)
         ahead = None if rest.done else export_steps.expand_step(rest.expand_input(), store)
-        copies = [export_steps.copy_step(checkpoint.copy_input(batch), store) for batch in expansion["batches"]]
+        copies = [export_steps.copy_step(checkpoint.copy_input(batch, n), store)
+                  for n, batch in enumerate(expansion["batches"])]
         checkpoint = Checkpoint.from_json(json.loads(json.dumps(checkpoint.advance(expansion, copies, ahead).to_json())))
         generations += 1
 
@@ -96,6 +99,12 @@ def test_generations_listed_ahead_copy_everything_once_and_count_unknowns_once(s
     lines = client.download_blob(f"{OPERATION}/errors.log").readall().decode().splitlines()
     assert [json.loads(line)["identifier"] for line in lines] == ["4.4"]
 
+    committed = export_steps.commit_step(checkpoint.commit_input())
+    assert committed == {"manifestHref": f"{destination.container_url}/{OPERATION}/manifest-sha256.txt"}
+    manifest = client.download_blob(f"{OPERATION}/manifest-sha256.txt").readall().decode()
+    # one line per file, in the order the generations exported them, as sha256sum writes it
+    assert manifest == "".join(f"{hashlib.sha256(stored[name]).hexdigest()}  results/{name}\n"
+                               for name in sorted(stored))
 
 def test_a_deidentification_key_changed_during_the_export_fails_the_copies(store, destination, monkeypatch):
     monkeypatch.setenv("Export__Deidentification__Key", "the key at the start")
@@ -106,7 +115,7 @@ def test_a_deidentification_key_changed_during_the_export_fails_the_copies(store
 
     monkeypatch.setenv("Export__Deidentification__Key", "another key")
     with pytest.raises(CopyFailed, match="Export__Deidentification__Key changed since this export started"):
-        export_steps.copy_step(checkpoint.copy_input(expansion["batches"][0]), store)
+        export_steps.copy_step(checkpoint.copy_input(expansion["batches"][0], 0), store)
 
 
 def test_a_request_without_source_exports_the_whole_blob_store_in_bounded_generations(store, destination):
@@ -121,7 +130,8 @@ def test_a_request_without_source_exports_the_whole_blob_store_in_bounded_genera
     while not checkpoint.done:
         expansion = export_steps.expand_step(checkpoint.expand_input(), store)
         assert sum(len(batch) for batch in expansion["batches"]) <= 2
-        copies = [export_steps.copy_step(checkpoint.copy_input(batch), store) for batch in expansion["batches"]]
+        copies = [export_steps.copy_step(checkpoint.copy_input(batch, n), store)
+                  for n, batch in enumerate(expansion["batches"])]
         checkpoint = checkpoint.advance(expansion, copies)
         generations += 1
 

@@ -44,7 +44,8 @@ def test_an_instance_deleted_after_listing_is_skipped_and_logged(orthanc: Orthan
         "Level": "Instance", "Query": {"SOPInstanceUID": gone.split("/")[2][:-4]}}).json()
     requests.delete(f"{orthanc.url}/instances/{found[0]}", auth=orthanc.auth, timeout=30).raise_for_status()
 
-    copies = [export_steps.copy_step(checkpoint.copy_input(batch), store) for batch in expansion["batches"]]
+    copies = [export_steps.copy_step(checkpoint.copy_input(batch, n), store)
+              for n, batch in enumerate(expansion["batches"])]
 
     assert sum(c["exported"] for c in copies) == 3 and sum(c["skipped"] for c in copies) == 1
     client = destination.container_client()
@@ -67,7 +68,8 @@ def test_a_de_identified_export_from_orthanc_leaves_no_original_uid(orthanc: Ort
     checkpoint = export_steps.prepare(ExportRequest((Identifier(study),), destination, Profile()), OPERATION,
                                       ExportSettings(allow_emulator=True))
     expansion = export_steps.expand_step(checkpoint.expand_input(), store)
-    copies = [export_steps.copy_step(checkpoint.copy_input(batch), store) for batch in expansion["batches"]]
+    copies = [export_steps.copy_step(checkpoint.copy_input(batch, n), store)
+              for n, batch in enumerate(expansion["batches"])]
 
     assert sum(c["exported"] for c in copies) == len(made)
     client = destination.container_client()
