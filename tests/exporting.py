@@ -8,6 +8,7 @@ short retry intervals); the behaviour is the one deployed with the defaults.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -141,6 +142,19 @@ def results(destination: ContainerClient, operation_id: str) -> dict[str, bytes]
     prefix = f"{operation_id}/results/"
     return {b.name[len(prefix):]: destination.download_blob(b.name).readall()
             for b in destination.list_blobs(name_starts_with=prefix)}
+
+
+def manifest(destination: ContainerClient, operation_id: str) -> list[tuple[str, str]]:
+    """The lines of `<id>/manifest-sha256.txt` as (path under `results/`, sha256 hex), in order."""
+    text = destination.download_blob(f"{operation_id}/manifest-sha256.txt").readall().decode()
+    lines = [line.split("  ", 1) for line in text.splitlines()]
+    assert all(len(digest) == 64 and path.startswith("results/") for digest, path in lines), text[:500]
+    return [(path.removeprefix("results/"), digest) for digest, path in lines]
+
+
+def manifest_of(stored: Mapping[str, bytes]) -> list[tuple[str, str]]:
+    """What the manifest of an export of `stored` lists, sorted: every file once, with its SHA-256."""
+    return sorted((name, hashlib.sha256(data).hexdigest()) for name, data in stored.items())
 
 
 def error_log(destination: ContainerClient, operation_id: str) -> list[dict]:

@@ -27,6 +27,8 @@ from tests.exporting import (
     error_log,
     export_body,
     finished,
+    manifest,
+    manifest_of,
     new_container,
     open_store,
     put_study,
@@ -36,6 +38,8 @@ from tests.exporting import (
     view,
 )
 from tests.hosting import wait_for
+
+OPERATION_FILES = ("errors.log", "manifest-sha256.txt")  # what an export writes beside its results/
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +76,12 @@ def test_the_published_example_exports_exactly_its_files_byte_identical(hosts, s
     expected = {**whole_study, **series_names, instance_name: third_study[instance_name]}
     assert done["status"] == "completed"
     assert done["results"] == {"errorHref": f"{destination.url}/{operation['id']}/errors.log",
-                               "exported": len(expected), "skipped": 0}
+                               "exported": len(expected), "skipped": 0,
+                               "manifestHref": f"{destination.url}/{operation['id']}/manifest-sha256.txt"}
     assert results(destination, operation["id"]) == expected
-    assert {b.name for b in destination.list_blobs()} == (
-        {f"{operation['id']}/results/{n}" for n in expected} | {f"{operation['id']}/errors.log"})
+    assert {b.name for b in destination.list_blobs()} == ({f"{operation['id']}/results/{n}" for n in expected}
+                                                          | {f"{operation['id']}/{n}" for n in OPERATION_FILES})
+    assert sorted(manifest(destination, operation["id"])) == manifest_of(expected)
     assert error_log(destination, operation["id"]) == []
 
 
@@ -180,7 +186,8 @@ def test_three_thousand_instances_take_many_generations_with_bounded_history(hos
     done = finished(operation["href"], timeout=300)
 
     assert done["results"] == {"errorHref": f"{destination.url}/{operation['id']}/errors.log",
-                               "exported": 3000, "skipped": 0}
+                               "exported": 3000, "skipped": 0,
+                               "manifestHref": f"{destination.url}/{operation['id']}/manifest-sha256.txt"}
     final = durable(host, operation["id"], showHistory="true", showInput="false")
     assert final["output"]["generation"] == 3000 // 200 + 1  # 15 generations of 4 × 50, then done
     assert len(final["historyEvents"]) <= 2 + 1 + 4 * 2 + 1  # one generation: start, expand, 4 copies, end

@@ -1,5 +1,6 @@
 """An export survives its host being SIGKILLed three times — during expansion, during the copy fan-out and
-around continue-as-new — and still exports every file exactly once, byte-identical, inside its own prefix.
+around continue-as-new — and still exports every file exactly once, byte-identical, inside its own prefix,
+with a manifest that lists each file once with its SHA-256 and Content-MD5 on every file.
 
 600 tiny instances in generations of 3 × 10 keep it quick; `bench/reliability.py` runs the 3 000-instance version.
 """
@@ -7,6 +8,7 @@ around continue-as-new — and still exports every file exactly once, byte-ident
 from __future__ import annotations
 
 import uuid
+from hashlib import md5
 from pathlib import Path
 
 from tests.exporting import (
@@ -14,6 +16,8 @@ from tests.exporting import (
     export_body,
     export_host,
     finished,
+    manifest,
+    manifest_of,
     new_container,
     open_store,
     put_study,
@@ -52,6 +56,10 @@ def test_an_export_killed_three_times_completes_with_every_file_exactly_once(
     assert results(destination, operation["id"]) == stored  # every file, byte for byte
     prefix = f"{operation['id']}/"
     assert {b.name for b in destination.list_blobs()} == (
-        {f"{prefix}results/{name}" for name in stored} | {f"{prefix}errors.log"})
+        {f"{prefix}results/{name}" for name in stored} | {f"{prefix}errors.log", f"{prefix}manifest-sha256.txt"})
+    assert sorted(manifest(destination, operation["id"])) == manifest_of(stored)  # each file once, its SHA-256
+    assert done["results"]["manifestHref"] == f"{destination.url}/{prefix}manifest-sha256.txt"
+    assert {b.name: bytes(b.content_settings.content_md5) for b in destination.list_blobs(
+        name_starts_with=f"{prefix}results/")} == {f"{prefix}results/{n}": md5(d).digest() for n, d in stored.items()}
     assert error_log(destination, operation["id"]) == []
     assert host.log().count("Host started at") == 1 + len(KILLS)

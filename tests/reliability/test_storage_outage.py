@@ -22,6 +22,8 @@ from tests.exporting import (
     export_body,
     export_host,
     finished,
+    manifest,
+    manifest_of,
     new_container,
     open_store,
     put_study,
@@ -91,6 +93,7 @@ def test_a_ten_second_storage_outage_mid_export_is_ridden_out(tmp_path: Path, az
     assert max(timings) < 2, "status answered slowly while storage was down"
     assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", INSTANCES, 0)
     assert results(destination, operation["id"]) == stored
+    assert sorted(manifest(destination, operation["id"])) == manifest_of(stored)  # retried batches listed once
     assert error_log(destination, operation["id"]) == []
     assert "(Failed, InstanceId=" in host.log(), "no activity failed: the outage was not felt"
 
