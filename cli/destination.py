@@ -1,6 +1,6 @@
 """The export destination as the user gives it on the command line, and reading errors.log from it.
 
-The service's errorHref is the blob's URL without any credential, so reading it needs the same
+The service's errorHref (and manifestHref) is the blob's URL without any credential, so reading it needs the same
 destination flags the export was started with (a SAS in the container URI, a connection string,
 or managed identity); with none, the blob is read anonymously (a public container).
 """
@@ -46,18 +46,18 @@ class Destination:
             found += [query, *(part.split("=", 1)[-1] for part in query.split("&") if part.startswith("sig="))]
         return [s for s in found if s]
 
-    def container_client(self, error_href: str, operation_id: str) -> ContainerClient:
-        """The destination container, found from our flags or, without them, from the errorHref."""
+    def container_client(self, href: str, operation_id: str) -> ContainerClient:
+        """The destination container, found from our flags or, without them, from a blob href of the operation."""
         # Slow to import, and only `errors` needs it.
         from azure.storage.blob import BlobServiceClient, ContainerClient
 
         if self.connection_string:
             service = BlobServiceClient.from_connection_string(self.connection_string)
-            return service.get_container_client(self.container or _container_name(error_href, operation_id))
+            return service.get_container_client(self.container or _container_name(href, operation_id))
         if self.container_uri:
             credential = _managed_identity() if self.managed_identity else None
             return ContainerClient.from_container_url(self.container_uri, credential=credential)
-        return ContainerClient.from_container_url(container_url(error_href, operation_id))
+        return ContainerClient.from_container_url(container_url(href, operation_id))
 
 
 def _managed_identity():
@@ -66,26 +66,31 @@ def _managed_identity():
     return DefaultAzureCredential()
 
 
-def container_url(error_href: str, operation_id: str) -> str:
-    """'<container uri>/<id>/errors.log' -> '<container uri>'."""
-    suffix = f"/{operation_id}/errors.log"
-    href = error_href.split("?", 1)[0]
-    return href[: -len(suffix)] if href.endswith(suffix) else href.rsplit("/", 2)[0]
+def container_url(href: str, operation_id: str) -> str:
+    """'<container uri>/<id>/errors.log' (or another blob of the operation) -> '<container uri>'."""
+    href = href.split("?", 1)[0]
+    marker = f"/{operation_id}/"
+    return href[: href.rindex(marker)] if marker in href else href.rsplit("/", 2)[0]
 
 
-def _container_name(error_href: str, operation_id: str) -> str:
-    return container_url(error_href, operation_id).rstrip("/").rsplit("/", 1)[-1]
+def _container_name(href: str, operation_id: str) -> str:
+    return container_url(href, operation_id).rstrip("/").rsplit("/", 1)[-1]
+
+
+def blob_lines(client: ContainerClient, name: str) -> Iterator[bytes]:
+    """The non-blank lines of blob `name`, streamed chunk by chunk (without their line ends)."""
+    pending = b""
+    for chunk in client.get_blob_client(name).download_blob().chunks():
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        yield from (line for line in lines if line.strip())
+    if pending.strip():
+        yield pending
 
 
 def read_errors_log(client: ContainerClient, operation_id: str) -> Iterator[dict]:
-    """The entries of `<id>/errors.log`, one dict per line, streamed chunk by chunk."""
-    pending = b""
-    for chunk in client.get_blob_client(f"{operation_id}/errors.log").download_blob().chunks():
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        yield from (parse_error_line(line) for line in lines if line.strip())
-    if pending.strip():
-        yield parse_error_line(pending)
+    """The entries of `<id>/errors.log`, one dict per line."""
+    return (parse_error_line(line) for line in blob_lines(client, f"{operation_id}/errors.log"))
 
 
 def parse_error_line(line: bytes | str) -> dict:

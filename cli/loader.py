@@ -24,18 +24,10 @@ import pydicom
 from requests.adapters import HTTPAdapter
 from rich import box
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
 from cli.api import Api, ApiError
-from cli.progress import plural
+from cli.progress import plural, transfer_progress
 from cli.stow import MultipartBody, parse_stow_response
 
 PREAMBLE_LENGTH = 128
@@ -275,9 +267,7 @@ def load(api: Api, paths: list[Path], progress_console: Console, workers: int = 
     to_send, report.outcomes = plan(found, report.root)
     progress_console.print(f"{plural(len(found), 'file')} found, {len(to_send):,} to store")
     lock = threading.Lock()
-    columns = (TextColumn("storing"), BarColumn(), TextColumn("{task.fields[files]} files"), DownloadColumn(),
-               TransferSpeedColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=progress_console) as progress:
+    with transfer_progress("storing", progress_console) as progress:
         total = sum(f.size for f in to_send)
         task = progress.add_task("storing", total=total, files=f"0/{len(to_send)}")
 

@@ -8,21 +8,35 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from azure.core.exceptions import AzureError, HttpResponseError
 from rich.console import Console
 
 from cli.api import DEFAULT_URL, Api, ApiError, Unreachable
 from cli.destination import Destination, read_errors_log
-from cli.progress import EXIT_USAGE, errors_table, exit_code, operations_table, status_table, watch
+
+if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
+from cli.progress import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    errors_table,
+    exit_code,
+    is_terminal,
+    operations_table,
+    status_table,
+    watch,
+)
 
 EPILOG = """\
 exit codes:
-  0  done: every file stored (load); export completed with nothing skipped
+  0  done: every file stored (load); export completed with nothing skipped; every file intact (verify)
   1  done with skips: files not DICOM or duplicates (load); export completed with skipped files
-  2  files rejected by the server (load); export failed or canceled
+  2  files rejected by the server (load); export failed or canceled; any file not intact (verify)
   3  usage error, or the service could not be reached or refused the request
   130  interrupted (Ctrl-C); an export being followed keeps running
 
@@ -109,11 +123,14 @@ def build_parser() -> Parser:
                               "failed, canceled)")
 
     errors = command("errors", "print an operation's errors.log (needs the destination's credentials)")
-    errors.add_argument("operation_id", metavar="ID")
-    add_destination(errors, required=False,
-                    identity_help="read with your own Azure sign-in (azure-identity's DefaultAzureCredential: "
-                                  "az login, environment variables...; needs Storage Blob Data Reader), "
-                                  "with --container-uri")
+    verify = command("verify", "check every exported file against the operation's SHA-256 manifest and its "
+                               "Content-MD5 (needs the destination's credentials)")
+    for sub in (errors, verify):
+        sub.add_argument("operation_id", metavar="ID")
+        add_destination(sub, required=False,
+                        identity_help="read with your own Azure sign-in (azure-identity's DefaultAzureCredential: "
+                                      "az login, environment variables...; needs Storage Blob Data Reader), "
+                                      "with --container-uri")
     return parser
 
 
@@ -232,24 +249,48 @@ class Cli:
         return 0
 
     def cmd_errors(self) -> int:
+        href = self.result_href("errorHref")
+        entries = self.read_destination(href, lambda client: list(read_errors_log(client, self.args.operation_id)))
+        if self.json:
+            self.print_json(entries)
+        else:
+            self.out.print(errors_table(href, entries))
+        return 0
+
+    def cmd_verify(self) -> int:
+        from cli import verify
+
         operation_id = self.args.operation_id
-        where = destination(self.args, self.parser, False)
-        href = (self.api.operation(operation_id).get("results") or {}).get("errorHref")
+        href = self.result_href("manifestHref")
+        report = self.read_destination(href, lambda client: verify.verify(client, operation_id, href, self.err))
+        if self.json:
+            self.print_json(report.as_json())
+        elif report.ok:
+            self.out.print(f"{verify.summary(report)}: every file intact")
+        else:
+            self.out.print(verify.problems_table(report))
+        return EXIT_OK if report.ok else EXIT_FAILED
+
+    def result_href(self, name: str) -> str:
+        """`results.<name>` of the operation; ApiError when it has none (yet)."""
+        operation = self.api.operation(self.args.operation_id)
+        href = (operation.get("results") or {}).get(name)
         if not href:
-            raise ApiError(404, f"operation {operation_id} has no errorHref")
+            raise ApiError(404, f"operation {self.args.operation_id} ({operation.get('status')}) has no {name}"
+                           + (" yet" if not is_terminal(operation) else ""))
+        return href
+
+    def read_destination[T](self, href: str, read: Callable[[ContainerClient], T]) -> T:
+        """`read` the operation's blobs with the destination flags; a clear error when credentials are missing."""
+        where = destination(self.args, self.parser, False)
         try:
-            entries = list(read_errors_log(where.container_client(href, operation_id), operation_id))
+            return read(where.container_client(href, self.args.operation_id))
         except HttpResponseError as e:
             if self.args.connection_string or self.args.container_uri:
                 raise
             raise ApiError(e.status_code or 0, f"{href} cannot be read without credentials: give the destination "
                            "as to `export` (--connection-string with --container, or --container-uri with a SAS "
                            "or --managed-identity)") from None
-        if self.json:
-            self.print_json(entries)
-        else:
-            self.out.print(errors_table(href, entries))
-        return 0
 
     def secrets(self) -> list[str]:
         a = self.args

@@ -7,6 +7,14 @@ from datetime import UTC, datetime
 
 from rich import box
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from cli.api import TERMINAL, Api, ApiError, Unreachable
@@ -102,6 +110,12 @@ def watch(api: Api, operation_id: str, console: Console, interval: float = 1.0, 
     return operation
 
 
+def transfer_progress(verb: str, console: Console) -> Progress:
+    """A progress bar of bytes moved, with a `files` field ('12/40'): 'storing ━━━━ 12/40 files 3.1/9.0 MB …'."""
+    return Progress(TextColumn(verb), BarColumn(), TextColumn("{task.fields[files]} files"), DownloadColumn(),
+                    TransferSpeedColumn(), TimeElapsedColumn(), console=console)
+
+
 def status_table(operation: dict) -> Table:
     """The operation as a two-column table, as `status` and `wait` print it."""
     exported, skipped = counts(operation)
@@ -112,7 +126,8 @@ def status_table(operation: dict) -> Table:
     rows = [("operation", operation.get("operationId")), ("type", operation.get("type")),
             ("status", operation.get("status")), ("created", operation.get("createdTime")),
             ("updated", operation.get("lastUpdatedTime")), ("exported", f"{exported:,}"),
-            ("skipped", f"{skipped:,}"), ("errors.log", results.get("errorHref"))]
+            ("skipped", f"{skipped:,}"), ("errors.log", results.get("errorHref")),
+            ("manifest", results.get("manifestHref"))]
     for name, value in rows:
         if value is not None:
             table.add_row(name, str(value))

@@ -296,6 +296,9 @@ def test_cancel_stops_a_running_export_and_wait_exits_2(
     assert "canceled · " in waited.stderr and "status      canceled" in waited.stdout
     assert 0 < as_json(cli(host, "status", operation_id, "--json"))["results"]["exported"] < 600
     assert cli(host, "cancel", operation_id).returncode == 0  # canceling again changes nothing
+    unverifiable = cli(host, "verify", operation_id, *export_args(storage_connection_string, export_container))
+    assert unverifiable.returncode == 3 and f"operation {operation_id} (canceled) has no manifestHref" in (
+        unverifiable.stderr)
     too_late = cli(host, "cancel", finished_with_skip[0]["operationId"])
     assert too_late.returncode == 3 and "HTTP 409" in too_late.stderr and "already completed" in too_late.stderr
 
@@ -392,5 +395,45 @@ def test_a_container_uri_with_sas_exports_and_reads_errors_without_printing_the_
     errors = cli(host, "errors", operation_id, "--container-uri", uri)
     assert errors.returncode == 0, errors.stderr
     assert f"{UNKNOWN_STUDY}/1.2/1.2.3" in errors.stdout
-    for result in (exported, errors):
+    verified = cli(host, "verify", operation_id, "--container-uri", uri)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    for result in (exported, errors, verified):
         assert not any(secret in result.stdout + result.stderr for secret in signatures)
+
+
+def test_verify_passes_an_intact_export_then_names_a_tampered_a_deleted_and_an_extra_file(
+        host: Host, finished_with_skip, storage_connection_string: str, export_container: str,
+        tmp_path: Path) -> None:
+    """Last in this module: it alters the files of the shared export."""
+    operation_id = finished_with_skip[0]["operationId"]
+    destination = export_args(storage_connection_string, export_container)
+    intact = cli(host, "verify", operation_id, *destination)
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    assert "35 files listed: 35 intact, 0 missing, 0 extra, 0 mismatched: every file intact" in intact.stdout
+    assert "verifying" in intact.stderr and "35/35 files" in intact.stderr  # the progress bar
+    container = BlobServiceClient.from_connection_string(storage_connection_string).get_container_client(
+        export_container)
+    # The manifest is sha256sum's format: a downloaded copy of <op>/ checks with `sha256sum -c`.
+    for blob in container.list_blobs(name_starts_with=f"{operation_id}/"):
+        local = tmp_path / blob.name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(container.download_blob(blob.name).readall())
+    checked = subprocess.run(["sha256sum", "--strict", "-c", "manifest-sha256.txt"], cwd=tmp_path / operation_id,
+                             capture_output=True, text=True, check=False)
+    assert checked.returncode == 0 and checked.stdout.count(": OK\n") == 35, checked.stdout + checked.stderr
+
+    tampered, deleted, *_ = sorted(b.name for b in container.list_blobs(name_starts_with=f"{operation_id}/results/"))
+    container.upload_blob(tampered, b"not the exported bytes", overwrite=True)
+    container.delete_blob(deleted)
+    extra = f"{operation_id}/results/1.2/1.2.3/1.2.3.4.dcm"
+    container.upload_blob(extra, b"a file the export never wrote")
+
+    problems = cli(host, "verify", operation_id, *destination)
+    assert problems.returncode == 2, problems.stdout + problems.stderr
+    assert "35 files listed: 33 intact, 1 missing, 1 extra, 1 mismatched" in problems.stdout
+    report = as_json(cli(host, "verify", operation_id, "--json", *destination))
+    relative = lambda name: name.split("/", 1)[1]
+    assert {(p["kind"], p["path"]) for p in report["problems"]} == {
+        ("missing", relative(deleted)), ("extra", relative(extra)), ("mismatched", relative(tampered))}
+    assert (report["listed"], report["intact"]) == (35, 33)
+    assert storage_connection_string not in problems.stdout + problems.stderr
