@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -23,6 +24,7 @@ from common import (
     KIB,
     MIB,
     Seeded,
+    Stack,
     add_results_argument,
     median,
     pooled_session,
@@ -53,6 +55,14 @@ def export(host: Host, seeded: Seeded, connection_string: str) -> dict:
     return {"seconds": done.seconds, "cpu": after.user + after.system - cpu.user - cpu.system}
 
 
+def seeded_sets(bench: Stack, small: int, large: int) -> Iterator[tuple[str, Seeded]]:
+    """The store seeded with `small` instances of 256 KiB in 20 studies, then `large` of 4 MiB in one (0: none)."""
+    for label, count, studies, size in (("256 KiB", small, 20, 256 * KIB), ("4 MiB", large, 1, 4 * MIB)):
+        if count:
+            print(f"seeding {count} instances of {label} ...", flush=True)
+            yield label, seed(bench.store(), studies, count // studies, size)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -72,12 +82,7 @@ def main() -> None:
                 "same Azurite": bench.connection_string,
                 "another Azurite": other.connection_string,
             }
-            cases = [("256 KiB", args.small, 20, 256 * KIB), ("4 MiB", args.large, 1, 4 * MIB)]
-            for label, count, studies, size in cases:
-                if not count:
-                    continue
-                print(f"seeding {count} instances of {label} ...", flush=True)
-                seeded = seed(bench.store(), studies, count // studies, size)
+            for label, seeded in seeded_sets(bench, args.small, args.large):
                 for where, connection_string in destinations.items():
                     export(hosts["stream"], seeded, connection_string)  # warm-up
                     found: dict[str, list[dict]] = {m: [] for m in MODES}

@@ -1,6 +1,6 @@
 """What hashing every exported file (Content-MD5, SHA-256 manifest) costs in throughput, with and without, in one run.
 
-    .venv/bin/python bench/hashing.py [--runs 3] [--small 2000] [--large 200] [--before REF]
+    .venv/bin/python bench/hashing.py [--runs 3] [--small 2000] [--large 200] [--before REF] [--keep]
 
 "Without" is the app as it was just before hashing came in (by default the parent of the commit that
 added shared/export/upload.py; `--before` for another git ref), run from an archive of that commit by a
@@ -20,8 +20,8 @@ import os
 import subprocess
 import time
 
-from common import KIB, MIB, ROOT, add_results_argument, checkout, median, report, seed, stack, table
-from copy_modes import export, row
+from common import MIB, ROOT, add_results_argument, checkout, median, report, stack, table
+from copy_modes import export, row, seeded_sets
 
 MODES = ("stream", "server")
 
@@ -56,13 +56,16 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=2000, help="instances of 256 KiB, in 20 studies")
     parser.add_argument("--large", type=int, default=200, help="instances of 4 MiB, in one study")
     parser.add_argument("--before", help="git ref of the app without hashing (default: before upload.py)")
+    parser.add_argument("--keep", action="store_true", help="keep the hosts' logs and Azurite's data (printed)")
     add_results_argument(parser)
     args = parser.parse_args()
     before = args.before or before_hashing()
     ceiling = hashing_ceiling()
     print(f"MD5 + SHA-256 in memory: {ceiling:,.0f} MB/s on one core", flush=True)
     rows = []
-    with stack({"Export__CopyMode": "stream"}) as bench:
+    with stack({"Export__CopyMode": "stream"}, keep=args.keep) as bench:
+        if args.keep:
+            print(f"logs and data in {bench.folder}", flush=True)
         old_app = checkout(before, bench.folder / "before")
         hosts = {
             ("with", "stream"): bench.host,
@@ -72,12 +75,7 @@ def main() -> None:
                                                   name="hub-before-server"),
         }
         order = list(hosts)
-        cases = [("256 KiB", args.small, 20, 256 * KIB), ("4 MiB", args.large, 1, 4 * MIB)]
-        for label, count, studies, size in cases:
-            if not count:
-                continue
-            print(f"seeding {count} instances of {label} ...", flush=True)
-            seeded = seed(bench.store(), studies, count // studies, size)
+        for label, seeded in seeded_sets(bench, args.small, args.large):
             export(bench.host, seeded, bench.connection_string)  # warm-up
             found: dict[tuple[str, str], list[dict]] = {key: [] for key in hosts}
             for run in range(args.runs):
