@@ -5,7 +5,8 @@ file sent in blocks would otherwise have none, and Azure's own tools could not c
 So the bytes are hashed as they pass (`Hashed`), and the MD5 is set on the Put Blob of a small file or
 on the Put Block List that commits a large one. Whether the file is small is known from the source's
 size when it gives one; a stream of unknown size (a DICOMweb reply) is held until it passes
-`SINGLE_PUT_SIZE`, then goes on in blocks.
+`SINGLE_PUT_SIZE`, then goes on in blocks. The chunks are written as they come, never copied into a
+buffer of the whole file.
 
     >>> digests = upload(container.get_blob_client("op/results/1/2/3.dcm"), chunks, DICOM_CONTENT)
     >>> digests.sha256.hex()  # what the manifest lists
@@ -57,27 +58,30 @@ def upload(target: BlobClient, chunks: Iterable[bytes], content_settings: Conten
            size: int | None = None) -> Digests:
     """Write `chunks` to `target` (replacing it) with its Content-MD5 set; the digests of what was written.
 
-    `size`, when the source knows it, lets a large file go in blocks from its first byte; otherwise up to
-    `SINGLE_PUT_SIZE` plus one chunk is held before the choice is made. Blocks are `BLOCK_SIZE`, staged
-    one after another under ids numbered in order, so a retry restages the same ids.
+    `size`, when the source knows it, lets a large file go in blocks from its first chunk; otherwise up to
+    `SINGLE_PUT_SIZE` plus one chunk is held before the choice is made. In blocks, chunks are staged as
+    they come, small ones gathered to at least `BLOCK_SIZE` (a blob commits at most 50 000 blocks), under
+    ids numbered in order, so a retry restages the same ids; nothing is visible until the commit.
     """
     hashed = Hashed(chunks)
-    pending = bytearray()
+    held: list[bytes] = []
+    held_size = 0
     blocks: list[str] = []
     in_blocks = size is not None and size > SINGLE_PUT_SIZE
     for chunk in hashed:
-        pending += chunk
-        in_blocks = in_blocks or len(pending) > SINGLE_PUT_SIZE
-        while in_blocks and len(pending) >= BLOCK_SIZE:
-            blocks.append(_stage(target, len(blocks), pending[:BLOCK_SIZE]))
-            del pending[:BLOCK_SIZE]
+        held.append(chunk)
+        held_size += len(chunk)
+        in_blocks = in_blocks or held_size > SINGLE_PUT_SIZE
+        if in_blocks and held_size >= BLOCK_SIZE:
+            blocks.append(_stage(target, len(blocks), b"".join(held)))
+            held, held_size = [], 0
     digests = hashed.digests()
     settings = with_md5(content_settings, digests.md5)
     if not in_blocks:
-        target.upload_blob(bytes(pending), overwrite=True, content_settings=settings)
+        target.upload_blob(b"".join(held), overwrite=True, content_settings=settings)
         return digests
-    if pending:
-        blocks.append(_stage(target, len(blocks), pending))
+    if held:
+        blocks.append(_stage(target, len(blocks), b"".join(held)))
     target.commit_block_list(blocks, content_settings=settings)
     return digests
 
@@ -111,7 +115,7 @@ def with_md5(content_settings: ContentSettings, md5: bytes) -> ContentSettings:
     return settings
 
 
-def _stage(target: BlobClient, number: int, data: bytes | bytearray) -> str:
+def _stage(target: BlobClient, number: int, data: bytes) -> str:
     block_id = f"{number:08d}"  # every id of one blob the same length, as the service requires
-    target.stage_block(block_id, bytes(data), length=len(data))
+    target.stage_block(block_id, data, length=len(data))
     return block_id
