@@ -47,10 +47,11 @@ def test_progress_line_shows_counts_rate_and_elapsed() -> None:
 def test_help_documents_every_command_and_the_exit_codes() -> None:
     result = run("--help")
     assert result.returncode == 0
-    for word in ("load", "export", "status", "wait", "cancel", "list", "errors", "exit codes",
+    for word in ("load", "export", "status", "wait", "cancel", "list", "errors", "verify", "exit codes",
                  "0  done", "1  done with skips", "2  ", "3  usage error", "DICOM_EXPORT_URL", "DICOM_EXPORT_KEY"):
         assert word in result.stdout
     assert "--connection-string" in run("export", "--help").stdout
+    assert "--connection-string" in run("verify", "--help").stdout  # the destination flags of `errors`
 
 
 @pytest.mark.parametrize("args, message", [
