@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.blob import ContainerClient, ContentSettings
+from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
 
 NAME = "manifest-sha256.txt"
 MAX_BLOCKS = 50_000  # the most blocks a block blob may commit
@@ -63,4 +63,4 @@ class Manifest:
         if len(blocks) > MAX_BLOCKS:
             raise ManifestTooLarge(f"the manifest has {len(blocks):,} batches and Azure commits at most "
                                    f"{MAX_BLOCKS:,} blocks to one blob: export with a larger Export__BatchSize")
-        self.blob.commit_block_list(blocks, content_settings=_TEXT)
+        self.blob.commit_block_list([BlobBlock(block) for block in blocks], content_settings=_TEXT)

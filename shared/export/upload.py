@@ -20,7 +20,7 @@ from copy import copy
 from dataclasses import dataclass
 
 from azure.core import MatchConditions
-from azure.storage.blob import BlobClient, ContentSettings
+from azure.storage.blob import BlobBlock, BlobClient, ContentSettings
 
 from shared.stores.blob.store import BLOCK_SIZE, SINGLE_PUT_SIZE
 
@@ -82,7 +82,7 @@ def upload(target: BlobClient, chunks: Iterable[bytes], content_settings: Conten
         return digests
     if held:
         blocks.append(_stage(target, len(blocks), b"".join(held)))
-    target.commit_block_list(blocks, content_settings=settings)
+    target.commit_block_list([BlobBlock(block) for block in blocks], content_settings=settings)
     return digests
 
 
@@ -92,8 +92,8 @@ def hash_blob(target: BlobClient) -> Digests:
     A stored Content-MD5 that disagrees with the content raises ContentMismatch: the copy is not intact.
     """
     properties = target.get_blob_properties()
-    pinned = {"etag": properties.etag, "match_condition": MatchConditions.IfNotModified}
-    hashed = Hashed(target.download_blob(max_concurrency=1, **pinned).chunks())
+    unchanged = MatchConditions.IfNotModified
+    hashed = Hashed(target.download_blob(max_concurrency=1, etag=properties.etag, match_condition=unchanged).chunks())
     for _ in hashed:
         pass
     digests = hashed.digests()
@@ -101,7 +101,8 @@ def hash_blob(target: BlobClient) -> Digests:
     if stored and bytes(stored) != digests.md5:
         raise ContentMismatch(f"{target.blob_name}: its Content-MD5 does not match its content")
     if not stored:
-        target.set_http_headers(with_md5(properties.content_settings, digests.md5), **pinned)
+        target.set_http_headers(with_md5(properties.content_settings, digests.md5), etag=properties.etag,
+                                match_condition=unchanged)
     return digests
 
 
