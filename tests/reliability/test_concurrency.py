@@ -115,7 +115,8 @@ def test_a_repeated_idempotency_key_returns_the_same_operation_and_starts_nothin
     assert [o["href"].rsplit("/", 3)[1] for o in again] == ["v1", "v1", "v2"]  # the route's version, as always
     assert instance_ids(host) == before
     assert view(first["href"])["results"] == {"errorHref": f"{destination.url}/{first['id']}/errors.log",
-                                              "exported": len(stored), "skipped": 1}
+                                              "exported": len(stored), "skipped": 1,
+                                              "manifestHref": f"{destination.url}/{first['id']}/manifest-sha256.txt"}
     assert [line["identifier"] for line in error_log(destination, first["id"])] == [lost]  # not re-created
     assert {b.name.split("/")[0] for b in destination.list_blobs()} == {first["id"]}
 
