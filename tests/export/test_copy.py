@@ -48,7 +48,13 @@ def results(client: ContainerClient) -> dict[str, bytes]:
 def test_copies_are_byte_identical_at_the_published_paths(store, destination, mode, monkeypatch):
     served = []
     original = BatchCopier._server_copy
-    monkeypatch.setattr(BatchCopier, "_server_copy", lambda self, *a: served.append(original(self, *a)))
+
+    def server_copy(self, *args):
+        digests = original(self, *args)
+        served.append(args)  # copied server-side (a refusal raises before this)
+        return digests
+
+    monkeypatch.setattr(BatchCopier, "_server_copy", server_copy)
     stored = put_series(store, "1.2", "1.2.3", 7, size=2000)
     stored.update(put_series(store, "1.2", "1.2.4", 1, size=9 * 1024 * 1024 + 17))  # several blocks
     instances = list(store.iter_instances(Identifier("1.2")))
