@@ -37,6 +37,7 @@ from .responses import error, json_response
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 MAX_PAGE = 1000  # the Durable HTTP API's page sizes go this far
+MAX_TOKEN = 4096  # a continuation token travels as a header: printable ASCII, and not without end
 
 
 def durable_status(status: df.DurableOrchestrationStatus) -> dict[str, Any] | None:
@@ -96,6 +97,8 @@ async def list_operations(req: func.HttpRequest, client: df.DurableOrchestration
         return top
     runtime = sorted({r for status in wanted for r in runtime_statuses(status)})
     token = req.params.get("continuationToken") or None
+    if token is not None and not (len(token) <= MAX_TOKEN and token.isascii() and token.isprintable()):
+        return error(400, "query parameter continuationToken: not a token this service issued")
     found: list[dict[str, Any]] = []
     while True:
         page = await _status_page(client, runtime, top or MAX_PAGE, token)
