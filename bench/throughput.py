@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/throughput.py [--runs 3] [--small 2000] [--studies 20] [--large 200]
 
-Seeds the store (one Azurite) with `--small` instances of 256 KiB in `--studies` studies and `--large`
-instances of 4 MiB, then per run and per size, in alternating order:
+Seeds the store (one Azurite) with `--small` instances of `--small-kib` (256 KiB) in `--studies` studies
+and `--large` instances of 4 MiB, then per run and per size, in alternating order:
 - baseline: a plain thread pool of MaxParallelBatches × MaxParallelThreads threads (50 with the defaults)
   downloading each file and uploading it to a fresh container of the same Azurite (no orchestration,
   the file names given, connection pools as large as the pool of threads);
@@ -125,7 +125,8 @@ def measure(bench: Stack, seeded: Seeded, run: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--small", type=int, default=2000, help="instances of 256 KiB")
+    parser.add_argument("--small", type=int, default=2000, help="instances of --small-kib")
+    parser.add_argument("--small-kib", type=int, default=256, help="size of the small instances")
     parser.add_argument("--studies", type=int, default=20, help="studies the small instances are spread over")
     parser.add_argument("--large", type=int, default=200, help="instances of 4 MiB (one study)")
     parser.add_argument(
@@ -139,7 +140,8 @@ def main() -> None:
     )
     add_results_argument(parser)
     args = parser.parse_args()
-    cases = [("256 KiB", args.small, args.studies, 256 * KIB), ("4 MiB", args.large, 1, 4 * MIB)]
+    small = f"{args.small_kib} KiB"
+    cases = [(small, args.small, args.studies, args.small_kib * KIB), ("4 MiB", args.large, 1, 4 * MIB)]
     rows, walls = [], []
     with stack(SETTINGS, before=args.before) as bench:
         for label, count, studies, size in cases:
@@ -157,7 +159,7 @@ def main() -> None:
                 [label, *row] for row in summary(runs, len(seeded.files), seeded.total_bytes, args.before)
             ]
             walls += [[label, *row] for row in wall_time(runs, args.before)]
-            if args.profile and label == "256 KiB":
+            if args.profile and label == small:
                 profiled = profile(bench, seeded, args.profile)
     body = table(["files", "copier", "files/s", "MB/s", "÷ baseline", "÷ script", "copier CPU s", "Azurite CPU s"],
                  rows)
@@ -176,7 +178,7 @@ def main() -> None:
     )
     if args.profile:
         report(
-            "Where the host's time goes during the 256 KiB export (py-spy)", profiled, results=args.results
+            f"Where the host's time goes during the {small} export (py-spy)", profiled, results=args.results
         )
 
 
