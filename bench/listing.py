@@ -4,10 +4,8 @@
 
 Seeds `--studies` studies of 1 000 small instances, then per run lists each study in one page three ways and
 measures this process's CPU time (which is what the host's one Python process spends on it, under its GIL):
-- `DicomStore.list_page`: what the expand activity does (azure-storage-blob's `list_blobs`, which turns every
-  blob's XML into a model of some 30 properties);
-- `list_blob_names`: the SDK's names-only listing, which reads the same XML page without that model (but
-  yields no ETag, which the export needs to pin the version it copies);
+- `DicomStore.list_page`: what the expand activity does (azure-storage-blob's names-only `list_blob_names`);
+- `list_blobs`: what it did before, the SDK turning every blob's XML into a model of some 30 properties;
 - the same List Blobs request with `requests` and `xml.etree` picking name, ETag and size: a listing
   without the model, for comparison.
 Medians over the runs; the differences are the SDK's per-blob model cost.
@@ -71,12 +69,12 @@ def main() -> None:
             ]
 
         ways = {
-            "DicomStore.list_page (SDK list_blobs)": lambda study: store.list_page(
+            "DicomStore.list_page (SDK list_blob_names)": lambda study: store.list_page(
                 parse_identifier(study), None, PER_STUDY
             )[0],
-            "SDK list_blob_names (no ETag)": lambda study: list(
+            "SDK list_blobs (full model)": lambda study: list(
                 next(
-                    store.container.list_blob_names(
+                    store.container.list_blobs(
                         name_starts_with=f"{study}/", results_per_page=PER_STUDY
                     ).by_page()
                 )

@@ -1,8 +1,9 @@
 """Copy one batch of stored instances to `<operation id>/results/<study>/<series>/<sop>.dcm`.
 
-Each file is read pinned to the ETag the listing saw, so an instance replaced or deleted during
-the export is skipped rather than half-copied, and written with overwrite, so a retried batch
-simply rewrites what it wrote before. Every file is hashed as it is written (shared/export/upload.py):
+Each file is read as the store holds it when its batch runs, pinned to the version its first bytes came
+from (or to the ETag its identifier's point read saw), so an instance deleted during the export is skipped
+and one replaced while it is read is skipped rather than half-copied; each is written with overwrite, so a
+retried batch simply rewrites what it wrote before. Every file is hashed as it is written (shared/export/upload.py):
 its blob gets its Content-MD5, and the batch returns its manifest lines (shared/export/manifest.py).
 `fault_policy` alone decides what a failure means: a fault of one file is skipped and logged in
 errors.log; a fault of the destination (container gone, credentials refused) or of the service
@@ -209,9 +210,10 @@ class BatchCopier:
         source_url = self.store.read_url(instance, SERVER_COPY_TIMEOUT)
         if source_url is None:
             raise _CopyRefused()
+        pinned: dict[str, Any] = {"source_etag": instance.etag,
+                                  "source_match_condition": MatchConditions.IfNotModified} if instance.etag else {}
         try:
-            started = target.start_copy_from_url(
-                source_url, source_etag=instance.etag, source_match_condition=MatchConditions.IfNotModified)
+            started = target.start_copy_from_url(source_url, **pinned)
         except HttpResponseError as error:
             code = getattr(error, "error_code", None) or ""
             if error.status_code == 412 or code == "SourceConditionNotMet":

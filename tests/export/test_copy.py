@@ -76,11 +76,13 @@ def test_a_retried_batch_overwrites_what_it_wrote(store, destination):
     assert results(destination.container_client()) == stored
 
 
-def test_instances_deleted_or_replaced_after_listing_are_skipped_and_logged(store, destination):
+def test_instances_deleted_after_listing_are_skipped_and_logged_and_replaced_ones_copied_as_they_are_now(
+        store, destination):
     put_series(store, "1.2", "1.2.3", 4)
     instances = list(store.iter_instances(Identifier("1.2")))
     store.container.delete_blob(instances[0].blob_name)
-    put(store, "1.2", "1.2.3", instances[1].instance, size=10)  # replaced: a new ETag
+    store.container.delete_blob(instances[1].blob_name)
+    _, now = put(store, "1.2", "1.2.3", instances[2].instance, size=10)  # replaced since listed
     ErrorLog(destination.container_client(), OPERATION).create()
 
     result = copier(store, destination).copy(instances)
@@ -90,7 +92,27 @@ def test_instances_deleted_or_replaced_after_listing_are_skipped_and_logged(stor
     assert sorted(line["identifier"] for line in lines) == sorted(str(i.identifier) for i in instances[:2])
     assert all("after the export listed it" in line["error"] for line in lines)
     assert all(line["timestamp"].endswith("Z") for line in lines)
-    assert len(results(destination.container_client())) == 2
+    assert results(destination.container_client())[instances[2].blob_name] == now
+
+
+def test_an_instance_replaced_while_it_is_read_is_skipped_not_mixed(store, destination, monkeypatch):
+    _, first = put(store, "1.2", "1.2.3", "1.2.3.1", size=SINGLE_PUT_SIZE + BLOCK_SIZE)  # read in two requests
+    instances = list(store.iter_instances(Identifier("1.2")))
+    opened = DicomStore.open
+
+    def open_then_replace(self, instance):
+        download = opened(self, instance)  # its first request is answered: the rest is pinned to that version
+        put(store, "1.2", "1.2.3", "1.2.3.1", size=len(first))
+        return download
+
+    monkeypatch.setattr(DicomStore, "open", open_then_replace)
+    ErrorLog(destination.container_client(), OPERATION).create()
+
+    result = copier(store, destination).copy(instances)
+
+    assert (result.exported, result.skipped) == (0, 1)
+    assert "replaced in the store" in error_lines(destination.container_client())[0]["error"]
+    assert results(destination.container_client()) == {}
 
 
 def test_a_deleted_destination_container_fails_the_batch_with_its_name(store, destination):
