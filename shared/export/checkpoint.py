@@ -73,6 +73,7 @@ class Checkpoint:
             "operationId": self.operation_id, "destination": self.destination,
             "identifiers": list(self.identifiers[:reach]), "cursor": self.cursor,
             "batchSize": self.batching.batch_size, "maxBatches": self.batching.max_parallel_batches,
+            "threads": self.batching.max_parallel_threads,
             "deidentification": self.deidentification,
         }
 

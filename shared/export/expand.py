@@ -9,6 +9,7 @@ not-found entry (one skipped file and one errors.log line); an empty store is si
 from __future__ import annotations
 
 import functools
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -36,8 +37,12 @@ class Expansion:
 
 
 def expand(store: Store, identifiers: list[Identifier | None], cursor: str | None,
-           batch_size: int, max_batches: int) -> Expansion:
+           batch_size: int, max_batches: int, threads: int = 1) -> Expansion:
     """Up to `max_batches` batches of at most `batch_size` instances, from `identifiers` in order.
+
+    A generation that finds fewer than it could hold (a small export, the last generation of any) is spread
+    over up to `max_batches` even batches of at least `threads` instances, so every copy activity and its
+    `threads` copies have work: 300 instances go as 10 batches of 30 rather than 3 of 100.
 
     `cursor` resumes the listing of `identifiers[0]` where the previous generation stopped. Identifiers
     are listed a window at a time, in parallel (1, then 2, 4 ... READ_AHEAD of them while they keep
@@ -70,14 +75,22 @@ def expand(store: Store, identifiers: list[Identifier | None], cursor: str | Non
                     break
             window = min(2 * window, READ_AHEAD, _likely_to_fit(capacity - len(found), len(found), consumed))
     found = list({i.blob_name: i for i in found}.values())  # a store listed by offset may repeat one as it changes
-    batches = [found[i:i + batch_size] for i in range(0, len(found), batch_size)]
-    return Expansion(batches, not_found, consumed, cursor)
+    return Expansion(_spread(found, batch_size, max_batches, threads), not_found, consumed, cursor)
+
+
+def _spread(found: list[StoredInstance], batch_size: int, max_batches: int, threads: int) -> list[list[StoredInstance]]:
+    """`found` in order, cut into as many even batches as keep each within `batch_size` and, up to
+    `max_batches`, at least `threads` long."""
+    count = max(-(-len(found) // batch_size), min(max_batches, -(-len(found) // max(1, threads))))
+    size, longer = divmod(len(found), count) if count else (0, 0)
+    starts = [n * size + min(n, longer) for n in range(count + 1)]
+    return [found[start:end] for start, end in itertools.pairwise(starts)]
 
 
 def _likely_to_fit(room: int, found: int, consumed: int) -> int:
     """How many more identifiers `room` instances likely hold, at the average size of those consumed so far.
 
-    Listing further ahead only parses pages to throw them away (the SDK spends ~0.2 ms of CPU per listed blob).
+    Listing further ahead only fetches and parses pages to throw them away.
     """
     return max(1, -(-room * consumed // found)) if found and consumed else READ_AHEAD
 

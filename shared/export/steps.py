@@ -76,7 +76,7 @@ def expand_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str
     """The expand activity: the next batches, with the identifiers that match nothing logged as skipped."""
     try:
         expansion = expand(store or _store(), [_identifier(i) for i in work["identifiers"]], work["cursor"],
-                           work["batchSize"], work["maxBatches"])
+                           work["batchSize"], work["maxBatches"], work.get("threads", 1))
     except (AzureError, StoreError) as error:  # the store is down or refusing us: the activity fails, is retried
         raise CopyFailed(store_problem(error)) from None
     if expansion.not_found:

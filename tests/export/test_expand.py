@@ -16,7 +16,7 @@ def test_study_series_and_instance_identifiers_expand_to_exactly_their_instances
     put(store, "5.6", "5.6.7", "5.6.7.80")  # an instance UID extending the one asked for
 
     expansion = expand(store, [Identifier("1.2"), Identifier("1.23", "1.23.1"), Identifier("5.6", "5.6.7", "5.6.7.8")],
-                       None, batch_size=3, max_batches=10)
+                       None, batch_size=3, max_batches=10, threads=3)
 
     names = [i.blob_name for batch in expansion.batches for i in batch]
     assert sorted(names) == sorted([
@@ -24,6 +24,16 @@ def test_study_series_and_instance_identifiers_expand_to_exactly_their_instances
         "1.2/1.2.4/1.2.4.2.dcm", "1.23/1.23.1/1.23.1.1.dcm", "1.23/1.23.1/1.23.1.2.dcm", "5.6/5.6.7/5.6.7.8.dcm"])
     assert [len(b) for b in expansion.batches] == [3, 3, 2]
     assert (expansion.consumed, expansion.cursor, expansion.not_found) == (3, None, [])
+
+
+def test_a_generation_that_finds_less_than_it_holds_is_spread_over_every_batch_it_may_use(store):
+    put_series(store, "1.2", "1.2.3", 23)
+    spread = expand(store, [Identifier("1.2")], None, batch_size=10, max_batches=5, threads=2)
+    assert [len(b) for b in spread.batches] == [5, 5, 5, 4, 4]  # not 10, 10, 3: five activities, all busy
+    names = [i.blob_name for b in spread.batches for i in b]
+    assert names == sorted(names) and len(set(names)) == 23  # each once, in listing order
+    few = expand(store, [Identifier("1.2")], None, batch_size=10, max_batches=5, threads=8)
+    assert [len(b) for b in few.batches] == [8, 8, 7]  # no batch shorter than an activity's threads need
 
 
 def test_a_study_larger_than_a_generation_resumes_from_its_cursor(store):
