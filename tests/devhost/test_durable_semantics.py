@@ -44,6 +44,21 @@ def stays_running(links: dict, seconds: float) -> None:
         time.sleep(0.2)
 
 
+def test_a_task_any_refill_window_schedules_each_refill_only_once_the_one_before_has_finished(host: Host) -> None:
+    # The shim awaits each yield's new actions in turn (ProcessAsyncActionsV2): a refill yielded as
+    # task_any([...running, new]) is awaited as WhenAny(new) alone, so the next refill waits for it.
+    links = start(host, "refill_window", [3, 6, 1])
+    final = wait_until(links, showHistory="true", timeout=30)
+    assert final["runtimeStatus"] == "Completed"
+    done = [e for e in final["historyEvents"] if e["EventType"] == "TaskCompleted"]
+    scheduled = sorted(datetime.fromisoformat(e["ScheduledTime"]) for e in done)
+    completed = sorted(datetime.fromisoformat(e["Timestamp"]) for e in done)
+    assert len(done) == 6
+    # A free slot after the first three would start the fifth at once; it starts after the fourth has ended.
+    assert scheduled[4] >= completed[3] and scheduled[5] >= completed[4]
+    assert elapsed(final) >= 3.5  # a sliding window of 3 would take 2 s
+
+
 def test_a_failed_task_all_ends_only_when_its_slow_sibling_has_finished(host: Host) -> None:
     links = start(host, "fail_beside_slow", 4)
     stays_running(links, 2.5)  # the failure came at once; the 4 s sibling still runs

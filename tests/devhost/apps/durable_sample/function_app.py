@@ -222,6 +222,20 @@ def race_then_continue(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def refill_window(context: df.DurableOrchestrationContext):
+    """Keep `window` pauses in flight, scheduling the next as any one finishes (a throttled fan-out)."""
+    window, total, seconds = context.get_input()
+    running = [context.call_activity("pause", seconds) for _ in range(window)]
+    while running:
+        done = yield context.task_any(running)
+        running.remove(done)
+        if window < total:
+            running.append(context.call_activity("pause", seconds))
+            window += 1
+    return total
+
+
+@app.orchestration_trigger(context_name="context")
 def two_waits(context: df.DurableOrchestrationContext):
     """Two waits for one event name: one event raised during the pause is buffered, and satisfies only the first."""
     yield context.call_activity("pause", 1.5)
