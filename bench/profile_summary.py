@@ -18,20 +18,22 @@ from pathlib import Path
 
 # (part, markers in a stack frame) — checked in this order.
 PARTS = [
-    ("copy: read from the store (GET)", ("DicomStore.download", "Download.chunks", "_source_chunks")),
-    ("copy: write to the destination (PUT)", ("upload_blob",)),
-    ("copy: other (threads, futures, errors.log)", ("BatchCopier",)),
+    ("copy: hashing (MD5, SHA-256)", ("Hashed.__iter__",)),
+    ("copy: read from the store (GET)", ("DicomStore.download", "Download.chunks", "_source_chunks", "DicomStore.open")),
+    ("copy: write to the destination (PUT)", ("upload (shared/export/upload.py", "upload_blob")),
+    ("copy: the rest of a batch (manifest block, errors.log, futures)", ("BatchCopier", "copy_step", "Manifest.")),
     ("listing the store (expand activity)", ("shared/export/expand.py", "list_page")),
     (
         "orchestrator episodes (SDK replay, JSON)",
         ("durable_functions/", "_invoke_orchestrator", "orchestrations/"),
     ),
+    ("the worker's invocation path", ("azure_functions_runtime",)),
     (
-        "durable engine (dispatch, task hub SQLite)",
-        ("devhost/engine.py", "devhost/taskhub.py", "devhost/replay.py"),
+        "durable engine, task hub, HTTP (devhost)",
+        ("devhost/", "aiohttp", "asyncio"),
     ),
-    ("HTTP API (status polls, durable client)", ("devhost/server.py", "devhost/durable_api.py", "aiohttp")),
     ("logging", ("logging/__init__.py",)),
+    ("thread pools waiting for work", ("concurrent/futures/thread.py",)),
 ]
 
 
@@ -54,7 +56,7 @@ def summarise(path: Path) -> list[tuple[str, float]]:
     for stack, n in _samples(path):
         part = next(
             (name for name, markers in PARTS if any(m in stack for m in markers)),
-            "other (idle loops, start-up)",
+            "other",
         )
         counts[part] += n
     return _shares(counts)

@@ -136,7 +136,7 @@ def main() -> None:
         "--profile",
         metavar="FILE",
         type=Path,
-        help="after the runs, record py-spy (GIL holders only) on the host during one more export",
+        help="after the runs, record py-spy (threads on a CPU) on the host during one more export",
     )
     add_results_argument(parser)
     args = parser.parse_args()
@@ -183,15 +183,14 @@ def main() -> None:
 
 
 def profile(bench: Stack, seeded: Seeded, path: Path) -> str:
-    """Record py-spy on the host during one export of `seeded`; a Markdown summary of the GIL samples."""
+    """Record py-spy on the host during one export of `seeded`; a Markdown summary of its on-CPU samples."""
     spy = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "py-spy"),
             "record",
-            "--gil",
             "--nonblocking",
             "-r",
-            "100",
+            "200",
             "-f",
             "raw",
             "-o",
@@ -211,7 +210,7 @@ def profile(bench: Stack, seeded: Seeded, path: Path) -> str:
     spy.send_signal(signal.SIGINT)
     spy.wait(timeout=60)
     parts = table(
-        ["share of GIL samples", "part of the host"],
+        ["share of samples", "part of the host"],
         [[f"{share:.0%}", part] for part, share in summarise(path)],
     )
     frames = table(
@@ -220,7 +219,7 @@ def profile(bench: Stack, seeded: Seeded, path: Path) -> str:
     )
     return (
         f"One export of {len(seeded.files)} files in {done.seconds:.1f} s; the host used {cpu:.1f} s of CPU. "
-        f"Samples at 100 Hz of the thread holding the GIL (`py-spy record --gil --nonblocking`), raw "
+        f"Samples at 200 Hz of every thread running on a CPU (`py-spy record --nonblocking`), raw "
         f"stacks in `{path}`.\n\n{parts}\n\n{frames}"
     )
 
