@@ -47,7 +47,7 @@ def stays_running(links: dict, seconds: float) -> None:
 def test_a_task_any_refill_window_schedules_each_refill_only_once_the_one_before_has_finished(host: Host) -> None:
     # The shim awaits each yield's new actions in turn (ProcessAsyncActionsV2): a refill yielded as
     # task_any([...running, new]) is awaited as WhenAny(new) alone, so the next refill waits for it.
-    links = start(host, "refill_window", [3, 6, 1])
+    links = start(host, "refill_window", [3, 6, 1, False])
     final = wait_until(links, showHistory="true", timeout=30)
     assert final["runtimeStatus"] == "Completed"
     done = [e for e in final["historyEvents"] if e["EventType"] == "TaskCompleted"]
@@ -57,6 +57,18 @@ def test_a_task_any_refill_window_schedules_each_refill_only_once_the_one_before
     # A free slot after the first three would start the fifth at once; it starts after the fourth has ended.
     assert scheduled[4] >= completed[3] and scheduled[5] >= completed[4]
     assert elapsed(final) >= 3.5  # a sliding window of 3 would take 2 s
+
+
+def test_a_refill_yielded_beside_a_zero_length_timer_keeps_the_window_full(host: Host) -> None:
+    # WhenAny(new, timer): the timer fires at once, so the shim moves on to the next refill when it comes.
+    links = start(host, "refill_window", [3, 6, 1, True])
+    final = wait_until(links, showHistory="true", timeout=30)
+    assert final["runtimeStatus"] == "Completed"
+    done = [e for e in final["historyEvents"] if e["EventType"] == "TaskCompleted"]
+    scheduled = sorted(datetime.fromisoformat(e["ScheduledTime"]) for e in done)
+    completed = sorted(datetime.fromisoformat(e["Timestamp"]) for e in done)
+    assert scheduled[4] < completed[3] and scheduled[5] < completed[3]  # both refills started before the fourth ended
+    assert elapsed(final) < 3.5
 
 
 def test_a_failed_task_all_ends_only_when_its_slow_sibling_has_finished(host: Host) -> None:

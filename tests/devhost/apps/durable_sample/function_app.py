@@ -223,15 +223,22 @@ def race_then_continue(context: df.DurableOrchestrationContext):
 
 @app.orchestration_trigger(context_name="context")
 def refill_window(context: df.DurableOrchestrationContext):
-    """Keep `window` pauses in flight, scheduling the next as any one finishes (a throttled fan-out)."""
-    window, total, seconds = context.get_input()
+    """Keep `window` pauses in flight, scheduling the next as any one finishes (a throttled fan-out); with
+    `nudge`, each refill is yielded beside a zero-length timer."""
+    window, total, seconds, nudge = context.get_input()
     running = [context.call_activity("pause", seconds) for _ in range(window)]
+    nudges = []
     while running:
-        done = yield context.task_any(running)
+        done = yield context.task_any(running + nudges)
+        if done in nudges:  # a zero-length timer lets the shim past the refill it awaits
+            nudges.remove(done)
+            continue
         running.remove(done)
         if window < total:
             running.append(context.call_activity("pause", seconds))
             window += 1
+            if nudge:
+                nudges.append(context.create_timer(context.current_utc_datetime))
     return total
 
 
