@@ -16,7 +16,9 @@ import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import pytest
 import requests
 from azure.storage.blob import ContainerClient
 from cryptography.fernet import Fernet
@@ -68,6 +70,29 @@ class Hosts:
     def stop(self) -> None:
         for host in self.started.values():
             host.stop()
+
+
+def host_fixtures(folder: str) -> tuple[Any, Any, Any]:
+    """A test module's fixtures for exporting through hosts: `hosts` (under a temporary `folder`), the `store`
+    they export from, and a new `destination` container for each test.
+
+        hosts, store, destination = host_fixtures("export-hosts")
+    """
+    @pytest.fixture(scope="module")
+    def hosts(tmp_path_factory: pytest.TempPathFactory, storage_connection_string: str):
+        started = Hosts(tmp_path_factory.mktemp(folder), storage_connection_string)
+        yield started
+        started.stop()
+
+    @pytest.fixture(scope="module")
+    def store(hosts: Hosts) -> DicomStore:
+        return open_store(hosts.connection_string, hosts.store_container)
+
+    @pytest.fixture
+    def destination(storage_connection_string: str) -> ContainerClient:
+        return new_container(storage_connection_string)
+
+    return hosts, store, destination
 
 
 def open_store(connection_string: str, container: str) -> DicomStore:

@@ -24,27 +24,13 @@ from shared.deid.stream import deidentify_file
 from shared.stores.blob.store import DicomStore
 from shared.uids import Identifier, is_uid
 from tests.deid.corpus import UID_ROOT, corpus, identifying_instance
-from tests.exporting import Hosts, error_log, export_body, finished, new_container, open_store, start
+from tests.exporting import error_log, export_body, finished, host_fixtures, new_container, start
 
 KEY, OTHER_KEY = "the first de-identification key", "another key"
 DEID = {"profile": "basic"}
 
 
-@pytest.fixture(scope="module")
-def hosts(tmp_path_factory: pytest.TempPathFactory, storage_connection_string: str):
-    hosts = Hosts(tmp_path_factory.mktemp("deid-hosts"), storage_connection_string)
-    yield hosts
-    hosts.stop()
-
-
-@pytest.fixture(scope="module")
-def store(hosts: Hosts) -> DicomStore:
-    return open_store(hosts.connection_string, hosts.store_container)
-
-
-@pytest.fixture
-def destination(storage_connection_string: str) -> ContainerClient:
-    return new_container(storage_connection_string)
+hosts, store, destination = host_fixtures("deid-hosts")
 
 
 def _pydicom_files() -> list[tuple[Identifier, bytes]]:

@@ -16,20 +16,18 @@ from urllib.parse import quote, unquote
 
 import pytest
 import requests
-from azure.storage.blob import ContainerClient, ContainerSasPermissions, generate_container_sas
+from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
 from shared.export.destination import EMULATOR_KEY
-from shared.stores.blob.store import DicomStore
 from tests.exporting import (
     FLAG,
-    Hosts,
     durable,
     error_log,
     export_body,
     finished,
+    host_fixtures,
     manifest,
     manifest_of,
-    new_container,
     open_store,
     put_study,
     results,
@@ -42,21 +40,7 @@ from tests.hosting import wait_for
 OPERATION_FILES = ("errors.log", "manifest-sha256.txt")  # what an export writes beside its results/
 
 
-@pytest.fixture(scope="module")
-def hosts(tmp_path_factory: pytest.TempPathFactory, storage_connection_string: str):
-    hosts = Hosts(tmp_path_factory.mktemp("export-hosts"), storage_connection_string)
-    yield hosts
-    hosts.stop()
-
-
-@pytest.fixture(scope="module")
-def store(hosts: Hosts) -> DicomStore:
-    return open_store(hosts.connection_string, hosts.store_container)
-
-
-@pytest.fixture
-def destination(storage_connection_string: str) -> ContainerClient:
-    return new_container(storage_connection_string)
+hosts, store, destination = host_fixtures("export-hosts")
 
 
 def test_the_published_example_exports_exactly_its_files_byte_identical(hosts, store, destination,
