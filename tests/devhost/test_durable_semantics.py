@@ -44,16 +44,22 @@ def stays_running(links: dict, seconds: float) -> None:
         time.sleep(0.2)
 
 
-def test_a_task_any_refill_window_schedules_each_refill_only_once_the_one_before_has_finished(host: Host) -> None:
-    # The shim awaits each yield's new actions in turn (ProcessAsyncActionsV2): a refill yielded as
-    # task_any([...running, new]) is awaited as WhenAny(new) alone, so the next refill waits for it.
-    links = start(host, "refill_window", [3, 6, 1, False])
+def refill_window(host: Host, nudge: bool) -> tuple[dict, list[datetime], list[datetime]]:
+    """A window of 3 over six 1-second activities, each refill beside a zero-length timer if `nudge`: the
+    ended instance, and when its activities were scheduled and completed (each in order)."""
+    links = start(host, "refill_window", [3, 6, 1, nudge])
     final = wait_until(links, showHistory="true", timeout=30)
     assert final["runtimeStatus"] == "Completed"
     done = [e for e in final["historyEvents"] if e["EventType"] == "TaskCompleted"]
-    scheduled = sorted(datetime.fromisoformat(e["ScheduledTime"]) for e in done)
-    completed = sorted(datetime.fromisoformat(e["Timestamp"]) for e in done)
     assert len(done) == 6
+    return (final, sorted(datetime.fromisoformat(e["ScheduledTime"]) for e in done),
+            sorted(datetime.fromisoformat(e["Timestamp"]) for e in done))
+
+
+def test_a_task_any_refill_window_schedules_each_refill_only_once_the_one_before_has_finished(host: Host) -> None:
+    # The shim awaits each yield's new actions in turn (ProcessAsyncActionsV2): a refill yielded as
+    # task_any([...running, new]) is awaited as WhenAny(new) alone, so the next refill waits for it.
+    final, scheduled, completed = refill_window(host, nudge=False)
     # A free slot after the first three would start the fifth at once; it starts after the fourth has ended.
     assert scheduled[4] >= completed[3] and scheduled[5] >= completed[4]
     assert elapsed(final) >= 3.5  # a sliding window of 3 would take 2 s
@@ -61,12 +67,7 @@ def test_a_task_any_refill_window_schedules_each_refill_only_once_the_one_before
 
 def test_a_refill_yielded_beside_a_zero_length_timer_keeps_the_window_full(host: Host) -> None:
     # WhenAny(new, timer): the timer fires at once, so the shim moves on to the next refill when it comes.
-    links = start(host, "refill_window", [3, 6, 1, True])
-    final = wait_until(links, showHistory="true", timeout=30)
-    assert final["runtimeStatus"] == "Completed"
-    done = [e for e in final["historyEvents"] if e["EventType"] == "TaskCompleted"]
-    scheduled = sorted(datetime.fromisoformat(e["ScheduledTime"]) for e in done)
-    completed = sorted(datetime.fromisoformat(e["Timestamp"]) for e in done)
+    final, scheduled, completed = refill_window(host, nudge=True)
     assert scheduled[4] < completed[3] and scheduled[5] < completed[3]  # both refills started before the fourth ended
     assert elapsed(final) < 3.5
 
