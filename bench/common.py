@@ -28,7 +28,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import psutil
 import requests
@@ -119,15 +119,21 @@ class Stack:
 
     def container(self, name: str, pool: int = 64) -> ContainerClient:
         """A client of container `name` (created if missing) keeping up to `pool` connections."""
-        client = ContainerClient.from_connection_string(
-            self.connection_string, name, session=pooled_session(pool)
-        )
-        if not client.exists():
-            client.create_container()
-        return client
+        return container_client(self.connection_string, name, pool)
 
     def store(self, pool: int = 64) -> ContainerClient:
         return self.container(STORE_CONTAINER, pool)
+
+
+def container_client(connection_string: str, name: str, pool: int = 64, **options: Any) -> ContainerClient:
+    """A client of container `name` (created if missing) keeping up to `pool` connections; `options` go to
+    the client (transfer sizes)."""
+    client = ContainerClient.from_connection_string(
+        connection_string, name, session=pooled_session(pool), **options
+    )
+    if not client.exists():
+        client.create_container()
+    return client
 
 
 def checkout(ref: str, folder: Path) -> Path:

@@ -19,15 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-from azure.storage.blob import ContainerClient
 from common import (
     KIB,
     MIB,
     Seeded,
     Stack,
     add_results_argument,
+    container_client,
     median,
-    pooled_session,
     report,
     run_export,
     seed,
@@ -43,8 +42,7 @@ MODES = ("stream", "server", "auto")
 
 def export(host: Host, seeded: Seeded, connection_string: str) -> dict:
     name = f"mode-{uuid.uuid4().hex[:12]}"
-    target = ContainerClient.from_connection_string(connection_string, name, session=pooled_session(8))
-    target.create_container()
+    target = container_client(connection_string, name, pool=8)
     process = psutil.Process(host.process.pid)
     cpu = process.cpu_times()
     done = run_export(host, seeded.studies, connection_string, name)

@@ -18,29 +18,33 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
-import resource
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 from azure.storage.blob import ContainerClient
-from common import KIB, STORE_CONTAINER, add_results_argument, median, report, seed, table
+from common import (
+    KIB,
+    STORE_CONTAINER,
+    add_results_argument,
+    container_client,
+    cpu_seconds,
+    median,
+    report,
+    seed,
+    table,
+)
 
 from devhost.azurite import Azurite, free_port
-from shared.connection_pool import pooled_session
 from shared.export.copy import TRANSFER_OPTIONS, BatchCopier
 from shared.export.expand import expand
 from shared.stores.blob.store import DicomStore
 from shared.uids import parse_identifier
 
 BATCHES, THREADS = 10, 5
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -55,10 +59,7 @@ def main() -> None:
     names = (f"copy{n:06d}" for n in itertools.count())
 
     def container(name: str) -> ContainerClient:
-        client = ContainerClient.from_connection_string(azurite.connection_string, name,
-                                                        session=pooled_session(64), **TRANSFER_OPTIONS)
-        client.create_container()
-        return client
+        return container_client(azurite.connection_string, name, **TRANSFER_OPTIONS)
 
     try:
         source = container(STORE_CONTAINER)
@@ -90,13 +91,14 @@ def main() -> None:
         ways = {"raw copy": raw(False), "raw copy + MD5 and SHA-256": raw(True), "the export's copy step": copy_step}
         found: dict[str, list[tuple[float, float]]] = {way: [] for way in ways}
         order = list(ways)
+        me = psutil.Process()
         for way in order:  # warm-up
             ways[way]()
         for run in range(args.runs):
             for way in order[run % 3:] + order[:run % 3]:
-                cpu, started = cpu_seconds(), time.perf_counter()
+                cpu, started = cpu_seconds(me), time.perf_counter()
                 ways[way]()
-                found[way].append((time.perf_counter() - started, cpu_seconds() - cpu))
+                found[way].append((time.perf_counter() - started, cpu_seconds(me) - cpu))
             print(f"  run {run + 1}/{args.runs}: " + ", ".join(
                 f"{way} {found[way][-1][0]:.1f} s / {found[way][-1][1]:.1f} s CPU" for way in order), flush=True)
     finally:

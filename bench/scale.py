@@ -32,7 +32,6 @@ import uuid
 from contextlib import closing
 
 import psutil
-from azure.storage.blob import ContainerClient
 from common import (
     KIB,
     MIB,
@@ -40,6 +39,7 @@ from common import (
     PeakRss,
     Stack,
     add_results_argument,
+    container_client,
     cpu_seconds,
     median,
     report,
@@ -54,7 +54,7 @@ from common import (
 from profile_summary import timeline
 
 from devhost.azurite import Azurite, free_port
-from shared.connection_pool import pooled_session
+from shared.connection_pool import POOL_SIZE
 
 PER_STUDY = 1000
 
@@ -82,8 +82,7 @@ def percentile(values: list[float], p: int) -> float:
 
 def export(bench: Stack, destination: Azurite, studies: list[str]) -> dict:
     name = f"scale-{uuid.uuid4().hex[:12]}"
-    target = ContainerClient.from_connection_string(destination.connection_string, name, session=pooled_session())
-    target.create_container()
+    target = container_client(destination.connection_string, name, pool=POOL_SIZE)
     before = history_rows(bench)
     processes = [psutil.Process(p.process.pid) for p in (bench.host, bench.azurite, destination)]
     cpu = [cpu_seconds(process, children=True) for process in processes]
