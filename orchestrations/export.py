@@ -3,7 +3,8 @@
 Each generation expands the next identifiers into at most MaxParallelBatches batches, copies them
 in parallel, adds up the progress, publishes it as custom status and continues as new with the
 updated checkpoint, so the history never holds more than one generation however big the export.
-The last generation ends by committing the manifest its batches staged (shared/export/manifest.py).
+The last generation ends by committing the manifest its batches staged (shared/export/manifest.py);
+a failed one commits what the generations before it staged, so a failed export can be verified.
 The input is a `shared.export.checkpoint.Checkpoint`; its secrets stay encrypted here.
 """
 
@@ -66,8 +67,12 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
         committed = yield context.call_activity_with_retry(COMMIT, retry, checkpoint.commit_input())
     except Exception as error:  # noqa: BLE001 - an activity failed after its retries: the export fails
         reason = failure_reason(str(error))
-        context.set_custom_status(checkpoint.status(error=reason))
+        try:  # a failed export lists what it wrote too, so that it can be verified (and retried)
+            committed = yield context.call_activity(COMMIT, checkpoint.commit_input(failed=True))
+        except Exception:  # noqa: BLE001 - the destination is what failed: the reason above says so
+            committed = None
+        context.set_custom_status(checkpoint.status(error=reason, committed=committed))
         raise ExportFailed(reason) from None
-    final = checkpoint.status(manifest_href=committed["manifestHref"])
+    final = checkpoint.status(committed=committed)
     context.set_custom_status(final)
     return final

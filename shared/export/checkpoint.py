@@ -53,17 +53,17 @@ class Checkpoint:
     def done(self) -> bool:
         return not self.identifiers
 
-    def status(self, error: str | None = None, manifest_href: str | None = None) -> dict[str, Any]:
+    def status(self, error: str | None = None, committed: dict[str, Any] | None = None) -> dict[str, Any]:
         """The custom status published each generation: what the operation view shows (no secrets).
 
-        `manifest_href` once the manifest is committed, at the end.
+        `committed`: the commit step's manifestHref, manifestSha256 and manifestSize, at the end.
         """
         status = {"createdTime": self.created_time, "errorHref": self.error_href,
                   "exported": self.exported, "skipped": self.skipped, "generation": self.generation}
         if error:
             status["error"] = error
-        if manifest_href:
-            status["manifestHref"] = manifest_href
+        if committed:
+            status.update(committed)
         return status
 
     def expand_input(self) -> dict[str, Any]:
@@ -83,9 +83,10 @@ class Checkpoint:
                 "threads": self.batching.max_parallel_threads, "deidentification": self.deidentification,
                 "generation": self.generation, "batch": number}
 
-    def commit_input(self) -> dict[str, Any]:
-        """What the commit activity needs at the end."""
-        return {"operationId": self.operation_id, "destination": self.destination}
+    def commit_input(self, failed: bool = False) -> dict[str, Any]:
+        """What the commit activity needs at the end; after a failure, only the generations that completed."""
+        work = {"operationId": self.operation_id, "destination": self.destination}
+        return {**work, "beforeGeneration": self.generation} if failed else work
 
     def listed(self, expansion: dict[str, Any]) -> Checkpoint:
         """What is left once `expansion` (of this checkpoint's identifiers) is taken."""

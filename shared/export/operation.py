@@ -4,8 +4,13 @@ The durable status (runtimeStatus, customStatus, input, output, times) is the so
 this module only reshapes it:
 
     {"operationId", "type": "export", "createdTime", "lastUpdatedTime", "status",
-     "results": {"errorHref", "exported", "skipped", "manifestHref" (once committed)},
+     "results": {"errorHref", "exported", "skipped",
+                 "manifestHref", "manifestSha256", "manifestSize" (once committed)},
+     "retrying": {"reason", "attempt", "maxAttempts", "nextAttemptTime"} (while a step is being retried),
      "errors": [...] (failed only)}
+
+A suspended instance is `paused`. The manifest's digest and size live here, outside the destination
+container, so that rewriting a file and its manifest line there cannot go unnoticed.
 
 `createdTime` comes from the checkpoint (the first generation's), because each continue-as-new
 starts a new execution. Progress comes from the custom status each generation publishes, or from
@@ -29,13 +34,13 @@ _RUNTIME_TO_STATUS = {
     "Pending": "notStarted",
     "Running": "running",
     "ContinuedAsNew": "running",
-    "Suspended": "running",
+    "Suspended": "paused",
     "Completed": "completed",
     "Failed": "failed",
     "Terminated": "canceled",
     "Canceled": "canceled",
 }
-STATUSES = ("notStarted", "running", "completed", "succeeded", "failed", "canceled")
+STATUSES = ("notStarted", "running", "paused", "completed", "succeeded", "failed", "canceled")
 TERMINAL = {"completed", "succeeded", "failed", "canceled"}
 # "Orchestrator function 'x' failed: Activity function 'y' failed: CopyFailed: <reason>" → "<reason>"
 _FAILURE_PREFIX = re.compile(r"^\s*(?:(?:Orchestrator|Activity) function '[^']*' failed:\s*|(?:[a-z_]\w*\.)*[A-Z]\w*:\s+)+")
@@ -78,8 +83,9 @@ def operation_view(durable_status: Mapping[str, Any], version: str) -> dict[str,
             "skipped": int(progress.get("skipped") or 0),
         },
     }
-    if progress.get("manifestHref"):
-        view["results"]["manifestHref"] = progress["manifestHref"]
+    for key in ("manifestHref", "manifestSha256", "manifestSize"):
+        if progress.get(key) is not None:
+            view["results"][key] = progress[key]
     if status == "failed":
         view["errors"] = [failure_reason(progress.get("error") or durable_status.get("output"))]
     return view

@@ -108,16 +108,20 @@ def copy_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str, 
     return {"exported": result.exported, "skipped": result.skipped}
 
 
-def commit_step(work: Mapping[str, Any]) -> dict[str, str]:
-    """The last activity of a completed export: the manifest committed; {"manifestHref"} (no credentials)."""
+def commit_step(work: Mapping[str, Any]) -> dict[str, Any]:
+    """The last activity of an export: the manifest committed; {"manifestHref", "manifestSha256", "manifestSize"}.
+
+    `work["beforeGeneration"]`, when an export failed: only what its completed generations wrote.
+    """
     destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
     try:
-        Manifest(client, work["operationId"]).commit()
+        committed = Manifest(client, work["operationId"]).commit(work.get("beforeGeneration"))
     except AzureError as error:
         raise CopyFailed(destination_problem(error, destination)) from None
     except ManifestTooLarge as error:
         raise CopyFailed(str(error)) from None
-    return {"manifestHref": f"{destination.container_url}/{manifest.blob_name(work['operationId'])}"}
+    return {"manifestHref": f"{destination.container_url}/{manifest.blob_name(work['operationId'])}",
+            "manifestSha256": committed.sha256, "manifestSize": committed.size}
 
 
 def _deidentifier(data: dict | None) -> Deidentifier | None:

@@ -100,8 +100,10 @@ def test_generations_listed_ahead_copy_everything_once_and_count_unknowns_once(s
     assert [json.loads(line)["identifier"] for line in lines] == ["4.4"]
 
     committed = export_steps.commit_step(checkpoint.commit_input())
-    assert committed == {"manifestHref": f"{destination.container_url}/{OPERATION}/manifest-sha256.txt"}
     manifest = client.download_blob(f"{OPERATION}/manifest-sha256.txt").readall().decode()
+    assert committed == {"manifestHref": f"{destination.container_url}/{OPERATION}/manifest-sha256.txt",
+                         "manifestSha256": hashlib.sha256(manifest.encode()).hexdigest(),
+                         "manifestSize": len(manifest.encode())}
     # one line per file, in the order the generations exported them, as sha256sum writes it
     assert manifest == "".join(f"{hashlib.sha256(stored[name]).hexdigest()}  results/{name}\n"
                                for name in sorted(stored))
