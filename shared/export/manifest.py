@@ -79,7 +79,7 @@ class Manifest:
         if len(blocks) > MAX_BLOCKS:
             raise ManifestTooLarge(f"the manifest has {len(blocks):,} batches and Azure commits at most "
                                    f"{MAX_BLOCKS:,} blocks to one blob: export with a larger Export__BatchSize")
-        etag = self.blob.commit_block_list([BlobBlock(block) for block in blocks], content_settings=_TEXT)["etag"]
+        etag = str(self.blob.commit_block_list([BlobBlock(block) for block in blocks], content_settings=_TEXT)["etag"])
         digest, size = hashlib.sha256(), 0
         for chunk in self.blob.download_blob(etag=etag, match_condition=MatchConditions.IfNotModified).chunks():
             digest.update(chunk)

@@ -132,3 +132,39 @@ def durable_json(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def retrying(history: list[Mapping[str, Any]] | None, max_attempts: int | None = None) -> dict[str, Any] | None:
+    """What is being retried in this generation, from its durable history; None when nothing is.
+
+    The Durable extension retries a failed activity itself (DurableTask.Core's RetryInterceptor): the
+    history holds each failed attempt (TaskFailed, with its reason), then a timer (TimerCreated, FireAt)
+    until the next one. A step is being retried while a failure of it is not followed by its success;
+    attempts of one step share its name and input. The reason is scrubbed like every failure.
+    """
+    failures: dict[tuple[Any, str], list[Mapping[str, Any]]] = {}
+    timers: list[str] = []
+    for event in history or []:
+        kind = event.get("EventType")
+        step = (event.get("FunctionName"), json.dumps(event.get("Input"), sort_keys=True, default=str))
+        if kind == "TaskFailed":
+            failures.setdefault(step, []).append(event)
+        elif kind == "TaskCompleted":
+            failures.pop(step, None)
+        elif kind == "TimerCreated" and event.get("FireAt"):
+            timers.append(str(event["FireAt"]))
+        elif kind == "TimerFired" and str(event.get("FireAt")) in timers:
+            timers.remove(str(event["FireAt"]))
+    chains = [c for c in failures.values() if not max_attempts or len(c) < max_attempts]  # else: no more tries
+    if not chains:
+        return None
+    chain = max(chains, key=lambda events: str(events[-1].get("Timestamp") or ""))
+    last = chain[-1]
+    due = sorted(t for t in timers if t >= str(last.get("Timestamp") or ""))
+    found: dict[str, Any] = {"reason": failure_reason(last.get("Reason") or last.get("Details")),
+                             "attempt": len(chain) + 1, "since": last.get("Timestamp")}
+    if max_attempts:
+        found["maxAttempts"] = max_attempts
+    if due:
+        found["nextAttemptTime"] = due[0]
+    return found
