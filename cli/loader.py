@@ -22,9 +22,7 @@ from pathlib import Path
 
 import pydicom
 from requests.adapters import HTTPAdapter
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from cli.api import Api, ApiError
 from cli.progress import plural, transfer_progress
@@ -294,20 +292,14 @@ def load(api: Api, paths: list[Path], progress_console: Console, workers: int = 
     return report
 
 
-def print_summary(report: Report, console: Console) -> None:
-    """Counts, then one line per file that was not stored, with the reason."""
-    console.print(f"[bold]{len(report.stored)} stored[/], {len(report.failed)} failed, {len(report.skipped)} "
-                  f"skipped ({len(report.of(NOT_DICOM))} not DICOM, {len(report.of(DUPLICATE))} duplicates), "
-                  f"{report.bytes_sent:,} bytes sent")
-    under = f" (under {report.root})" if report.root else ""
+def summary_lines(report: Report) -> list[str]:
+    """Counts, then one line per file that was not stored: `failed|skipped<TAB><path><TAB><reason>`, whole."""
+    lines = [f"{len(report.stored)} stored, {len(report.failed)} failed, {len(report.skipped)} skipped "
+             f"({len(report.of(NOT_DICOM))} not DICOM, {len(report.of(DUPLICATE))} duplicates), "
+             f"{report.bytes_sent:,} bytes sent" + (f" (paths under {report.root})" if report.root else "")]
     for title, outcomes in (("failed", report.failed), ("skipped", report.skipped)):
-        if outcomes:
-            table = Table(title=f"{title}{under}", title_justify="left", box=box.SIMPLE_HEAD)
-            table.add_column("file", overflow="fold")
-            table.add_column("reason", overflow="fold")
-            for o in outcomes:
-                table.add_row(report.show(o.path), o.reason)
-            console.print(table)
+        lines += [f"{title}\t{report.show(o.path)}\t{o.reason}" for o in outcomes]
+    return lines
 
 
 if __name__ == "__main__":

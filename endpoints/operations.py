@@ -8,9 +8,11 @@
     GET  v1/operations, v2/operations [?status=running,failed]     all of them, newest first
          ... [&top=N][&continuationToken=T]                        one page of N, and the token of the next
 
-Unversioned routes answer like v1 (`completed`); v2 says `succeeded`. A cancel terminates the
-orchestration at once; a copy activity already running finishes its batch (its files land in the
-destination) but its result is discarded, so the counts stay those reached at cancel. A pause is the
+Unversioned routes answer like v1 (`completed`); v2 says `succeeded`. A cancel suspends the
+orchestration, commits the manifest of the generations it completed (their digest goes into the
+terminate reason, which becomes the durable output), then terminates it; a copy activity already
+running finishes its batch (its files land in the destination, unlisted) but its result is discarded,
+so the counts stay those reached at cancel, and the manifest lists exactly the files they count. A pause is the
 runtime's suspend: batches already running finish, their results wait, and nothing new starts until
 resume. A retry starts the orchestration again under the same id from the checkpoint its last
 generation started from, so the batches of that generation run again and replace their manifest blocks.
@@ -18,7 +20,12 @@ generation started from, so the batches of that generation run again and replace
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+import logging
+import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -31,6 +38,8 @@ from azure.durable_functions.models.OrchestrationRuntimeStatus import Orchestrat
 from azure.durable_functions.models.RpcManagementOptions import RpcManagementOptions
 
 from shared.export.checkpoint import Checkpoint
+from shared.export.copy import CopyFailed
+from shared.export.destination import DestinationRefused
 from shared.export.operation import (
     ORCHESTRATOR,
     STATUSES,
@@ -42,12 +51,16 @@ from shared.export.operation import (
     retrying,
     runtime_statuses,
 )
+from shared.export.steps import commit_step
 
 from .export import accepted
 from .responses import error, json_response
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+log = logging.getLogger(__name__)
 MAX_PAGE = 1000  # the Durable HTTP API's page sizes go this far
+CANCELED = "canceled by the client"
+CANCEL_WAIT = 30.0  # seconds a cancel waits for the export to suspend before it ends it without a manifest
 MAX_TOKEN = 4096  # a continuation token travels as a header: printable ASCII, and not without end
 
 
@@ -61,7 +74,7 @@ def durable_status(status: df.DurableOrchestrationStatus) -> dict[str, Any] | No
         "runtimeStatus": runtime.value if runtime is not None else None,
         "customStatus": status.custom_status, "input": status.input_, "output": status.output,
         "createdTime": _iso(status.created_time), "lastUpdatedTime": _iso(status.last_updated_time),
-        "history": status.history,
+        "history": status.history or getattr(status, "historyEvents", None),  # the HTTP API says historyEvents
     }
 
 
@@ -102,15 +115,41 @@ async def get_operation(req: func.HttpRequest, client: df.DurableOrchestrationCl
 
 
 async def cancel_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
-    view = await find_operation(req, client, version)
-    if isinstance(view, func.HttpResponse):
-        return view
+    found = await find_export(req, client)
+    if isinstance(found, func.HttpResponse):
+        return found
+    view = operation_view(found, version)
     operation_id = view["operationId"]
     if view["status"] != "canceled":
         if is_terminal(view):
             return error(409, f"operation {operation_id} is already {view['status']}; nothing to cancel")
-        await client.terminate(operation_id, "canceled by the client")
+        committed = await _commit_when_suspended(client, operation_id, found)
+        await client.terminate(operation_id, json.dumps({"reason": CANCELED, **committed}) if committed else CANCELED)
     return accepted(req, version, operation_id)
+
+
+async def _commit_when_suspended(client: df.DurableOrchestrationClient, operation_id: str,
+                                 found: dict[str, Any]) -> dict[str, Any] | None:
+    """Suspend the export, then commit the manifest of the generations it completed, so that a canceled export
+    can be verified: suspended, it cannot move on to another generation, so its counts and checkpoint are
+    those of the manifest. None (cancel without a manifest) if it does not suspend within CANCEL_WAIT seconds
+    or the destination refuses."""
+    if found.get("runtimeStatus") != "Suspended":
+        if found.get("runtimeStatus") != "Running":
+            return None  # not started yet: nothing written
+        await client.suspend(operation_id, "suspended to be canceled")
+        deadline = time.monotonic() + CANCEL_WAIT
+        while (found := durable_status(await client.get_status(operation_id, show_input=True)) or {}).get(
+                "runtimeStatus") != "Suspended":
+            if time.monotonic() > deadline or found.get("runtimeStatus") not in ("Running", "ContinuedAsNew"):
+                return None
+            await asyncio.sleep(0.2)
+    checkpoint = Checkpoint.from_json(durable_json(found["input"]))
+    try:
+        return await asyncio.to_thread(commit_step, checkpoint.commit_input(failed=True))
+    except (CopyFailed, DestinationRefused) as refused:
+        log.warning("operation %s: canceled without a manifest: %s", operation_id, refused)
+        return None
 
 
 async def pause_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
@@ -156,7 +195,7 @@ async def retry_operation(req: func.HttpRequest, client: df.DurableOrchestration
         return error(409, f"operation {operation_id} is {view['status']}; only a failed or canceled export "
                           "can be retried")
     checkpoint = Checkpoint.from_json(durable_json(found["input"]))
-    await client.start_new(ORCHESTRATOR, operation_id, checkpoint.to_json())
+    await client.start_new(ORCHESTRATOR, operation_id, replace(checkpoint, failure=None).to_json())
     return accepted(req, version, operation_id)
 
 

@@ -46,7 +46,14 @@ def retry_options(batching: Batching) -> RetryOptions:
 @bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
 def export_orchestrator(context: df.DurableOrchestrationContext):
     checkpoint = Checkpoint.from_json(context.get_input())
-    context.set_custom_status(checkpoint.status())
+    context.set_custom_status(checkpoint.status(error=checkpoint.failure))
+    if checkpoint.failure:  # the generation before failed: commit what the completed ones wrote, then fail
+        try:
+            committed = yield context.call_activity(COMMIT, checkpoint.commit_input(failed=True))
+        except Exception:  # noqa: BLE001 - the destination may be what failed: the reason says so
+            committed = None
+        context.set_custom_status(checkpoint.status(error=checkpoint.failure, committed=committed))
+        raise ExportFailed(checkpoint.failure)
     retry = retry_options(checkpoint.batching)
     try:
         expansion = checkpoint.prefetched
@@ -66,13 +73,12 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
             return None
         committed = yield context.call_activity_with_retry(COMMIT, retry, checkpoint.commit_input())
     except Exception as error:  # noqa: BLE001 - an activity failed after its retries: the export fails
-        reason = failure_reason(str(error))
-        try:  # a failed export lists what it wrote too, so that it can be verified (and retried)
-            committed = yield context.call_activity(COMMIT, checkpoint.commit_input(failed=True))
-        except Exception:  # noqa: BLE001 - the destination is what failed: the reason above says so
-            committed = None
-        context.set_custom_status(checkpoint.status(error=reason, committed=committed))
-        raise ExportFailed(reason) from None
+        # ... in a generation of its own, which commits the manifest first: one of this generation's history,
+        # with its failed task_all and retry timers, would hand the commit's result to the wrong task.
+        failed = checkpoint.failed(failure_reason(str(error)))
+        context.set_custom_status(failed.status(error=failed.failure))
+        context.continue_as_new(failed.to_json())
+        return None
     final = checkpoint.status(committed=committed)
     context.set_custom_status(final)
     return final

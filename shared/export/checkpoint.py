@@ -48,6 +48,7 @@ class Checkpoint:
     request_digest: str | None = None  # keyed digest of the request, for Idempotency-Key repeats
     prefetched: dict[str, Any] | None = None  # expansion of what is left, listed during the last copies
     deidentification: dict[str, Any] | None = None  # Deidentifier.to_json(): profile, options, key id (no key)
+    failure: str | None = None  # why the generation that started from here failed: the export ends with it
 
     @property
     def done(self) -> bool:
@@ -74,7 +75,7 @@ class Checkpoint:
             "identifiers": list(self.identifiers[:reach]), "cursor": self.cursor,
             "batchSize": self.batching.batch_size, "maxBatches": self.batching.max_parallel_batches,
             "threads": self.batching.max_parallel_threads,
-            "deidentification": self.deidentification,
+            "deidentification": self.deidentification, "failure": self.failure,
         }
 
     def copy_input(self, batch: list, number: int) -> dict[str, Any]:
@@ -87,6 +88,10 @@ class Checkpoint:
         """What the commit activity needs at the end; after a failure, only the generations that completed."""
         work = {"operationId": self.operation_id, "destination": self.destination}
         return {**work, "beforeGeneration": self.generation} if failed else work
+
+    def failed(self, reason: str) -> Checkpoint:
+        """This checkpoint, marked as the one whose generation failed for `reason`; retrying clears the mark."""
+        return replace(self, failure=reason)
 
     def listed(self, expansion: dict[str, Any]) -> Checkpoint:
         """What is left once `expansion` (of this checkpoint's identifiers) is taken."""
@@ -114,7 +119,7 @@ class Checkpoint:
             "createdTime": self.created_time, "errorHref": self.error_href,
             "exported": self.exported, "skipped": self.skipped, "generation": self.generation,
             "requestDigest": self.request_digest, "prefetched": self.prefetched,
-            "deidentification": self.deidentification,
+            "deidentification": self.deidentification, "failure": self.failure,
         }
 
     @classmethod
@@ -126,4 +131,5 @@ class Checkpoint:
             exported=data.get("exported", 0), skipped=data.get("skipped", 0),
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
             prefetched=data.get("prefetched"), deidentification=data.get("deidentification"),
+            failure=data.get("failure"),
         )

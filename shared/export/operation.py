@@ -116,6 +116,9 @@ def failure_reason(output: Any) -> str:
 def _progress(durable_status: Mapping[str, Any]) -> dict[str, Any]:
     custom = durable_json(durable_status.get("customStatus"))
     if isinstance(custom, dict) and "errorHref" in custom:
+        ended = durable_json(durable_status.get("output"))  # a cancel's reason carries the manifest it committed
+        if durable_status.get("runtimeStatus") == "Terminated" and isinstance(ended, dict) and "manifestHref" in ended:
+            return {**custom, **{k: v for k, v in ended.items() if k.startswith("manifest")}}
         return custom
     checkpoint = durable_json(durable_status.get("input"))
     if isinstance(checkpoint, dict):
