@@ -60,6 +60,7 @@ bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger(__name__)
 MAX_PAGE = 1000  # the Durable HTTP API's page sizes go this far
 CANCELED = "canceled by the client"
+_ACTIVE = ("Running", "Pending", "ContinuedAsNew")
 CANCEL_WAIT = 30.0  # seconds a cancel waits for the export to suspend before it ends it without a manifest
 MAX_TOKEN = 4096  # a continuation token travels as a header: printable ASCII, and not without end
 
@@ -135,13 +136,13 @@ async def _commit_when_suspended(client: df.DurableOrchestrationClient, operatio
     those of the manifest. None (cancel without a manifest) if it does not suspend within CANCEL_WAIT seconds
     or the destination refuses."""
     if found.get("runtimeStatus") != "Suspended":
-        if found.get("runtimeStatus") != "Running":
-            return None  # not started yet: nothing written
         await client.suspend(operation_id, "suspended to be canceled")
         deadline = time.monotonic() + CANCEL_WAIT
         while (found := durable_status(await client.get_status(operation_id, show_input=True)) or {}).get(
                 "runtimeStatus") != "Suspended":
-            if time.monotonic() > deadline or found.get("runtimeStatus") not in ("Running", "ContinuedAsNew"):
+            if time.monotonic() > deadline or found.get("runtimeStatus") not in _ACTIVE:
+                log.warning("operation %s: canceled without a manifest: it did not suspend (%s)", operation_id,
+                            found.get("runtimeStatus"))
                 return None
             await asyncio.sleep(0.2)
     checkpoint = Checkpoint.from_json(durable_json(found["input"]))
