@@ -51,7 +51,7 @@ param deidentificationKeySeed string = '${newGuid()}${newGuid()}${newGuid()}'
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var tags = { 'azd-env-name': environmentName }
 var deploymentContainerName = 'app-package'
-var destinations = [for id in split(destinationAccountIds, ','): trim(id)]
+var destinations = empty(trim(destinationAccountIds)) ? [] : split(replace(destinationAccountIds, ' ', ''), ',')
 var dicomService = empty(dicomServiceId) ? [] : [split(dicomServiceId, '/')]
 var storeAccount = empty(storeAccountId) ? [] : [split(storeAccountId, '/')]
 
@@ -153,7 +153,7 @@ module app 'modules/app.bicep' = {
   }
 }
 
-module destinationAccess 'modules/blob-role.bicep' = [for (id, i) in destinations: if (!empty(id)) {
+module destinationAccess 'modules/blob-role.bicep' = [for (id, i) in destinations: {
   name: 'destination-${i}'
   scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
   params: {
