@@ -32,7 +32,7 @@ SKIPPED = {
 def test_checkov_passes_every_bicep_check_it_does_not_skip_for_a_stated_reason():
     assert CHECKOV.exists(), "checkov is missing: run `make install` (it builds .venv-infra)"
     run = subprocess.run([str(CHECKOV), "--directory", str(INFRA), "--framework", "bicep", "--skip-download",
-                          "--output", "json"], capture_output=True, text=True, timeout=300)
+                          "--output", "json"], check=False, capture_output=True, text=True, timeout=300)
     report = json.loads(run.stdout)
     summary, results = report["summary"], report["results"]
     assert summary["parsing_errors"] == 0, f"checkov could not parse some .bicep (so checked nothing there): {run.stderr[-2000:]}"
