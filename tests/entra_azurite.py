@@ -1,10 +1,12 @@
-"""Azurite in its OAuth mode (`--oauth basic` over HTTPS, with a self-signed certificate made here), and a
-credential that hands out Entra-shaped bearer tokens, so managed-identity paths are tried with real tokens.
+"""Azurite in its OAuth mode (`--oauth basic` over HTTPS, with a self-signed certificate made here), and the
+platform's managed-identity endpoint, so managed-identity paths run azure-identity's own ManagedIdentityCredential
+with real bearer tokens.
 
-A managed identity cannot exist on this machine, so `EntraTokens` stands in for azure-identity's credential
-(the guide allows mocking only that). Its tokens are what Entra would issue for the scope asked: the audience
-is the scope's resource. Azurite checks issuer, audience and lifetime (not the signature, which needs Entra's
-keys), so a wrong scope, a missing token, or a client that sends no token at all is refused as in Azure.
+A managed identity cannot exist on this machine, so `IdentityEndpoint` plays the part of the Functions platform's
+local token endpoint (IDENTITY_ENDPOINT / IDENTITY_HEADER, the App Service protocol that azure-identity speaks
+there); that endpoint is all that is stood in for. Its tokens are what Entra would issue for the resource asked:
+the audience is that resource. Azurite checks issuer, audience and lifetime (not the signature, which needs
+Entra's keys), so a wrong scope, a missing token, or a client that sends no token at all is refused as in Azure.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import base64
 import datetime
 import ipaddress
 import json
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from azure.core.credentials import AccessToken
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -28,7 +33,7 @@ from cryptography.x509.oid import NameOID
 from devhost.azurite import Azurite, free_port
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
-STORAGE_SCOPE = "https://storage.azure.com/.default"
+STORAGE = "https://storage.azure.com"  # the resource a storage token is for
 
 
 def _b64(data: bytes) -> str:
@@ -46,22 +51,71 @@ def bearer_token(audience: str, lifetime: int = 3600) -> str:
 
 
 @dataclass
-class EntraTokens:
-    """A TokenCredential whose tokens carry the audience of the scope asked (or `audience`, to get it wrong)."""
+class IdentityEndpoint:
+    """The platform's managed-identity endpoint on a free loopback port: GET ?resource=&api-version=2019-08-01
+    [&client_id=] with the X-IDENTITY-HEADER secret gives a token for `resource` (or for `audience`, to get it
+    wrong); `refuse` makes it answer 400 as for an identity the app does not have. `requests` records each ask."""
 
     audience: str | None = None
-    scopes: list[tuple[str, ...]] = field(default_factory=list)
+    refuse: bool = False
+    secret: str = field(default_factory=lambda: uuid.uuid4().hex)
+    requests: list[dict[str, str]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
 
-    def get_token(self, *scopes: str, **kwargs) -> AccessToken:
-        self.scopes.append(scopes)
-        resource = scopes[0].removesuffix("/.default")
-        return AccessToken(bearer_token(self.audience or resource), int(time.time()) + 3600)
+    @property
+    def env(self) -> dict[str, str]:
+        """The settings the platform gives the app so azure-identity finds this endpoint."""
+        assert self.server
+        return {"IDENTITY_ENDPOINT": f"http://127.0.0.1:{self.server.server_port}/msi/token",
+                "IDENTITY_HEADER": self.secret}
 
-    def get_token_info(self, *scopes: str, options=None):  # azure-core prefers this when present
-        from azure.core.credentials import AccessTokenInfo
+    def start(self) -> IdentityEndpoint:
+        endpoint = self
 
-        token = self.get_token(*scopes)
-        return AccessTokenInfo(token.token, token.expires_on)
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                endpoint.requests.append({**query, "header": self.headers.get("X-IDENTITY-HEADER", "")})
+                if endpoint.refuse or self.headers.get("X-IDENTITY-HEADER") != endpoint.secret:
+                    return self._send(400, {"error": "invalid_request",
+                                            "error_description": "Unable to load the proper Managed Identity."})
+                resource = query["resource"]
+                self._send(200, {"access_token": bearer_token(endpoint.audience or resource),
+                                 "expires_on": str(int(time.time()) + 3600), "resource": resource,
+                                 "token_type": "Bearer", "client_id": query.get("client_id", "")})
+
+            def _send(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def resources(self) -> set[str]:
+        return {r["resource"] for r in self.requests}
+
+
+@pytest.fixture
+def identity_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[IdentityEndpoint]:
+    """The platform's token endpoint, announced to this process as the platform announces it."""
+    endpoint = IdentityEndpoint().start()
+    for name, value in endpoint.env.items():
+        monkeypatch.setenv(name, value)
+    yield endpoint
+    endpoint.stop()
 
 
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
