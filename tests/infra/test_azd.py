@@ -118,3 +118,10 @@ def test_the_store_settings_follow_the_store_parameters():
     assert '"DicomStore__Authentication": "managedIdentity"' in store
     app = unwrap(template("main.bicep")["modules"]["app"]["config"])
     assert "storeSettings" in json.dumps(app["params"]["exportSettings"])
+
+
+def test_host_json_sends_the_durable_lifecycle_and_every_export_line_to_application_insights():
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["logging"]["logLevel"]["Host.Triggers.DurableTask"] == "Information"
+    excluded = host["logging"]["applicationInsights"]["samplingSettings"]["excludedTypes"].split(";")
+    assert "Trace" in excluded, "sampled traces would drop export.* lines and the operators' queries would undercount"
