@@ -3,8 +3,9 @@
 Each generation expands the next identifiers into at most MaxParallelBatches batches, copies them
 in parallel, adds up the progress, publishes it as custom status and continues as new with the
 updated checkpoint, so the history never holds more than one generation however big the export.
-The last generation ends by committing the manifest its batches staged (shared/export/manifest.py);
-a failed one commits what the generations before it staged, so a failed export can be verified.
+The last generation ends by committing the manifest its batches staged (shared/export/manifest.py).
+When an activity fails after its retries, one more generation commits what the completed generations
+staged and fails with the reason, so a failed export can be verified, and retried from its checkpoint.
 The input is a `shared.export.checkpoint.Checkpoint`; its secrets stay encrypted here.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
+from shared.export import events
 from shared.export.checkpoint import Batching, Checkpoint
 from shared.export.operation import ORCHESTRATOR, failure_reason
 
@@ -53,6 +55,7 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
         except Exception:  # noqa: BLE001 - the destination may be what failed: the reason says so
             committed = None
         context.set_custom_status(checkpoint.status(error=checkpoint.failure, committed=committed))
+        _log_end(context, checkpoint, "failed", error=checkpoint.failure)
         raise ExportFailed(checkpoint.failure)
     retry = retry_options(checkpoint.batching)
     try:
@@ -81,4 +84,13 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
         return None
     final = checkpoint.status(committed=committed)
     context.set_custom_status(final)
+    _log_end(context, checkpoint, "completed")
     return final
+
+
+def _log_end(context: df.DurableOrchestrationContext, checkpoint: Checkpoint, status: str, **fields: str) -> None:
+    """The `export.ended` line, once: a replay of this last episode logs nothing."""
+    if not context.is_replaying:
+        events.emit(events.ENDED, operationId=checkpoint.operation_id, status=status, exported=checkpoint.exported,
+                    skipped=checkpoint.skipped, generations=checkpoint.generation,
+                    durationMs=events.duration_ms(checkpoint.created_time, context.current_utc_datetime), **fields)
