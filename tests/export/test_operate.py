@@ -175,25 +175,6 @@ def test_a_failed_export_retried_in_place_finishes_exactly_even_when_the_host_di
         host.stop()
 
 
-def test_a_canceled_export_commits_the_manifest_of_what_its_counts_count(
-        hosts, store, destination, storage_connection_string):
-    host = hosts(Export__BatchSize="2", Export__MaxParallelBatches="1")
-    study, _ = put_study(store, 150, series_count=3)
-    operation = start(host, export_body([study], destination, storage_connection_string))
-    wait_for(lambda: view(operation["href"])["results"]["exported"] > 0, timeout=60, interval=0.02,
-             message="the first files")
-    assert control(host, operation["id"], "cancel").status_code == 202
-    done = finished(operation["href"])
-    assert done["status"] == "canceled"
-    lines = manifest(destination, operation["id"])
-    assert len(lines) == done["results"]["exported"] > 0
-    assert (done["results"]["manifestSha256"], done["results"]["manifestSize"]) == manifest_record(destination, done)
-    assert {name for name, _ in lines} <= set(results(destination, operation["id"]))
-    retried = control(host, operation["id"], "retry")
-    assert retried.status_code == 202
-    assert_exact(destination, finished(operation["href"]), 150)
-
-
 def test_listing_pages_are_newest_first_on_every_page(hosts, destination, storage_connection_string):
     host = hosts()
     body = export_body(["2.25.1"], destination, storage_connection_string)

@@ -126,7 +126,7 @@ def test_progress_is_visible_while_running_and_created_time_survives_every_gener
     assert generation["createdTime"] > seen[0]["createdTime"][:19]  # the durable execution was renewed
 
 
-def test_cancel_stops_the_export_with_the_progress_reached(hosts, store, destination, storage_connection_string):
+def test_cancel_stops_the_export_with_the_progress_reached_and_its_manifest_and_retry_finishes_it(hosts, store, destination, storage_connection_string):
     host = hosts(Export__BatchSize="2", Export__MaxParallelBatches="1")
     study, _ = put_study(store, 150, series_count=3)
     operation = start(host, export_body([study], destination, storage_connection_string), route="v2/export")
@@ -142,6 +142,18 @@ def test_cancel_stops_the_export_with_the_progress_reached(hosts, store, destina
     again = requests.post(f"{host.base_url}/v2/operations/{operation['id']}/cancel", timeout=30)
     assert again.status_code == 202
     assert view(operation["href"])["results"] == done["results"]
+    # It committed the manifest of what its counts count (tests/export/test_operate.py has the other controls).
+    lines = manifest(destination, operation["id"])
+    assert len(lines) == done["results"]["exported"]
+    data = destination.download_blob(f"{operation['id']}/manifest-sha256.txt").readall()
+    assert (done["results"]["manifestSha256"], done["results"]["manifestSize"]) == (
+        hashlib.sha256(data).hexdigest(), len(data))
+    assert {name for name, _ in lines} <= set(results(destination, operation["id"]))
+    # Retried in place, it finishes every file exactly once.
+    assert requests.post(f"{host.base_url}/v2/operations/{operation['id']}/retry", timeout=30).status_code == 202
+    retried = finished(operation["href"])
+    assert (retried["status"], retried["results"]["exported"]) == ("succeeded", 150)
+    assert sorted(manifest(destination, operation["id"])) == manifest_of(results(destination, operation["id"]))
 
 
 def test_deleting_the_destination_container_mid_export_fails_the_operation_with_the_reason(
