@@ -14,7 +14,6 @@ Faults of the destination surface as DestinationRefused (starter → 400) or Cop
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +32,7 @@ from shared.export.expand import expand, instance_from_json
 from shared.export.manifest import Manifest, ManifestTooLarge, block_id
 from shared.export.request import ExportRequest
 from shared.export.settings import ExportSettings
+from shared.export.work import Committed, CommitWork, Copied, CopyWork, Expanded, ExpandWork
 from shared.stores.factory import open_store
 from shared.stores.interface import Store, StoreError, StoreMisconfigured
 from shared.uids import Identifier, parse_identifier
@@ -72,52 +72,52 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
     )
 
 
-def expand_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str, Any]:
+def expand_step(work: ExpandWork, store: Store | None = None) -> Expanded:
     """The expand activity: the next batches, with the identifiers that match nothing logged as skipped."""
     try:
-        expansion = expand(store or _store(), [_identifier(i) for i in work["identifiers"]], work["cursor"],
-                           work["batchSize"], work["maxBatches"], work.get("threads", 1))
+        expansion = expand(store or _store(), [_identifier(i) for i in work.identifiers], work.cursor,
+                           work.batch_size, work.max_batches, work.threads)
     except (AzureError, StoreError) as error:  # the store is down or refusing us: the activity fails, is retried
         raise CopyFailed(store_problem(error)) from None
     if expansion.not_found:
-        deidentifier = _deidentifier(work.get("deidentification"))
-        destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
+        deidentifier = _deidentifier(work.deidentification)
+        destination, client = _destination(_key(work.destination))
         entries = [ErrorEntry(str(deidentifier.identifier(i) if deidentifier else i),
                               "no instance in the store matches this identifier") for i in expansion.not_found]
         try:
-            ErrorLog(client, work["operationId"]).append(entries)
+            ErrorLog(client, work.operation_id).append(entries)
         except AzureError as error:
             raise CopyFailed(destination_problem(error, destination)) from None
-    return expansion.to_json()
+    return expansion.expanded()
 
 
-def copy_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str, int]:
-    """The copy activity: one batch copied and its manifest block staged; {"exported", "skipped"}."""
-    destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
+def copy_step(work: CopyWork, store: Store | None = None) -> Copied:
+    """The copy activity: one batch copied and its manifest block staged."""
+    destination, client = _destination(_key(work.destination))
     copier = BatchCopier(
-        store or _store(), client, work["operationId"],
+        store or _store(), client, work.operation_id,
         describe_fault=lambda error: destination_problem(error, destination),
-        mode=ExportSettings.from_settings().copy_mode, threads=work["threads"],
-        deidentifier=_deidentifier(work.get("deidentification")),
+        mode=ExportSettings.from_settings().copy_mode, threads=work.threads,
+        deidentifier=_deidentifier(work.deidentification),
     )
-    result = copier.copy([instance_from_json(i) for i in work["instances"]])
+    result = copier.copy([instance_from_json(i) for i in work.instances])
     try:
-        Manifest(client, work["operationId"]).stage(block_id(work["generation"], work["batch"]), result.lines)
+        Manifest(client, work.operation_id).stage(block_id(work.generation, work.batch), result.lines)
     except AzureError as error:
         raise CopyFailed(destination_problem(error, destination)) from None
-    return {"exported": result.exported, "skipped": result.skipped}
+    return Copied(result.exported, result.skipped)
 
 
-def commit_step(work: Mapping[str, Any]) -> dict[str, str]:
-    """The last activity of a completed export: the manifest committed; {"manifestHref"} (no credentials)."""
-    destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
+def commit_step(work: CommitWork) -> Committed:
+    """The last activity of a completed export: the manifest committed, and where it is (no credentials)."""
+    destination, client = _destination(_key(work.destination))
     try:
-        Manifest(client, work["operationId"]).commit()
+        Manifest(client, work.operation_id).commit()
     except AzureError as error:
         raise CopyFailed(destination_problem(error, destination)) from None
     except ManifestTooLarge as error:
         raise CopyFailed(str(error)) from None
-    return {"manifestHref": f"{destination.container_url}/{manifest.blob_name(work['operationId'])}"}
+    return Committed(f"{destination.container_url}/{manifest.blob_name(work.operation_id)}")
 
 
 def _deidentifier(data: dict | None) -> Deidentifier | None:
@@ -146,10 +146,15 @@ def _open_store() -> Store:
     return open_store(retry_policy=_fail_fast())
 
 
+def _key(protected: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A protected destination (flat JSON) as a key of the client cache."""
+    return tuple(sorted(protected.items()))
+
+
 @functools.lru_cache(maxsize=32)
-def _destination(protected: str) -> tuple[Destination, ContainerClient]:
+def _destination(protected: tuple[tuple[str, Any], ...]) -> tuple[Destination, ContainerClient]:
     """The destination and a client for it, reused by every batch of the same export in this process."""
-    destination = Destination.from_protected(json.loads(protected))
+    destination = Destination.from_protected(dict(protected))
     check_allowed(destination, ExportSettings.from_settings())
     return destination, destination.container_client(**shared_pool(), retry_policy=_fail_fast(),
                                                      **TRANSFER_OPTIONS)
