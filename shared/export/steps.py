@@ -24,9 +24,16 @@ from azure.storage.blob import ContainerClient, LinearRetry
 from shared.connection_pool import shared_pool
 from shared.deid.dataset import Deidentifier, KeyChanged
 from shared.deid.pseudonyms import Pseudonyms
+from shared.errors import CopyFailed, Misconfigured
 from shared.export.checkpoint import WHOLE_STORE, Batching, Checkpoint
-from shared.export.copy import TRANSFER_OPTIONS, BatchCopier, CopyFailed, store_problem
-from shared.export.destination import Destination, DestinationRefused, check_allowed, destination_problem
+from shared.export.copy import TRANSFER_OPTIONS, BatchCopier, store_problem
+from shared.export.destination import (
+    Destination,
+    DestinationRefused,
+    check_allowed,
+    destination_faults,
+    destination_problem,
+)
 from shared.export.errors_log import ErrorEntry, ErrorLog
 from shared.export.expand import expand, instance_from_json
 from shared.export.manifest import Manifest, ManifestTooLarge, block_id
@@ -34,7 +41,7 @@ from shared.export.request import ExportRequest
 from shared.export.settings import ExportSettings
 from shared.export.work import Committed, CommitWork, Copied, CopyWork, Expanded, ExpandWork
 from shared.stores.factory import open_store
-from shared.stores.interface import Store, StoreError, StoreMisconfigured
+from shared.stores.interface import Store, StoreError
 from shared.uids import Identifier, parse_identifier
 
 from . import errors_log, manifest
@@ -84,10 +91,8 @@ def expand_step(work: ExpandWork, store: Store | None = None) -> Expanded:
         destination, client = _destination(_key(work.destination))
         entries = [ErrorEntry(str(deidentifier.identifier(i) if deidentifier else i),
                               "no instance in the store matches this identifier") for i in expansion.not_found]
-        try:
+        with destination_faults(destination):
             ErrorLog(client, work.operation_id).append(entries)
-        except AzureError as error:
-            raise CopyFailed(destination_problem(error, destination)) from None
     return expansion.expanded()
 
 
@@ -101,10 +106,8 @@ def copy_step(work: CopyWork, store: Store | None = None) -> Copied:
         deidentifier=_deidentifier(work.deidentification),
     )
     result = copier.copy([instance_from_json(i) for i in work.instances])
-    try:
+    with destination_faults(destination):
         Manifest(client, work.operation_id).stage(block_id(work.generation, work.batch), result.lines)
-    except AzureError as error:
-        raise CopyFailed(destination_problem(error, destination)) from None
     return Copied(result.exported, result.skipped)
 
 
@@ -112,9 +115,8 @@ def commit_step(work: CommitWork) -> Committed:
     """The last activity of a completed export: the manifest committed, and where it is (no credentials)."""
     destination, client = _destination(_key(work.destination))
     try:
-        Manifest(client, work.operation_id).commit()
-    except AzureError as error:
-        raise CopyFailed(destination_problem(error, destination)) from None
+        with destination_faults(destination):
+            Manifest(client, work.operation_id).commit()
     except ManifestTooLarge as error:
         raise CopyFailed(str(error)) from None
     return Committed(f"{destination.container_url}/{manifest.blob_name(work.operation_id)}")
@@ -136,7 +138,7 @@ def _store() -> Store:
     """The store the app settings name; CopyFailed naming the setting when they are wrong."""
     try:
         return _open_store()
-    except StoreMisconfigured as misconfigured:
+    except Misconfigured as misconfigured:
         raise CopyFailed(f"the server is misconfigured: {misconfigured}") from None
 
 

@@ -15,7 +15,8 @@ from devhost.azurite import Azurite, free_port
 from shared.deid.dataset import Deidentifier
 from shared.deid.profile import Profile
 from shared.deid.pseudonyms import Pseudonyms
-from shared.export.copy import BatchCopier, CopyFailed, fault_policy, result_path
+from shared.errors import CopyFailed
+from shared.export.copy import BatchCopier, fault_policy, result_path
 from shared.export.destination import Destination, destination_problem, parse_destination
 from shared.export.errors_log import ErrorLog
 from shared.export.upload import ContentMismatch, Digests, hash_blob, upload, with_md5

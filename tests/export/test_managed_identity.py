@@ -10,8 +10,9 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
 from shared import credentials
+from shared.errors import ClientError
 from shared.export.destination import destination_problem, parse_destination
-from shared.export.request import RequestError, parse_export_request
+from shared.export.request import parse_export_request
 from shared.export.settings import ExportSettings
 
 
@@ -50,7 +51,7 @@ def test_managed_identity_tokens_only_go_to_allowed_https_endpoints(identity):
     for uri in ("https://attacker.example.com/export", "http://acct.blob.core.windows.net/export"):
         body = {"source": {"type": "identifiers", "settings": {"values": ["1.2"]}},
                 "destination": {"type": "azureblob", "settings": {"blobContainerUri": uri, "useManagedIdentity": True}}}
-        with pytest.raises(RequestError):
+        with pytest.raises(ClientError):
             parse_export_request(json.dumps(body).encode(), "application/json", ExportSettings())
     assert identity.scopes == []
 

@@ -9,9 +9,9 @@ import pytest
 
 from orchestrations.export import COMMIT, COPY, EXPAND
 from shared.deid.profile import Profile
+from shared.errors import CopyFailed
 from shared.export import steps as export_steps
 from shared.export.checkpoint import Checkpoint
-from shared.export.copy import CopyFailed
 from shared.export.destination import DestinationRefused
 from shared.export.request import ExportRequest
 from shared.export.work import CommitWork, CopyWork, ExpandWork

@@ -27,11 +27,11 @@ from azure.storage.blob import (
 
 from shared import settings
 from shared.connection_pool import shared_pool
+from shared.errors import Misconfigured
 from shared.stores.interface import (
     InstanceChangedOrGone,
     Store,
     StoredInstance,
-    StoreMisconfigured,
     blob_name,
     parse_blob_name,
 )
@@ -73,7 +73,7 @@ class DicomStore(Store):
                 "AzureWebJobsStorage", None, env
             )
             if not conn:
-                raise StoreMisconfigured(
+                raise Misconfigured(
                     "no blob store configured: set DicomStore__ConnectionString or AzureWebJobsStorage")
             container = ContainerClient.from_connection_string(conn, name, **shared_pool(), **_TRANSFER_SIZES,
                                                                **options)
