@@ -46,8 +46,8 @@ from shared.export import manifest
 from shared.export.errors_log import ErrorEntry, ErrorLog
 from shared.export.upload import ContentMismatch, Digests, hash_blob, upload
 from shared.secrets import first_line
-from shared.stores.blob.store import BLOCK_SIZE, DICOM_CONTENT, SINGLE_PUT_SIZE
 from shared.stores.interface import InstanceChangedOrGone, Opened, Store, StoredInstance, blob_name
+from shared.transfer import BLOCK_SIZE, DICOM_CONTENT, SINGLE_PUT_SIZE
 from shared.uids import Identifier
 
 # Destination transfers in the store's block sizes: a large file is never whole in memory.

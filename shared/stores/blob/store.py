@@ -20,7 +20,6 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.storage.blob import (
     BlobSasPermissions,
     ContainerClient,
-    ContentSettings,
     StorageStreamDownloader,
     generate_blob_sas,
 )
@@ -35,16 +34,10 @@ from shared.stores.interface import (
     blob_name,
     parse_blob_name,
 )
+from shared.transfer import DICOM_CONTENT, TRANSFER_SIZES
 from shared.uids import Identifier
 
 DEFAULT_CONTAINER = "dicomweb"
-DICOM_CONTENT = ContentSettings(content_type="application/dicom")
-# Transfers move blocks of 4 MiB; an instance up to 8 MiB goes in one request. This bounds what one
-# transfer holds in memory (the SDK's defaults read up to 64 MiB in one go).
-BLOCK_SIZE = 4 * 1024 * 1024
-SINGLE_PUT_SIZE = 8 * 1024 * 1024
-_TRANSFER_SIZES: dict[str, Any] = {"max_block_size": BLOCK_SIZE, "max_single_put_size": SINGLE_PUT_SIZE,
-                                   "max_chunk_get_size": BLOCK_SIZE, "max_single_get_size": SINGLE_PUT_SIZE}
 DELETE_BATCH = 256  # the most one blob batch request may hold
 
 
@@ -66,7 +59,7 @@ class DicomStore(Store):
 
             container = ContainerClient(
                 account_url=service_uri, container_name=name,
-                credential=managed_identity_credential(env), **shared_pool(), **_TRANSFER_SIZES, **options,
+                credential=managed_identity_credential(env), **shared_pool(), **TRANSFER_SIZES, **options,
             )
         else:
             conn = settings.get("DicomStore__ConnectionString", None, env) or settings.get(
@@ -75,7 +68,7 @@ class DicomStore(Store):
             if not conn:
                 raise Misconfigured(
                     "no blob store configured: set DicomStore__ConnectionString or AzureWebJobsStorage")
-            container = ContainerClient.from_connection_string(conn, name, **shared_pool(), **_TRANSFER_SIZES,
+            container = ContainerClient.from_connection_string(conn, name, **shared_pool(), **TRANSFER_SIZES,
                                                                **options)
         return cls(container)
 
