@@ -17,6 +17,7 @@ import azure.functions as func
 
 from shared import settings
 from shared.errors import ClientError, Misconfigured
+from shared.export import events
 from shared.export.operation import ORCHESTRATOR, durable_json
 from shared.export.request import parse_export_request
 from shared.export.settings import ExportSettings
@@ -81,7 +82,8 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
         if repeat is None:
             raise
         return repeat
-    log.info("export %s started: %d identifiers", operation_id, len(checkpoint.identifiers))
+    events.emit(events.STARTED, operationId=operation_id, identifiers=len(checkpoint.identifiers),
+                deidentified=checkpoint.deidentification is not None)
     return accepted(req, version, operation_id)
 
 

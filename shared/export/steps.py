@@ -44,7 +44,7 @@ from shared.stores.factory import open_store
 from shared.stores.interface import Store, StoreError
 from shared.uids import Identifier, parse_identifier
 
-from . import errors_log, manifest
+from . import errors_log, events, manifest
 
 
 def _fail_fast() -> LinearRetry:
@@ -97,7 +97,16 @@ def expand_step(work: ExpandWork, store: Store | None = None) -> Expanded:
 
 
 def copy_step(work: CopyWork, store: Store | None = None) -> Copied:
-    """The copy activity: one batch copied and its manifest block staged."""
+    """The copy activity: one batch copied and its manifest block staged. Logs one `export.batch` line
+    (shared/export/events.py), also for an attempt that fails."""
+    with events.timed_batch(operationId=work.operation_id, generation=work.generation, batch=work.batch,
+                            instances=len(work.instances)) as logged:
+        copied = _copy_batch(work, store)
+        logged.update(copied.to_json())
+    return copied
+
+
+def _copy_batch(work: CopyWork, store: Store | None) -> Copied:
     destination, client = _destination(_key(work.destination))
     copier = BatchCopier(
         store or _store(), client, work.operation_id,
