@@ -234,7 +234,7 @@ def test_managed_identity_sends_a_token_for_the_azure_dicom_scope_renewed_before
      "DicomStore__Token"),
 ])
 def test_a_wrong_or_missing_setting_is_named(settings, named):
-    from shared.stores.interface import StoreMisconfigured
+    from shared.errors import Misconfigured
 
-    with pytest.raises(StoreMisconfigured, match=named):
+    with pytest.raises(Misconfigured, match=named):
         open_store(settings)
