@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from .app_loader import load_app
+from .durable_api import DurableApi
 from .engine import DurableRuntime
 from .keys import Keys
 from .server import FunctionsServer, describe_routes
@@ -55,9 +56,11 @@ async def serve(args: argparse.Namespace) -> None:
     data_dir = (args.data_dir or app.app_dir / ".devhost").resolve()
     keys = Keys.load(args.secrets_dir or data_dir / "secrets")
     base_url = f"http://{args.host}:{args.port}"
-    runtime = DurableRuntime(app, data_dir, base_url, logging.getLogger("devhost.durable"),
-                             verbose=args.verbose, system_key=keys.system_key() if keys.enabled else None)
-    server = FunctionsServer(app, runtime, keys, log)
+    runtime = DurableRuntime(app, data_dir, logging.getLogger("devhost.durable"), verbose=args.verbose)
+    durable_api = DurableApi(runtime, app.config.hub_name, base_url,
+                             system_key=keys.system_key() if keys.enabled else None)
+    runtime.client_binding = durable_api.client_binding
+    server = FunctionsServer(app, durable_api, keys, log)
     runner = web.AppRunner(server.web_app(), access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -66,6 +69,7 @@ async def serve(args: argparse.Namespace) -> None:
         await runner.cleanup()
         raise CannotListen(f"cannot listen on {args.host}:{args.port}: {error.strerror} "
                            "(another host running? choose another --port)") from None
+    await durable_api.start()
     await runtime.start()
     server.running = True
     log.info("Functions:\n\n%s\n", "\n".join(describe_routes(server, base_url)))
@@ -85,6 +89,7 @@ async def serve(args: argparse.Namespace) -> None:
     server.running = False
     await runner.shutdown()
     await runtime.stop()
+    await durable_api.stop()
     await runner.cleanup()
     app.worker.stop()
 
