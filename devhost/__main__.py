@@ -20,7 +20,7 @@ from .engine import DurableRuntime
 from .keys import Keys
 from .server import FunctionsServer, describe_routes
 from .taskhub import TaskHubInUse
-from .worker import WorkerRefused
+from .worker import IndexedSummary, WorkerRefused
 
 
 class CannotListen(Exception):
@@ -35,17 +35,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, help="task hub folder (default: <app-dir>/.devhost)")
     parser.add_argument("--secrets-dir", type=Path,
                         help="function keys in Azure's file format (default: <data-dir>/secrets); absent: no keys")
-    parser.add_argument("--verbose", action="store_true", help="also log replay details")
+    parser.add_argument("--verbose", action="store_true", help="also log replay details and the worker's full indexing message")
     return parser.parse_args(argv)
 
 
-def _scrubbed_access_logs() -> None:
+def _quiet_logs(verbose: bool) -> None:
     # aiohttp's access log prints query strings, which may carry keys (`code=`): keep it off.
     logging.getLogger("aiohttp.access").disabled = True
     # The storage SDK logs request URLs and headers at INFO; SAS tokens would land in the log.
     logging.getLogger("azure").setLevel(logging.WARNING)
     # The worker's own log (its logger is "azure.functions") reaches the console, as the host shows it.
     logging.getLogger("azure.functions").setLevel(logging.INFO)
+    logging.getLogger("azure.functions").addFilter(IndexedSummary())
+    if verbose:
+        logging.getLogger("devhost.worker").setLevel(logging.DEBUG)
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -97,7 +100,7 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", stream=sys.stderr)
-    _scrubbed_access_logs()
+    _quiet_logs(args.verbose)
     try:
         asyncio.run(serve(args))
     except (TaskHubInUse, CannotListen, WorkerRefused) as refused:
