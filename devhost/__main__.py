@@ -1,6 +1,6 @@
 """`python -m devhost`: run a Python v2 Functions app with Durable Functions, without Core Tools.
 
-    python -m devhost [--app-dir DIR] [--host 127.0.0.1] [--port 7071] [--data-dir DIR] [--verbose]
+    python -m devhost [--app-dir DIR] [--host 127.0.0.1] [--port 7071] [--data-dir DIR] [--settings FILE] [--verbose]
 """
 
 from __future__ import annotations
@@ -35,8 +35,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, help="task hub folder (default: <app-dir>/.devhost)")
     parser.add_argument("--secrets-dir", type=Path,
                         help="function keys in Azure's file format (default: <data-dir>/secrets); absent: no keys")
+    parser.add_argument("--settings", type=Path,
+                        help="app settings in local.settings.json's format (default: <app-dir>/local.settings.json)")
     parser.add_argument("--verbose", action="store_true", help="also log replay details and the worker's full indexing message")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.settings and not args.settings.is_file():
+        parser.error(f"--settings: no such file: {args.settings}")
+    return args
 
 
 def _quiet_logs(verbose: bool) -> None:
@@ -53,7 +58,7 @@ def _quiet_logs(verbose: bool) -> None:
 
 async def serve(args: argparse.Namespace) -> None:
     log = logging.getLogger("devhost")
-    app = await load_app(args.app_dir)
+    app = await load_app(args.app_dir, settings_file=args.settings)
     log.info("Worker: %s (Python %s), app indexed: %d function(s)", app.worker.version,
              ".".join(map(str, sys.version_info[:3])), len(app.functions))
     data_dir = (args.data_dir or app.app_dir / ".devhost").resolve()
