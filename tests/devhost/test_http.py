@@ -85,7 +85,7 @@ def test_settings_come_from_local_settings_and_the_environment_wins(host: Host) 
 
 
 def test_the_developers_own_settings_never_reach_a_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # As a developer following the README's Orthanc section: a setting in the shell and in local.settings.json.
+    # As a developer pointing the app at Orthanc (docs/STORE_DICOMWEB.md): a setting in the shell and in local.settings.json.
     assert os.environ == hermetic_environ(os.environ), "conftest.py lets the developer's settings into the tests"
     monkeypatch.setenv("DicomStore__Type", "dicomweb")
     app = Path(shutil.copytree(APP, tmp_path / "app"))
