@@ -8,6 +8,13 @@ from pathlib import Path
 import pytest
 
 from devhost.azurite import Azurite, free_port
+from tests.hosting import hermetic_environ
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests never see the developer's own settings: what they need, they set themselves."""
+    for name in set(os.environ) - set(hermetic_environ(os.environ)):
+        del os.environ[name]
 
 
 @pytest.fixture(scope="session")
