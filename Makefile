@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 7071
 PYTEST_ARGS ?=
 
-.PHONY: install orthanc run test demo lint bench clean
+.PHONY: install orthanc run test test-fast demo lint bench clean
 
 install: $(VENV)/.installed node_modules/.installed orthanc
 
@@ -39,10 +39,15 @@ run: install
 		$(PY) -m devhost --app-dir . --host $(HOST) --port $(PORT)
 
 # The whole suite against a throw-away Azurite on free ports; Azurite is stopped whatever happens.
+PYTEST_ON_AZURITE = rm -rf .azurite/test && mkdir -p .azurite/test && \
+	$(PY) -m devhost.azurite --data-dir .azurite/test/data -- $(PY) -m pytest
 test: install
-	rm -rf .azurite/test && mkdir -p .azurite/test
-	$(PY) -m devhost.azurite --data-dir .azurite/test/data -- \
-		$(PY) -m pytest $(PYTEST_ARGS)
+	$(PYTEST_ON_AZURITE) $(PYTEST_ARGS)
+
+# The tests that start no local host and no Orthanc (markers from tests/conftest.py), in under a minute.
+test-fast: export TESTKIT_NO_SERVERS := 1
+test-fast: install
+	$(PYTEST_ON_AZURITE) -m "not host and not orthanc" $(PYTEST_ARGS)
 
 # pydicom's sample files loaded, exported and reported, on Azurite and the local host on free ports;
 # everything it starts is stopped at the end, also on Ctrl-C. Output and logs in .demo/.

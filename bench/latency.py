@@ -1,6 +1,6 @@
 """API latency on the local host: POST /export → 202, and GET /v1/operations/{id}, p50 and p99.
 
-    .venv/bin/python bench/latency.py [--runs 3] [--requests 200]
+    .venv/bin/python -m bench.latency [--runs 3] [--requests 200]
 
 Starts Azurite and the local host, seeds a study of one small instance and, per run, from one keep-alive
 client session:
@@ -22,19 +22,12 @@ import uuid
 
 import requests
 from azure.storage.blob import ContainerClient
-from common import (
-    KIB,
-    TERMINAL,
-    Stack,
-    add_results_argument,
-    median,
-    repeat,
-    report,
-    seed,
-    stack,
-    start_export,
-    table,
-)
+
+from bench.measure import KIB, median, repeat, start_export
+from bench.report import add_results_argument, report, table
+from cli.api import TERMINAL
+from testkit.seed import seed
+from testkit.stack import Stack, stack
 
 TARGETS_MS = {"POST /export": 50, "GET /v1/operations/{id}": 10}
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 from azure.core.exceptions import AzureError, HttpResponseError
 from rich.console import Console
 
-from cli.api import DEFAULT_URL, Api, ApiError, Unreachable
+from cli.api import DEFAULT_URL, Api, ApiError, Unreachable, is_terminal
 from cli.destination import Destination, read_errors_log
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ from cli.progress import (
     EXIT_USAGE,
     errors_table,
     exit_code,
-    is_terminal,
     operations_table,
     status_table,
     watch,

@@ -32,7 +32,7 @@ from cli.api import Api
 from cli.destination import Destination, read_errors_log
 from cli.progress import errors_table, plural, status_table, watch
 from devhost.azurite import Azurite, free_port
-from tests.hosting import Host
+from testkit.host import Host
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINER = "export"

@@ -21,7 +21,7 @@ from shared.export.errors_log import ErrorLog
 from shared.export.upload import ContentMismatch, Digests, hash_blob, upload, with_md5
 from shared.stores.blob.store import BLOCK_SIZE, DICOM_CONTENT, SINGLE_PUT_SIZE, DicomStore
 from shared.uids import Identifier
-from tests.store.instances import make_instance
+from testkit.instances import make_instance
 
 from .conftest import POLICY, put, put_series
 

@@ -9,7 +9,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
 from shared.stores.blob import stow
 from shared.stores.blob.store import DicomStore, blob_name
 from shared.uids import Identifier
-from tests.store.instances import OMIT, encode, make_dataset, make_instance, multipart, stow_content_type
+from testkit.instances import OMIT, encode, make_dataset, make_instance, multipart, stow_content_type
 
 BASE = "https://dicom.example/v1"
 

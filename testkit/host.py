@@ -19,6 +19,7 @@ import requests
 from devhost.azurite import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+NO_SERVERS = "TESTKIT_NO_SERVERS"  # set by `make test-fast`: the tests it runs start no host and no Orthanc
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Host:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> Host:
+        refuse_under_test_fast("the local host")
         self.port = self.port or free_port()
         self.log_path = self.log_path or self.data_dir.parent / f"{self.data_dir.name}.host.log"
         env = {**os.environ, **self.env}
@@ -65,6 +67,13 @@ class Host:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+
+def refuse_under_test_fast(what: str) -> None:
+    """RuntimeError if `make test-fast` runs: a test that starts `what` is missing its marker."""
+    if os.environ.get(NO_SERVERS):
+        raise RuntimeError(f"{what} is not started under make test-fast ({NO_SERVERS} is set): this test "
+                           f"needs a `host` or `orthanc` marker (tests/conftest.py gives them)")
 
 
 def wait_ready(process: subprocess.Popen, ready, name: str, state: str, timeout: float, log, stop) -> None:
