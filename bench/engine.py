@@ -30,10 +30,7 @@ from pathlib import Path
 import psutil
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from testkit.host import Host
+from testkit.host import ROOT, Host
 
 APP = ROOT / "tests" / "devhost" / "apps" / "durable_sample"
 
