@@ -35,7 +35,6 @@ BASE_SETTINGS = {
 }
 
 
-
 @dataclass
 class Stack:
     """One Azurite and a local host on the app, sharing a temporary folder.
