@@ -30,6 +30,7 @@ import requests
 from azure.storage.blob import ContainerClient
 
 from bench.report import add_results_argument, report, table
+from shared.export import manifest
 from testkit.crashes import POINTS, kill_at
 from testkit.exporting import export_body, finished, start, view
 from testkit.host import wait_for
@@ -62,7 +63,8 @@ def compare(running: Stack, destination: ContainerClient, operation_id: str, fil
 
     with ThreadPoolExecutor(32) as pool:
         compared = list(pool.map(same, files))
-    expected = {f"{operation_id}/results/{name}" for name in files} | {f"{operation_id}/errors.log"}
+    expected = {f"{operation_id}/results/{name}" for name in files} | {
+        f"{operation_id}/errors.log", f"{operation_id}/{manifest.NAME}"}
     found = {b.name for b in destination.list_blobs()}
     errors = destination.download_blob(f"{operation_id}/errors.log").readall().decode().splitlines()
     return {"files": len(compared), "bytes": sum(size for size, _ in compared),
