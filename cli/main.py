@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 from azure.core.exceptions import AzureError, HttpResponseError
 from rich.console import Console
 
-from .api import DEFAULT_URL, Api, ApiError, Unreachable
+from .api import DEFAULT_URL, Api, ApiError, Unreachable, is_terminal
 from .destination import Destination, read_errors_log
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ from .progress import (
     EXIT_USAGE,
     errors_table,
     exit_code,
-    is_terminal,
     load_summary,
     operations_table,
     status_table,

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .api import TERMINAL, Api, ApiError, Unreachable
+from .api import Api, is_terminal
 
 if TYPE_CHECKING:
     from .loader import Report
@@ -59,10 +59,6 @@ def elapsed_seconds(operation: dict, now: datetime | None = None) -> float | Non
     return max(0.0, (end - created).total_seconds())
 
 
-def is_terminal(operation: dict) -> bool:
-    return str(operation.get("status", "")).lower() in TERMINAL
-
-
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
     """'1 file', '2 files', '1,024 files'; `nouns` for irregular plurals ('studies')."""
     return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
@@ -96,20 +92,11 @@ def watch(api: Api, operation_id: str, console: Console, interval: float = 1.0, 
         # The service's times may be whole seconds; what we watched ourselves is a floor.
         return progress_line(operation, max(elapsed_seconds(operation) or 0.0, time.monotonic() - started))
 
-    operation = api.operation(operation_id)
-    unanswered_since: float | None = None
-    with console.status(line(operation)) as status:
-        while not is_terminal(operation):
-            time.sleep(interval)
-            try:
-                operation = api.operation(operation_id)
-                unanswered_since = None
-                status.update(line(operation))
-            except (Unreachable, ApiError) as e:
-                unanswered_since = unanswered_since or time.monotonic()
-                if time.monotonic() - unanswered_since > patience or (isinstance(e, ApiError) and e.status < 500):
-                    raise
-                status.update(f"{line(operation)} · no answer ({e}), trying again")
+    with console.status("") as status:
+        def seen(operation: dict, error: Exception | None) -> None:
+            status.update(line(operation) + (f" · no answer ({error}), trying again" if error else ""))
+
+        operation = api.wait(operation_id, interval, patience, seen=seen)
     console.print(line(operation))
     return operation
 

@@ -32,9 +32,8 @@ from cli.api import Api
 from cli.destination import Destination, read_errors_log
 from cli.progress import errors_table, plural, status_table, watch
 from devhost.azurite import Azurite, free_port
-from tests.hosting import Host
+from testkit.host import ROOT, Host
 
-ROOT = Path(__file__).resolve().parent.parent
 CONTAINER = "export"
 UNKNOWN_STUDY = "1.2.3.4.5.6.7.8.9"  # in no pydicom file: shows a skipped identifier in errors.log
 PYDICOM_DATA = Path(pydicom.data.__file__).parent

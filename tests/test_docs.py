@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hosting import ROOT
+from testkit.host import ROOT
 
 PAGES = sorted([ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("*/README.md"), ROOT / "bench" / "RESULTS.md"])
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.hosting import ROOT
+from testkit.host import ROOT
 
 EXCLUDED = {".venv", "node_modules", ".git", ".azurite", ".devhost", ".demo"}
 

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.hosting import ROOT, wait_for
+from testkit.host import ROOT, wait_for
+
+pytestmark = pytest.mark.host  # the demo starts its own host, which the conftest cannot see
 
 
 def start_demo(work: Path) -> subprocess.Popen:

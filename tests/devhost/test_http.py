@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.hosting import Host, hermetic_environ, write_keys
+from testkit.host import Host, hermetic_environ, write_keys
 
 APP = Path(__file__).parent / "apps" / "http_app"
 MASTER, FUNCTION_KEY, SYSTEM_KEY = "master-key-0123456789", "function-key-0123456789", "system-key-0123456789"

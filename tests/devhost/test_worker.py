@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from devhost.azurite import free_port
-from tests.hosting import ROOT, Host
+from testkit.host import ROOT, Host
 
 APPS = Path(__file__).parent / "apps"
 

@@ -23,7 +23,7 @@ from shared.export.upload import ContentMismatch, Digests, hash_blob, upload, wi
 from shared.stores.blob.store import DicomStore
 from shared.transfer import BLOCK_SIZE, DICOM_CONTENT, SINGLE_PUT_SIZE
 from shared.uids import Identifier
-from tests.store.instances import make_instance
+from testkit.instances import make_instance
 
 from .conftest import POLICY, put, put_series
 

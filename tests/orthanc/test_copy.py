@@ -14,7 +14,7 @@ from shared.export.request import ExportRequest
 from shared.export.settings import ExportSettings
 from shared.stores.factory import open_store
 from shared.uids import Identifier
-from tests.orthanc_server import Orthanc
+from testkit.orthanc import Orthanc
 
 from .conftest import make_study
 

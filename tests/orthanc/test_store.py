@@ -9,7 +9,7 @@ from shared.stores.dicomweb.store import DicomWebStore
 from shared.stores.factory import open_store
 from shared.stores.interface import InstanceChangedOrGone, StoredInstance, StoreError
 from shared.uids import Identifier
-from tests.orthanc_server import PASSWORD, Orthanc
+from testkit.orthanc import PASSWORD, Orthanc
 
 from .conftest import files_as_they_are, make_study, uid
 

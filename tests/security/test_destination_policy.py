@@ -25,9 +25,10 @@ from shared.export.destination import Destination
 from shared.export.request import parse_export_request
 from shared.export.settings import ExportSettings
 from shared.export.steps import prepare
+from testkit.exporting import WEBHOOK, Hosts, export_body, finished
+from testkit.seed import open_store, put_study
 from tests.export import test_managed_identity
 from tests.export.test_managed_identity import FakeManagedIdentity
-from tests.exporting import WEBHOOK, Hosts, export_body, finished, open_store, put_study
 
 SAS = "sv=2022-11-02&sp=cw&sig=c2lnbmF0dXJl"
 identity = test_managed_identity.identity  # the fake credential's fixture, shared

@@ -17,8 +17,8 @@ from shared import credentials
 from shared.errors import Misconfigured
 from shared.stores.blob.store import DicomStore, host_blob_service_uri
 from shared.uids import Identifier
+from testkit.instances import make_instance
 from tests.entra_azurite import STORAGE, entra_azurite, identity_endpoint  # noqa: F401 - fixtures
-from tests.store.instances import make_instance
 
 CLIENT_ID = "00000000-0000-0000-0000-0000000000cc"
 

@@ -10,7 +10,7 @@ from shared.errors import ClientError
 from shared.stores.blob import stow
 from shared.stores.blob.store import DicomStore, blob_name
 from shared.uids import Identifier
-from tests.store.instances import OMIT, encode, make_dataset, make_instance, multipart, stow_content_type
+from testkit.instances import OMIT, encode, make_dataset, make_instance, multipart, stow_content_type
 
 BASE = "https://dicom.example/v1"
 

@@ -29,6 +29,7 @@ _APP_SETTING = re.compile(r"^([A-Za-z][A-Za-z0-9]*(__|:)|AzureWebJobs|FUNCTIONS_
 def hermetic_environ(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
     """`environ` without the developer's settings: tests pass every setting they depend on themselves."""
     return {k: v for k, v in environ.items() if not _APP_SETTING.match(k)}
+NO_SERVERS = "TESTKIT_NO_SERVERS"  # set by `make test-fast`: the tests it runs start no host and no Orthanc
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Host:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> Host:
+        refuse_under_test_fast("the local host")
         self.port = self.port or free_port()
         self.log_path = self.log_path or self.data_dir.parent / f"{self.data_dir.name}.host.log"
         env = {**hermetic_environ(os.environ), **self.env}
@@ -81,6 +83,13 @@ class Host:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+
+def refuse_under_test_fast(what: str) -> None:
+    """RuntimeError if `make test-fast` runs: a test that starts `what` is missing its marker."""
+    if os.environ.get(NO_SERVERS):
+        raise RuntimeError(f"{what} is not started under make test-fast ({NO_SERVERS} is set): this test "
+                           f"needs a `host` or `orthanc` marker (tests/conftest.py gives them)")
 
 
 def wait_ready(process: subprocess.Popen, ready, name: str, state: str, timeout: float, log, stop) -> None:
