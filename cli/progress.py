@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -15,7 +16,10 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from cli.api import TERMINAL, Api, ApiError, Unreachable
+from .api import Api, is_terminal
+
+if TYPE_CHECKING:
+    from .loader import Report
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
 
@@ -51,10 +55,6 @@ def elapsed_seconds(operation: dict, now: datetime | None = None) -> float | Non
     end = parse_time(operation.get("lastUpdatedTime")) if is_terminal(operation) else None
     end = end or now or datetime.now(UTC)
     return max(0.0, (end - created).total_seconds())
-
-
-def is_terminal(operation: dict) -> bool:
-    return str(operation.get("status", "")).lower() in TERMINAL
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
@@ -103,29 +103,17 @@ def watch(api: Api, operation_id: str, console: Console, interval: float = 1.0, 
         # The service's times may be whole seconds; what we watched ourselves is a floor.
         return progress_line(operation, max(elapsed_seconds(operation) or 0.0, time.monotonic() - started))
 
-    def show(text: str) -> None:
+    def show(operation: dict, problem: Exception | None = None) -> None:
         nonlocal printed
+        text = line(operation) + (f" · no answer ({problem}), trying again" if problem else "")
         if console.is_terminal:
             status.update(text)
         elif time.monotonic() - printed >= every:
             console.print(text, markup=False, soft_wrap=True)
             printed = time.monotonic()
 
-    operation = api.operation(operation_id)
-    unanswered_since: float | None = None
-    with console.status(line(operation)) as status:
-        show(line(operation))
-        while not is_terminal(operation):
-            time.sleep(interval)
-            try:
-                operation = api.operation(operation_id)
-                unanswered_since = None
-                show(line(operation))
-            except (Unreachable, ApiError) as e:
-                unanswered_since = unanswered_since or time.monotonic()
-                if time.monotonic() - unanswered_since > patience or (isinstance(e, ApiError) and e.status < 500):
-                    raise
-                show(f"{line(operation)} · no answer ({e}), trying again")
+    with console.status("") as status:
+        operation = api.wait(operation_id, interval, patience, seen=show)
     console.print(line(operation), markup=False, soft_wrap=True)
     return operation
 
@@ -167,3 +155,14 @@ def errors_lines(href: str, entries: list[dict]) -> list[str]:
     """A title, then errors.log one entry a line: `timestamp<TAB>identifier<TAB>error`, whole."""
     return [f"{href} ({plural(len(entries), 'line')})"] + [
         f"{e['timestamp']}\t{e['identifier']}\t{e['error']}" for e in entries]
+
+
+def load_summary(report: Report) -> list[str]:
+    """What `load` did: counts, then one line per file that was not stored:
+    `failed|skipped<TAB><path><TAB><reason>`, whole."""
+    lines = [f"{len(report.stored)} stored, {len(report.failed)} failed, {len(report.skipped)} skipped "
+             f"({len(report.not_dicom)} not DICOM, {len(report.duplicates)} duplicates), "
+             f"{report.bytes_sent:,} bytes sent" + (f" (paths under {report.root})" if report.root else "")]
+    for title, outcomes in (("failed", report.failed), ("skipped", report.skipped)):
+        lines += [f"{title}\t{report.show(o.path)}\t{o.reason}" for o in outcomes]
+    return lines

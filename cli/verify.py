@@ -26,8 +26,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from rich.console import Console
 
-from cli.destination import blob_lines
-from cli.progress import plural, transfer_progress
+from .destination import blob_lines
+from .progress import plural, transfer_progress
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobProperties, ContainerClient

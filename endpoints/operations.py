@@ -37,8 +37,8 @@ from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrc
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 from azure.durable_functions.models.RpcManagementOptions import RpcManagementOptions
 
+from shared.errors import CopyFailed
 from shared.export.checkpoint import Checkpoint
-from shared.export.copy import CopyFailed
 from shared.export.destination import DestinationRefused
 from shared.export.operation import (
     ORCHESTRATOR,
@@ -52,6 +52,7 @@ from shared.export.operation import (
     runtime_statuses,
 )
 from shared.export.steps import commit_step
+from shared.export.work import Committed
 
 from .export import accepted
 from .responses import error, json_response
@@ -125,12 +126,12 @@ async def cancel_operation(req: func.HttpRequest, client: df.DurableOrchestratio
         if is_terminal(view):
             return error(409, f"operation {operation_id} is already {view['status']}; nothing to cancel")
         committed = await _commit_when_suspended(client, operation_id, found)
-        await client.terminate(operation_id, json.dumps({"reason": CANCELED, **committed}) if committed else CANCELED)
+        await client.terminate(operation_id, json.dumps({"reason": CANCELED, **committed.to_json()}) if committed else CANCELED)
     return accepted(req, version, operation_id)
 
 
 async def _commit_when_suspended(client: df.DurableOrchestrationClient, operation_id: str,
-                                 found: dict[str, Any]) -> dict[str, Any] | None:
+                                 found: dict[str, Any]) -> Committed | None:
     """Suspend the export, then commit the manifest of the generations it completed, so that a canceled export
     can be verified: suspended, it cannot move on to another generation, so its counts and checkpoint are
     those of the manifest. None (cancel without a manifest) if it does not suspend within CANCEL_WAIT seconds

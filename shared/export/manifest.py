@@ -27,7 +27,7 @@ _TEXT = ContentSettings(content_type="text/plain; charset=utf-8")
 
 
 @dataclass(frozen=True)
-class Committed:
+class Digest:
     """What was committed: the digest and size that the operation status records outside the container."""
 
     sha256: str
@@ -64,7 +64,7 @@ class Manifest:
         if data:
             self.blob.stage_block(block, data, length=len(data))
 
-    def commit(self, before_generation: int | None = None) -> Committed:
+    def commit(self, before_generation: int | None = None) -> Digest:
         """Commit the staged blocks in id order (only those of generations before `before_generation` when
         given: an export that failed lists what its completed generations wrote, as its counts do), and
         read the result back to hash it. A commit run again after it succeeded changes nothing.
@@ -84,4 +84,4 @@ class Manifest:
         for chunk in self.blob.download_blob(etag=etag, match_condition=MatchConditions.IfNotModified).chunks():
             digest.update(chunk)
             size += len(chunk)
-        return Committed(digest.hexdigest(), size)
+        return Digest(digest.hexdigest(), size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from shared.export.manifest import Committed, Manifest, block_id, line
+from shared.export.manifest import Digest, Manifest, block_id, line
 
 OPERATION = "00112233445566778899aabbccddeeff"
 
@@ -45,7 +45,7 @@ def test_the_commit_returns_the_digest_and_size_of_what_it_committed(destination
     manifest = Manifest(destination.container_client(), OPERATION)
     manifest.stage(block_id(1, 0), lines("a", 3))
     committed = manifest.commit()
-    assert committed == Committed(hashlib.sha256(text(destination).encode()).hexdigest(), len(text(destination)))
+    assert committed == Digest(hashlib.sha256(text(destination).encode()).hexdigest(), len(text(destination)))
 
 
 def test_a_failed_export_commits_only_the_generations_before_the_one_that_failed(destination):

@@ -16,7 +16,7 @@ import pytest
 import requests
 from azure.storage.blob import ContainerClient
 
-from tests.exporting import (
+from testkit.exporting import (
     error_log,
     export_body,
     export_host,
@@ -24,13 +24,13 @@ from tests.exporting import (
     host_fixtures,
     manifest,
     manifest_of,
-    put_study,
     results,
     start,
     view,
 )
+from testkit.host import Host, wait_for
+from testkit.seed import put_study
 from tests.forwarder import Forwarder
-from tests.hosting import Host, wait_for
 
 hosts, store, destination = host_fixtures("operate-hosts")
 
