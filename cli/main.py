@@ -27,11 +27,11 @@ from .progress import (
     EXIT_USAGE,
     errors_lines,
     exit_code,
-    load_summary,
     operations_lines,
     status_lines,
     watch,
 )
+from .summary import load_summary
 
 EPILOG = """\
 exit codes:

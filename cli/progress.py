@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -17,9 +16,6 @@ from rich.progress import (
 )
 
 from .api import Api, is_terminal
-
-if TYPE_CHECKING:
-    from .loader import Report
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
 
@@ -155,14 +151,3 @@ def errors_lines(href: str, entries: list[dict]) -> list[str]:
     """A title, then errors.log one entry a line: `timestamp<TAB>identifier<TAB>error`, whole."""
     return [f"{href} ({plural(len(entries), 'line')})"] + [
         f"{e['timestamp']}\t{e['identifier']}\t{e['error']}" for e in entries]
-
-
-def load_summary(report: Report) -> list[str]:
-    """What `load` did: counts, then one line per file that was not stored:
-    `failed|skipped<TAB><path><TAB><reason>`, whole."""
-    lines = [f"{len(report.stored)} stored, {len(report.failed)} failed, {len(report.skipped)} skipped "
-             f"({len(report.not_dicom)} not DICOM, {len(report.duplicates)} duplicates), "
-             f"{report.bytes_sent:,} bytes sent" + (f" (paths under {report.root})" if report.root else "")]
-    for title, outcomes in (("failed", report.failed), ("skipped", report.skipped)):
-        lines += [f"{title}\t{report.show(o.path)}\t{o.reason}" for o in outcomes]
-    return lines
