@@ -33,8 +33,7 @@ def render(ds: Dataset, name: str, fmt: str, bit_depth: int = 8, window: str | t
     if "PixelData" not in ds:
         raise NotProduced("has no pixel data (not an image), so no image was rendered")
     photometric = str(ds.get("PhotometricInterpretation", ""))
-    depth = bit_depth if fmt == "png" and int(ds.get("SamplesPerPixel", 1)) == 1 else 8
-    frames = iter_pixels(ds)
+    frames = _frames(ds)
     number = 0
     while True:
         try:
@@ -44,7 +43,8 @@ def render(ds: Dataset, name: str, fmt: str, bit_depth: int = 8, window: str | t
         if frame is None:
             break
         number += 1
-        image = _scaled(_unit(frame, ds, photometric, window), depth)
+        unit = _unit(frame, ds, photometric, window)
+        image = _scaled(unit, bit_depth if fmt == "png" and unit.ndim == 2 else 8)
         out = io.BytesIO()
         pil = Image.fromarray(image)
         if fmt == "jpeg":
@@ -54,6 +54,21 @@ def render(ds: Dataset, name: str, fmt: str, bit_depth: int = 8, window: str | t
         yield OutputFile(f"{name}/{number}.{EXTENSIONS[fmt]}", out.getvalue(), CONTENT_TYPES[fmt], number)
     if number == 0:
         raise NotProduced("has no frames")
+
+
+def _frames(ds: Dataset) -> Iterator[np.ndarray]:
+    """The frames one at a time; all at once only where pydicom's frame iterator trips on a file."""
+    given = 0
+    try:
+        for frame in iter_pixels(ds):
+            given += 1
+            yield frame
+    except ValueError:  # e.g. pydicom fixing a pixel representation mismatch on a read-only array
+        if given:
+            raise
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        everything = ds.pixel_array
+        yield from (everything if frames > 1 else [everything])
 
 
 def _unit(frame: np.ndarray, ds: Dataset, photometric: str, window: str | tuple[float, float]) -> np.ndarray:
