@@ -48,6 +48,7 @@ class Checkpoint:
     request_digest: str | None = None  # keyed digest of the request, for Idempotency-Key repeats
     prefetched: dict[str, Any] | None = None  # expansion of what is left, listed during the last copies
     deidentification: dict[str, Any] | None = None  # Deidentifier.to_json(): profile, options, key id (no key)
+    output: dict[str, Any] | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
 
     @property
     def done(self) -> bool:
@@ -81,11 +82,11 @@ class Checkpoint:
         """What the copy activity needs for batch `number` of this generation (its place names its manifest block)."""
         return {"operationId": self.operation_id, "destination": self.destination, "instances": batch,
                 "threads": self.batching.max_parallel_threads, "deidentification": self.deidentification,
-                "generation": self.generation, "batch": number}
+                "generation": self.generation, "batch": number, "output": self.output}
 
     def commit_input(self) -> dict[str, Any]:
         """What the commit activity needs at the end."""
-        return {"operationId": self.operation_id, "destination": self.destination}
+        return {"operationId": self.operation_id, "destination": self.destination, "output": self.output}
 
     def listed(self, expansion: dict[str, Any]) -> Checkpoint:
         """What is left once `expansion` (of this checkpoint's identifiers) is taken."""
@@ -113,7 +114,7 @@ class Checkpoint:
             "createdTime": self.created_time, "errorHref": self.error_href,
             "exported": self.exported, "skipped": self.skipped, "generation": self.generation,
             "requestDigest": self.request_digest, "prefetched": self.prefetched,
-            "deidentification": self.deidentification,
+            "deidentification": self.deidentification, "output": self.output,
         }
 
     @classmethod
@@ -125,4 +126,5 @@ class Checkpoint:
             exported=data.get("exported", 0), skipped=data.get("skipped", 0),
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
             prefetched=data.get("prefetched"), deidentification=data.get("deidentification"),
+            output=data.get("output"),
         )

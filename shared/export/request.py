@@ -13,6 +13,8 @@ Rules (the published API's, plus what its server did where the document is silen
 - `deidentification` (optional): `{"profile": "basic", "options": [...]}`, the PS3.15 Basic
   Application Level Confidentiality Profile with options (shared/deid/profile.py); profile and
   option names are case-insensitive too.
+- `output` and `metadata` (optional): transcoded DICOM, PNG/JPEG frames, a metadata table
+  (shared/outputs/spec.py); without them files are copied as stored.
 Every error is a `RequestError` whose message starts with the field at fault.
 """
 
@@ -20,12 +22,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.deid.profile import PROFILE, Profile, ProfileError
 from shared.export.destination import Destination, DestinationRefused, parse_destination
 from shared.export.settings import ExportSettings
+from shared.outputs.spec import OutputError, OutputSpec, parse_output
 from shared.uids import Identifier, parse_identifier
 
 
@@ -43,6 +46,7 @@ class ExportRequest:
     identifiers: tuple[Identifier, ...]  # empty: the whole store
     destination: Destination
     deidentification: Profile | None = None
+    output: OutputSpec = field(default_factory=OutputSpec)  # the default: files as stored, no metadata table
 
     def canonical(self) -> str:
         """One text per distinct request (secrets included): compared, via a keyed digest, on a repeat."""
@@ -51,6 +55,7 @@ class ExportRequest:
             "identifiers": [str(i) for i in self.identifiers],
             "destination": [d.account_url, d.container, d.sas, d.account_key, d.use_managed_identity],
             "deidentification": self.deidentification and self.deidentification.to_json(),
+            "output": None if self.output.plain else self.output.to_json(),
         }, sort_keys=True)
 
 
@@ -64,14 +69,18 @@ def parse_export_request(body: bytes, content_type: str | None, policy: ExportSe
     document = _json(body)
     if not isinstance(document, dict):
         raise RequestError(400, f"the request body must be a JSON object, not {_kind(document)}")
-    top = _fields(document, "", ("source", "sources", "destination", "deidentification"))
+    top = _fields(document, "", ("source", "sources", "destination", "deidentification", "output", "metadata"))
     if "source" in top and "sources" in top:
         raise RequestError(400, "give 'source' or its alias 'sources', not both", "source")
     given = "source" in top or "sources" in top
     source = _object(top.get("source", top.get("sources")), "source") if given else None
     destination = _object(top.get("destination"), "destination")
+    try:
+        output = parse_output(top.get("output"), top.get("metadata"))
+    except OutputError as refused:
+        raise RequestError(400, str(refused), refused.field) from None
     return ExportRequest(_identifiers(source) if source is not None else (), _destination(destination, policy),
-                         _deidentification(top.get("deidentification")))
+                         _deidentification(top.get("deidentification")), output)
 
 
 def _check_content_type(content_type: str | None) -> None:

@@ -4,9 +4,10 @@
   also proves the container exists and the credential may write) and build the first checkpoint.
 - `expand_step`: list the next identifiers (or the whole store) into batches; log identifiers that
   match nothing.
-- `copy_step`: copy one batch (de-identified when the export asked for it, shared/deid/), and stage its
-  lines as its block of the manifest.
-- `commit_step`: once every batch is copied, commit the manifest.
+- `copy_step`: copy one batch (de-identified when the export asked for it, shared/deid/; then transcoded
+  or rendered when it asked for an output, shared/outputs/), and stage its lines as its block of the
+  manifest, and its metadata rows as its block of the metadata table.
+- `commit_step`: once every batch is copied, commit the metadata table (if asked) and the manifest.
 Faults of the destination surface as DestinationRefused (starter → 400) or CopyFailed (activity
 → retried, then the operation fails), always with a message free of secrets.
 """
@@ -30,9 +31,11 @@ from shared.export.copy import TRANSFER_OPTIONS, BatchCopier, CopyFailed, store_
 from shared.export.destination import Destination, DestinationRefused, check_allowed, destination_problem
 from shared.export.errors_log import ErrorEntry, ErrorLog
 from shared.export.expand import expand, instance_from_json
-from shared.export.manifest import Manifest, ManifestTooLarge, block_id
+from shared.export.manifest import LAST_BLOCK, Manifest, ManifestTooLarge, block_id
 from shared.export.request import ExportRequest
 from shared.export.settings import ExportSettings
+from shared.outputs.metadata import MetadataTable
+from shared.outputs.spec import OutputSpec
 from shared.stores.factory import open_store
 from shared.stores.interface import Store, StoreError, StoreMisconfigured
 from shared.uids import Identifier, parse_identifier
@@ -69,6 +72,7 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         request_digest=base_digest,
         deidentification=Deidentifier(request.deidentification, Pseudonyms.from_settings(env)).to_json()
         if request.deidentification else None,
+        output=None if request.output.plain else request.output.to_json(),
     )
 
 
@@ -98,11 +102,13 @@ def copy_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str, 
         store or _store(), client, work["operationId"],
         describe_fault=lambda error: destination_problem(error, destination),
         mode=ExportSettings.from_settings().copy_mode, threads=work["threads"],
-        deidentifier=_deidentifier(work.get("deidentification")),
+        deidentifier=_deidentifier(work.get("deidentification")), output=OutputSpec.from_json(work.get("output")),
     )
     result = copier.copy([instance_from_json(i) for i in work["instances"]])
+    block = block_id(work["generation"], work["batch"])
     try:
-        Manifest(client, work["operationId"]).stage(block_id(work["generation"], work["batch"]), result.lines)
+        Manifest(client, work["operationId"]).stage(block, result.lines)
+        MetadataTable(client, work["operationId"]).stage(block, result.rows)
     except AzureError as error:
         raise CopyFailed(destination_problem(error, destination)) from None
     return {"exported": result.exported, "skipped": result.skipped}
@@ -111,7 +117,13 @@ def copy_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str, 
 def commit_step(work: Mapping[str, Any]) -> dict[str, str]:
     """The last activity of a completed export: the manifest committed; {"manifestHref"} (no credentials)."""
     destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
+    output = OutputSpec.from_json(work.get("output"))
     try:
+        if output.metadata_formats:  # its files join the manifest as its last block
+            table = MetadataTable(client, work["operationId"]).commit(output.metadata_formats,
+                                                                      output.metadata_attributes)
+            Manifest(client, work["operationId"]).stage(LAST_BLOCK, [manifest.line(d.sha256, name)
+                                                                     for name, d in table.items()])
         Manifest(client, work["operationId"]).commit()
     except AzureError as error:
         raise CopyFailed(destination_problem(error, destination)) from None

@@ -46,3 +46,17 @@ def with_pixels(compressed: bool | None = None) -> list[str]:
         if "PixelData" in ds and (compressed is None or ds.file_meta.TransferSyntaxUID.is_compressed == compressed):
             chosen.append(path)
     return chosen
+
+
+def stored_instances() -> list[tuple[tuple[str, str, str], str]]:
+    """The readable files a store can hold (three valid UIDs, each SOP instance once): (UIDs, path)."""
+    from shared.uids import is_uid
+
+    chosen, seen = [], set()
+    for path in readable():
+        ds, _ = load(path)
+        uids = tuple(str(ds.get(k, "")) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"))
+        if all(map(is_uid, uids)) and uids[2] not in seen:
+            seen.add(uids[2])
+            chosen.append(((uids[0], uids[1], uids[2]), path))
+    return chosen
