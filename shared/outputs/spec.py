@@ -111,7 +111,7 @@ def _output(given: Mapping[str, Any]) -> dict[str, Any]:
     if fmt == "dicom":
         spec.update(_transfer_syntax(fields))
     if "bitDepth" in fields:
-        if fields["bitDepth"] not in (8, 16) or isinstance(fields["bitDepth"], bool):
+        if type(fields["bitDepth"]) is not int or fields["bitDepth"] not in (8, 16):
             raise OutputError("output.bitDepth must be 8 or 16", "output.bitDepth")
         spec["bit_depth"] = fields["bitDepth"]
     if "quality" in fields:
