@@ -230,7 +230,7 @@ class BatchCopier:
         """The instance read whole and parsed once, then written as the output step's files."""
         ds, raw = read_instance(chunks)
         written = _Written([])
-        for file in produce(self.output, ds, raw):
+        for file in produce(self.output, ds, raw, deidentified=self.deidentifier is not None):
             target = self.destination.get_blob_client(f"{self.operation_id}/results/{file.name}")
             digests = upload(target, [file.data], ContentSettings(content_type=file.content_type), size=len(file.data))
             written.lines.append(self._line(target, digests))

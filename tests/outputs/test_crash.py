@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.exporting import export_body, export_host, finished, new_container, open_store, put_study, start, view
+from tests.exporting import (
+    export_body,
+    export_host,
+    finished,
+    new_container,
+    open_store,
+    put_study,
+    start,
+    view,
+)
 from tests.hosting import wait_for
 from tests.reliability.crashes import kill_at
 
