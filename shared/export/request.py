@@ -28,7 +28,8 @@ from typing import Any
 from shared.deid.profile import PROFILE, Profile, ProfileError
 from shared.export.destination import Destination, DestinationRefused, parse_destination
 from shared.export.settings import ExportSettings
-from shared.outputs.spec import OutputError, OutputSpec, parse_output
+from shared.outputs.spec import OutputSpec, parse_output
+from shared.request_fields import FieldError, named_fields
 from shared.uids import Identifier, parse_identifier
 
 
@@ -77,7 +78,7 @@ def parse_export_request(body: bytes, content_type: str | None, policy: ExportSe
     destination = _object(top.get("destination"), "destination")
     try:
         output = parse_output(top.get("output"), top.get("metadata"))
-    except OutputError as refused:
+    except FieldError as refused:
         raise RequestError(400, str(refused), refused.field) from None
     return ExportRequest(_identifiers(source) if source is not None else (), _destination(destination, policy),
                          _deidentification(top.get("deidentification")), output)
@@ -125,16 +126,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _fields(obj: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
     """`obj` keyed by the canonical spelling of each property; RequestError for an unknown one."""
-    canonical = {name.lower(): name for name in allowed}
-    found = {}
-    for key, value in obj.items():
-        name = canonical.get(key.lower())
-        if name is None:
-            where = f"{path}.{key}" if path else key
-            raise RequestError(
-                400, f"unknown property '{where[:200]}'; expected one of: {', '.join(allowed)}", where[:200])
-        found[name] = value
-    return found
+    try:
+        return named_fields(obj, path, allowed)
+    except FieldError as unknown:
+        raise RequestError(400, str(unknown), unknown.field) from None
 
 
 def _object(value: Any, path: str) -> dict[str, Any]:

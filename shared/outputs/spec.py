@@ -18,6 +18,7 @@ from typing import Any
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from shared.outputs.syntaxes import LOSSY_TARGETS, TARGETS
+from shared.request_fields import FieldError, named_fields
 
 FORMATS = ("dicom", "png", "jpeg")
 WINDOWS = ("auto", "minmax")
@@ -36,12 +37,8 @@ DEFAULT_ATTRIBUTES = (
 MAX_ATTRIBUTES = 500
 
 
-class OutputError(ValueError):
+class OutputError(FieldError):
     """An `output` or `metadata` the server refuses; `field` is the property at fault."""
-
-    def __init__(self, message: str, field: str):
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True)
@@ -96,7 +93,7 @@ def parse_output(output: Any, metadata: Any) -> OutputSpec:
 
 
 def _output(given: Mapping[str, Any]) -> dict[str, Any]:
-    fields = _fields(given, "output", ("format", "transferSyntax", "allowLossy", "bitDepth", "window", "quality"))
+    fields = named_fields(given, "output", ("format", "transferSyntax", "allowLossy", "bitDepth", "window", "quality"))
     fmt = fields.get("format")
     if not isinstance(fmt, str) or fmt.strip().lower() not in FORMATS:
         raise OutputError(f"output.format must be one of {', '.join(FORMATS)}", "output.format")
@@ -148,7 +145,7 @@ def _window(value: Any) -> str | tuple[float, float]:
     if isinstance(value, str) and value.strip().lower() in WINDOWS:
         return value.strip().lower()
     if isinstance(value, dict):
-        fields = _fields(value, "output.window", ("center", "width"))
+        fields = named_fields(value, "output.window", ("center", "width"))
         center, width = fields.get("center"), fields.get("width")
         if (isinstance(center, int | float) and isinstance(width, int | float)
                 and not isinstance(center, bool) and not isinstance(width, bool) and width >= 1):
@@ -158,7 +155,7 @@ def _window(value: Any) -> str | tuple[float, float]:
 
 
 def _metadata(given: Mapping[str, Any]) -> dict[str, Any]:
-    fields = _fields(given, "metadata", ("formats", "attributes"))
+    fields = named_fields(given, "metadata", ("formats", "attributes"))
     formats = fields.get("formats", ["jsonl"])
     if (not isinstance(formats, list) or not formats
             or any(not isinstance(f, str) or f.strip().lower() not in METADATA_FORMATS for f in formats)):
@@ -182,15 +179,3 @@ def _object(value: Any, path: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise OutputError(f"{path} must be an object", path)
     return value
-
-
-def _fields(obj: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-    canonical = {name.lower(): name for name in allowed}
-    found = {}
-    for key, value in obj.items():
-        name = canonical.get(key.lower())
-        if name is None:
-            raise OutputError(f"unknown property '{path}.{key[:100]}'; expected one of: {', '.join(allowed)}",
-                              f"{path}.{key[:100]}")
-        found[name] = value
-    return found
