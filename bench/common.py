@@ -252,7 +252,7 @@ class ExportRun:
 
 def start_export(
     host: Host, values: Sequence[str], connection_string: str, container: str,
-    deidentification: dict | None = None,
+    deidentification: dict | None = None, extra: dict | None = None,
 ) -> tuple[str, float]:
     """POST /export (de-identified with `deidentification`); the operation id and the time just before the POST."""
     body = {
@@ -261,7 +261,7 @@ def start_export(
             "type": "azureblob",
             "settings": {"connectionString": connection_string, "blobContainerName": container},
         },
-    } | ({"deidentification": deidentification} if deidentification else {})
+    } | ({"deidentification": deidentification} if deidentification else {}) | (extra or {})
     posted = time.time()
     r = requests.post(f"{host.base_url}/export", json=body, timeout=120)
     if r.status_code != 202:
@@ -283,6 +283,7 @@ def run_export(
     timeout: float = 3600,
     poll: float = 0.5,
     deidentification: dict | None = None,
+    extra: dict | None = None,
 ) -> ExportRun:
     """Export `values` to `container` and wait for the end.
 
@@ -290,7 +291,7 @@ def run_export(
     client share the clock; the status API gives whole seconds only), so polling can be slow enough (`poll`
     seconds) not to weigh on the host it measures.
     """
-    operation_id, posted = start_export(host, values, connection_string, container, deidentification)
+    operation_id, posted = start_export(host, values, connection_string, container, deidentification, extra)
     answered = []
     while True:
         asked = time.perf_counter()
