@@ -1,7 +1,7 @@
 """Throughput of research outputs: a transcoding export against a plain decode/re-encode script, and each
 format against a plain copy, side by side in one run.
 
-    .venv/bin/python bench/outputs.py [--runs 3] [--copies 10]
+    .venv/bin/python -m bench.outputs [--runs 3] [--copies 10]
 
 Seeds the store with `--copies` copies (new UIDs) of every compressed file pydicom ships that its decoders
 read (JPEG, JPEG-LS, JPEG 2000, RLE, Deflated...). Per run, in rotating order: a plain copy, a transcoding
@@ -20,10 +20,13 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import pydicom
-from common import Stack, add_results_argument, median, repeat, report, run_export, stack, table, uid
 from pydicom.uid import ExplicitVRLittleEndian
 
-from tests.outputs.files import load, with_pixels  # importable once common put the project on sys.path
+from bench.measure import median, repeat, run_export
+from bench.report import add_results_argument, report, table
+from testkit.seed import uid
+from testkit.shipped import load, with_pixels
+from testkit.stack import Stack, stack
 
 EXPORTS = {"copy as stored": None,
            "transcode to Explicit VR LE": {"output": {"format": "dicom", "transferSyntax": ExplicitVRLittleEndian}},

@@ -15,7 +15,7 @@ Rules (the published API's, plus what its server did where the document is silen
   option names are case-insensitive too.
 - `output` and `metadata` (optional): transcoded DICOM, PNG/JPEG frames, a metadata table
   (shared/outputs/spec.py); without them files are copied as stored.
-Every error is a `RequestError` whose message starts with the field at fault.
+Every error is a `ClientError` whose message starts with the field at fault.
 """
 
 from __future__ import annotations
@@ -26,20 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.deid.profile import PROFILE, Profile, ProfileError
+from shared.errors import ClientError
 from shared.export.destination import Destination, DestinationRefused, parse_destination
 from shared.export.settings import ExportSettings
 from shared.outputs.spec import OutputSpec, parse_output
-from shared.request_fields import FieldError, named_fields
+from shared.request_fields import named_fields
 from shared.uids import Identifier, parse_identifier
-
-
-class RequestError(ValueError):
-    """A request the server refuses: HTTP `status`, a message naming `field`."""
-
-    def __init__(self, status: int, message: str, field: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.field = field
 
 
 @dataclass(frozen=True)
@@ -61,25 +53,22 @@ class ExportRequest:
 
 
 def parse_export_request(body: bytes, content_type: str | None, policy: ExportSettings) -> ExportRequest:
-    """The request in `body`, or RequestError (400, 413 or 415) saying what is wrong."""
+    """The request in `body`, or ClientError (400, 413 or 415) saying what is wrong."""
     _check_content_type(content_type)
     if len(body) > policy.max_request_bytes:
-        raise RequestError(
+        raise ClientError(
             413, f"the request body is {len(body)} bytes; the limit is {policy.max_request_bytes} "
             "(setting Export__MaxRequestBytes)")
     document = _json(body)
     if not isinstance(document, dict):
-        raise RequestError(400, f"the request body must be a JSON object, not {_kind(document)}")
-    top = _fields(document, "", ("source", "sources", "destination", "deidentification", "output", "metadata"))
+        raise ClientError(400, f"the request body must be a JSON object, not {_kind(document)}")
+    top = named_fields(document, "", ("source", "sources", "destination", "deidentification", "output", "metadata"))
     if "source" in top and "sources" in top:
-        raise RequestError(400, "give 'source' or its alias 'sources', not both", "source")
+        raise ClientError(400, "give 'source' or its alias 'sources', not both", "source")
     given = "source" in top or "sources" in top
     source = _object(top.get("source", top.get("sources")), "source") if given else None
     destination = _object(top.get("destination"), "destination")
-    try:
-        output = parse_output(top.get("output"), top.get("metadata"))
-    except FieldError as refused:
-        raise RequestError(400, str(refused), refused.field) from None
+    output = parse_output(top.get("output"), top.get("metadata"))
     return ExportRequest(_identifiers(source) if source is not None else (), _destination(destination, policy),
                          _deidentification(top.get("deidentification")), output)
 
@@ -89,88 +78,80 @@ def _check_content_type(content_type: str | None) -> None:
     media = media.lower()
     if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
         shown = f"'{content_type[:100]}'" if content_type else "missing"
-        raise RequestError(415, f"Content-Type must be application/json; it is {shown}", "Content-Type")
+        raise ClientError(415, f"Content-Type must be application/json; it is {shown}", "Content-Type")
     for param in params:
         name, _, value = param.partition("=")
         if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
-            raise RequestError(415, "the request body must be UTF-8 (Content-Type charset)", "Content-Type")
+            raise ClientError(415, "the request body must be UTF-8 (Content-Type charset)", "Content-Type")
 
 
 def _json(body: bytes) -> Any:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise RequestError(400, f"the request body is not valid UTF-8 (byte {error.start})") from None
+        raise ClientError(400, f"the request body is not valid UTF-8 (byte {error.start})") from None
     if not text.strip():
-        raise RequestError(400, "the request body is empty; expected a JSON object with source and destination")
+        raise ClientError(400, "the request body is empty; expected a JSON object with source and destination")
     try:
         return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:
-        raise RequestError(
+        raise ClientError(
             400, f"the request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
     except RecursionError:
-        raise RequestError(400, "the request body is nested too deeply") from None
+        raise ClientError(400, "the request body is nested too deeply") from None
     except ValueError as error:  # e.g. an integer longer than Python's 4300-digit conversion limit
-        raise RequestError(400, f"the request body is not valid JSON: {str(error)[:200]}") from None
+        raise ClientError(400, f"the request body is not valid JSON: {str(error)[:200]}") from None
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: set[str] = set()
     for key, _ in pairs:
         if key.lower() in seen:
-            raise RequestError(400, f"property '{key[:100]}' appears twice (names are case-insensitive)", key[:100])
+            raise ClientError(400, f"property '{key[:100]}' appears twice (names are case-insensitive)", key[:100])
         seen.add(key.lower())
     return dict(pairs)
 
 
-def _fields(obj: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-    """`obj` keyed by the canonical spelling of each property; RequestError for an unknown one."""
-    try:
-        return named_fields(obj, path, allowed)
-    except FieldError as unknown:
-        raise RequestError(400, str(unknown), unknown.field) from None
-
-
 def _object(value: Any, path: str) -> dict[str, Any]:
     if value is None:
-        raise RequestError(400, f"{path} is required", path)
+        raise ClientError(400, f"{path} is required", path)
     if not isinstance(value, dict):
-        raise RequestError(400, f"{path} must be an object, not {_kind(value)}", path)
+        raise ClientError(400, f"{path} must be an object, not {_kind(value)}", path)
     return value
 
 
 def _type(fields: Mapping[str, Any], path: str, expected: str) -> None:
     value = fields.get("type")
     if value is None:
-        raise RequestError(400, f"{path}.type is required; expected '{expected}'", f"{path}.type")
+        raise ClientError(400, f"{path}.type is required; expected '{expected}'", f"{path}.type")
     if not isinstance(value, str) or value.strip().lower() != expected.lower():
         shown = repr(value[:100]) if isinstance(value, str) else _kind(value)
-        raise RequestError(
+        raise ClientError(
             400, f"{path}.type {shown} is not supported; the only {path} type is '{expected}'", f"{path}.type")
 
 
 def _identifiers(source: Mapping[str, Any]) -> tuple[Identifier, ...]:
-    fields = _fields(source, "source", ("type", "settings"))
+    fields = named_fields(source, "source", ("type", "settings"))
     _type(fields, "source", "identifiers")
-    settings = _fields(_object(fields.get("settings"), "source.settings"), "source.settings", ("values",))
+    settings = named_fields(_object(fields.get("settings"), "source.settings"), "source.settings", ("values",))
     values = settings.get("values")
     path = "source.settings.values"
     if values is None:
-        raise RequestError(400, f"{path} is required: a list of study[/series[/instance]] identifiers", path)
+        raise ClientError(400, f"{path} is required: a list of study[/series[/instance]] identifiers", path)
     if not isinstance(values, list):
-        raise RequestError(400, f"{path} must be a list of strings, not {_kind(values)}", path)
+        raise ClientError(400, f"{path} must be a list of strings, not {_kind(values)}", path)
     if not values:
-        raise RequestError(400, f"{path} is empty; list at least one identifier", path)
+        raise ClientError(400, f"{path} is empty; list at least one identifier", path)
     parsed = []
     for index, value in enumerate(values):
         where = f"{path}[{index}]"
         if not isinstance(value, str):
-            raise RequestError(400, f"{where} must be a string, not {_kind(value)}", where)
+            raise ClientError(400, f"{where} must be a string, not {_kind(value)}", where)
         try:
             parsed.append(parse_identifier(value))
         except ValueError as error:
-            raise RequestError(400, f"{where}: {str(error)[:400]}", where) from None
+            raise ClientError(400, f"{where}: {str(error)[:400]}", where) from None
     return _without_overlaps(parsed)
 
 
@@ -189,18 +170,18 @@ def _without_overlaps(identifiers: list[Identifier]) -> tuple[Identifier, ...]:
 
 
 def _destination(destination: Mapping[str, Any], policy: ExportSettings) -> Destination:
-    fields = _fields(destination, "destination", ("type", "settings"))
+    fields = named_fields(destination, "destination", ("type", "settings"))
     _type(fields, "destination", "azureblob")
     path = "destination.settings"
-    settings = _fields(_object(fields.get("settings"), path), path,
+    settings = named_fields(_object(fields.get("settings"), path), path,
                        ("connectionString", "blobContainerName", "blobContainerUri", "useManagedIdentity"))
     for name in ("connectionString", "blobContainerName", "blobContainerUri"):
         value = settings.get(name)
         if value is not None and not isinstance(value, str):
-            raise RequestError(400, f"{path}.{name} must be a string, not {_kind(value)}", f"{path}.{name}")
+            raise ClientError(400, f"{path}.{name} must be a string, not {_kind(value)}", f"{path}.{name}")
     managed = settings.get("useManagedIdentity")
     if managed is not None and not isinstance(managed, bool):
-        raise RequestError(400, f"{path}.useManagedIdentity must be true or false, not {_kind(managed)}",
+        raise ClientError(400, f"{path}.useManagedIdentity must be true or false, not {_kind(managed)}",
                            f"{path}.useManagedIdentity")
     try:
         return parse_destination(
@@ -211,7 +192,7 @@ def _destination(destination: Mapping[str, Any], policy: ExportSettings) -> Dest
             use_managed_identity=bool(managed),
         )
     except DestinationRefused as refused:
-        raise RequestError(400, str(refused), refused.field) from None
+        raise ClientError(400, str(refused), refused.field) from None
 
 
 def _deidentification(value: Any) -> Profile | None:
@@ -219,24 +200,24 @@ def _deidentification(value: Any) -> Profile | None:
     if value is None:
         return None
     path = "deidentification"
-    fields = _fields(_object(value, path), path, ("profile", "options"))
+    fields = named_fields(_object(value, path), path, ("profile", "options"))
     profile = fields.get("profile")
     if profile is None:
-        raise RequestError(400, f"{path}.profile is required; the only profile is '{PROFILE}'", f"{path}.profile")
+        raise ClientError(400, f"{path}.profile is required; the only profile is '{PROFILE}'", f"{path}.profile")
     if not isinstance(profile, str) or profile.strip().lower() != PROFILE:
         shown = repr(profile[:100]) if isinstance(profile, str) else _kind(profile)
-        raise RequestError(400, f"{path}.profile {shown} is not supported; the only profile is '{PROFILE}' "
+        raise ClientError(400, f"{path}.profile {shown} is not supported; the only profile is '{PROFILE}' "
                            "(PS3.15 Basic Application Level Confidentiality Profile)", f"{path}.profile")
     options = fields.get("options")
     if options is None:
         options = []
     if not isinstance(options, list):
-        raise RequestError(400, f"{path}.options must be a list of strings, not {_kind(options)}", f"{path}.options")
+        raise ClientError(400, f"{path}.options must be a list of strings, not {_kind(options)}", f"{path}.options")
     try:
         return Profile.basic(options)
     except ProfileError as refused:
         where = f"{path}.options[{refused.index}]"
-        raise RequestError(400, f"{where}: {refused}", where) from None
+        raise ClientError(400, f"{where}: {refused}", where) from None
 
 
 def _kind(value: Any) -> str:

@@ -5,8 +5,8 @@
     "output": {"format": "jpeg", "quality": 95}
     "metadata": {"formats": ["jsonl", "parquet"], "attributes": ["PatientID", "Modality"]}
 
-Names are case-insensitive, as in the rest of the request. Every refusal is an `OutputError` naming
-the field (`output.transferSyntax`), which the request parser turns into a 400.
+Names are case-insensitive, as in the rest of the request. Every refusal is an `OutputError`, a 400
+`ClientError` naming the field (`output.transferSyntax`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from shared.errors import ClientError
 from shared.outputs.syntaxes import LOSSY_TARGETS, TARGETS
-from shared.request_fields import FieldError, named_fields
+from shared.request_fields import named_fields
 
 FORMATS = ("dicom", "png", "jpeg")
 WINDOWS = ("auto", "minmax")
@@ -37,8 +38,11 @@ DEFAULT_ATTRIBUTES = (
 MAX_ATTRIBUTES = 500
 
 
-class OutputError(FieldError):
-    """An `output` or `metadata` the server refuses; `field` is the property at fault."""
+class OutputError(ClientError):
+    """An `output` or `metadata` the server refuses: a 400 whose `field` is the property at fault."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(400, message, field)
 
 
 @dataclass(frozen=True)

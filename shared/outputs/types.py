@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.errors import Skipped
 
-class NotProduced(Exception):
-    """This instance cannot be written in the asked format; the message says why and quotes nothing from it."""
+
+class NotProduced(Skipped):
+    """This instance cannot be written in the asked format: skipped and logged, the batch goes on.
+
+    The message says why and quotes nothing from the file.
+    """
 
 
 @dataclass(frozen=True)

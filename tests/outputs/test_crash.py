@@ -13,18 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.exporting import (
-    export_body,
-    export_host,
-    finished,
-    new_container,
-    open_store,
-    put_study,
-    start,
-    view,
-)
-from tests.hosting import wait_for
-from tests.reliability.crashes import kill_at
+from testkit.crashes import kill_at
+from testkit.exporting import export_body, export_host, finished, new_container, start, view
+from testkit.host import wait_for
+from testkit.seed import open_store, put_study
 
 INSTANCES = 300
 KILLS = (("copy", 40), ("copy", 150))

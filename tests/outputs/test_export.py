@@ -1,7 +1,7 @@
 """Research outputs end to end: real HTTP to the local host, Azurite as store and destination.
 
 The store holds pydicom's own files (every transfer syntax it ships that a decoder reads) and, for
-de-identification, the identifying corpus of tests/deid/corpus.py. After each export, what landed
+de-identification, the identifying corpus of testkit/corpus.py. After each export, what landed
 is read back: the files, the manifest and the metadata table.
 """
 
@@ -23,9 +23,9 @@ from PIL import Image
 from pydicom import uid as uids
 
 from shared.stores.blob.store import DicomStore
-from tests.deid.corpus import corpus
-from tests.exporting import error_log, export_body, finished, host_fixtures, start
-from tests.outputs.files import load, stored_instances
+from testkit.corpus import corpus
+from testkit.exporting import error_log, export_body, finished, host_fixtures, start
+from testkit.shipped import load, stored_instances
 
 KEY = "the outputs test key"
 

@@ -8,7 +8,7 @@ from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless
 from shared.outputs.produce import produce
 from shared.outputs.spec import OutputSpec
 from shared.outputs.types import NotProduced
-from tests.outputs.files import load, readable
+from testkit.shipped import load, readable
 
 PNG = OutputSpec(format="png")
 

@@ -13,7 +13,7 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 
 from shared.outputs.render import render
 from shared.outputs.types import NotProduced
-from tests.outputs.files import load, readable, with_pixels
+from testkit.shipped import load, readable, with_pixels
 
 
 def _image(data: bytes) -> Image.Image:

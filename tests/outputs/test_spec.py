@@ -7,7 +7,8 @@ import json
 import pytest
 from pydicom import uid
 
-from shared.export.request import RequestError, parse_export_request
+from shared.errors import ClientError
+from shared.export.request import parse_export_request
 from shared.export.settings import ExportSettings
 from shared.outputs.spec import DEFAULT_ATTRIBUTES, OutputSpec
 
@@ -73,7 +74,7 @@ def test_the_three_formats_and_a_metadata_table() -> None:
     ({"metadata": {"rows": 1}}, "metadata.rows"),
 ])
 def test_each_bad_value_is_a_400_naming_its_field(extra: dict, field: str) -> None:
-    with pytest.raises(RequestError) as refused:
+    with pytest.raises(ClientError) as refused:
         parse(**extra)
     assert refused.value.status == 400
     assert refused.value.field == field

@@ -13,7 +13,7 @@ from pydicom import uid
 
 from shared.outputs.transcode import transcode
 from shared.outputs.types import NotProduced
-from tests.outputs.files import load, readable, with_pixels
+from testkit.shipped import load, readable, with_pixels
 
 LOSSLESS = [uid.JPEG2000Lossless, uid.JPEGLSLossless, uid.RLELossless]
 
