@@ -49,6 +49,7 @@ class Checkpoint:
     request_digest: str | None = None  # keyed digest of the request, for Idempotency-Key repeats
     prefetched: Expanded | None = None  # expansion of what is left, listed during the last copies
     deidentification: dict[str, Any] | None = None  # Deidentifier.to_json(): profile, options, key id (no key)
+    output: dict[str, Any] | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
     failure: str | None = None  # why the generation that started from here failed: the export ends with it
 
     @property
@@ -78,12 +79,12 @@ class Checkpoint:
     def copy_input(self, batch: tuple[list, ...], number: int) -> CopyWork:
         """What the copy activity needs for batch `number` of this generation (its place names its manifest block)."""
         return CopyWork(self.operation_id, self.destination, tuple(batch), self.batching.max_parallel_threads,
-                        self.generation, number, self.deidentification)
+                        self.generation, number, self.deidentification, self.output)
 
     def commit_input(self, failed: bool = False) -> CommitWork:
         """What the commit activity needs at the end; after a failure or a cancel, only the generations that
         completed (this checkpoint's generation is the one that did not)."""
-        return CommitWork(self.operation_id, self.destination, self.generation if failed else None)
+        return CommitWork(self.operation_id, self.destination, self.output, self.generation if failed else None)
 
     def failed(self, reason: str) -> Checkpoint:
         """This checkpoint, marked as the one whose generation failed for `reason`; retrying clears the mark."""
@@ -115,7 +116,7 @@ class Checkpoint:
             "exported": self.exported, "skipped": self.skipped, "generation": self.generation,
             "requestDigest": self.request_digest,
             "prefetched": self.prefetched.to_json() if self.prefetched is not None else None,
-            "deidentification": self.deidentification, "failure": self.failure,
+            "deidentification": self.deidentification, "output": self.output, "failure": self.failure,
         }
 
     @classmethod
@@ -127,5 +128,6 @@ class Checkpoint:
             exported=data.get("exported", 0), skipped=data.get("skipped", 0),
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
             prefetched=Expanded.from_json(data["prefetched"]) if data.get("prefetched") else None,
-            deidentification=data.get("deidentification"), failure=data.get("failure"),
+            deidentification=data.get("deidentification"), output=data.get("output"),
+            failure=data.get("failure"),
         )

@@ -70,16 +70,18 @@ class CopyWork:
     generation: int
     batch: int
     deidentification: Json | None = None
+    output: Json | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
 
     def to_json(self) -> Json:
         return {"operationId": self.operation_id, "destination": self.destination,
                 "instances": list(self.instances), "threads": self.threads,
-                "deidentification": self.deidentification, "generation": self.generation, "batch": self.batch}
+                "deidentification": self.deidentification, "generation": self.generation, "batch": self.batch,
+                "output": self.output}
 
     @classmethod
     def from_json(cls, data: Json) -> CopyWork:
         return cls(data["operationId"], data["destination"], tuple(data["instances"]), data["threads"],
-                   data["generation"], data["batch"], data.get("deidentification"))
+                   data["generation"], data["batch"], data.get("deidentification"), data.get("output"))
 
 
 @dataclass(frozen=True)
@@ -99,20 +101,22 @@ class Copied:
 
 @dataclass(frozen=True)
 class CommitWork:
-    """Commit the manifest the batches staged; after a failure or a cancel, only the blocks of the generations
-    before `before_generation` (those the counts count)."""
+    """Commit the manifest (and the metadata table, when `output` asks for one) the batches staged; after a
+    failure or a cancel, only the manifest blocks of the generations before `before_generation` (those the
+    counts count) and no metadata table."""
 
     operation_id: str
     destination: Json
+    output: Json | None = None  # OutputSpec.to_json()
     before_generation: int | None = None
 
     def to_json(self) -> Json:
-        work = {"operationId": self.operation_id, "destination": self.destination}
+        work = {"operationId": self.operation_id, "destination": self.destination, "output": self.output}
         return work if self.before_generation is None else {**work, "beforeGeneration": self.before_generation}
 
     @classmethod
     def from_json(cls, data: Json) -> CommitWork:
-        return cls(data["operationId"], data["destination"], data.get("beforeGeneration"))
+        return cls(data["operationId"], data["destination"], data.get("output"), data.get("beforeGeneration"))
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ def test_the_generation_after_a_failure_commits_the_completed_generations_then_f
         "reading the DICOM store failed: connection refused")
     run = Execution(failed)
     (commit,) = run.calls
-    assert commit.name == COMMIT and CommitWork.from_json(commit.input) == CommitWork("op", DESTINATION, 3)
+    assert commit.name == COMMIT and CommitWork.from_json(commit.input) == CommitWork("op", DESTINATION, before_generation=3)
 
     with pytest.raises(Exception) as ended:
         run.complete(commit, Committed(HREF, "cd" * 32, 80).to_json())
