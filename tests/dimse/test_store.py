@@ -7,10 +7,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import psutil
 import pydicom
 import pytest
-from pydicom.filereader import _read_file_meta_info
 
 from shared.stores.dimse.store import DimseStore
 from shared.stores.factory import check_settings, open_store
@@ -19,6 +17,8 @@ from shared.uids import Identifier
 from tests.hosting import wait_for
 from tests.orthanc.conftest import files_as_they_are, make_study, uid
 from tests.orthanc_server import Orthanc
+
+from .conftest import assert_as_stored, pacs_connections
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +47,6 @@ def read(store: DimseStore, instance: StoredInstance) -> bytes:
     return b"".join(store.open(instance).chunks())
 
 
-def after_meta(data: bytes) -> bytes:
-    """The bytes after the File Meta group: the dataset as encoded."""
-    stream = io.BytesIO(data)
-    stream.seek(132)
-    _read_file_meta_info(stream)
-    return data[stream.tell():]
-
-
 def test_studies_series_and_instances_list_exactly_their_instances_page_by_page(orthanc, store):
     made = make_study(series=3, instances=3)
     orthanc.stow(*made.values())
@@ -76,23 +68,14 @@ def test_the_whole_store_is_every_study_in_bounded_pages(orthanc, store):
 
 
 def test_instances_come_back_in_their_stored_transfer_syntax_with_their_dataset_intact(orthanc, store):
-    """JPEG 2000, JPEG lossy and baseline, RLE and uncompressed come as stored: same transfer syntax, same pixel
-    bytes, same elements. Orthanc's DICOM sender (DCMTK) writes undefined-length sequences with explicit
-    lengths and drops trailing padding, so the bytes after the meta group are equal where a file has neither."""
+    """JPEG 2000, JPEG lossy and baseline, RLE and uncompressed come as stored (conftest.assert_as_stored)."""
     made = files_as_they_are()
     orthanc.stow(*made.values())
     byte_equal = 0
     for name, data in made.items():
         instance = next(i for i in listed(store, Identifier(*name[:-4].split("/")), 10))
-        got = read(store, instance)
-        sent, original = pydicom.dcmread(io.BytesIO(got)), pydicom.dcmread(io.BytesIO(data))
-        assert sent.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID, name
-        assert sent.file_meta.MediaStorageSOPClassUID == original.SOPClassUID == instance.etag
-        assert sent.file_meta.MediaStorageSOPInstanceUID == original.SOPInstanceUID
-        assert sent.PixelData == original.PixelData, name
-        original.pop(0xFFFCFFFC, None)
-        assert list(sent) == list(original), name
-        byte_equal += after_meta(got) == after_meta(data)
+        assert instance.etag == pydicom.dcmread(io.BytesIO(data)).SOPClassUID
+        byte_equal += assert_as_stored(read(store, instance), data, name)
     assert byte_equal >= 2  # the uncompressed and the JPEG baseline file, which hold no undefined lengths
 
 
@@ -152,7 +135,7 @@ def test_associations_are_reused_bounded_and_released_when_idle(orthanc, store):
 
     def sample() -> None:
         while not copying.is_set():
-            seen.append(pacs_associations(orthanc))
+            seen.append(pacs_connections(orthanc))
             time.sleep(0.005)
 
     try:
@@ -169,11 +152,23 @@ def test_associations_are_reused_bounded_and_released_when_idle(orthanc, store):
     wait_for_no_associations(orthanc)
 
 
-def pacs_associations(orthanc: Orthanc) -> int:
-    """This process's established TCP connections to the PACS's DICOM port."""
-    return sum(1 for c in psutil.Process().net_connections(kind="tcp")
-               if c.raddr and c.raddr.port == orthanc.dicom_port and c.status == psutil.CONN_ESTABLISHED)
-
-
 def wait_for_no_associations(orthanc: Orthanc) -> None:
-    wait_for(lambda: pacs_associations(orthanc) == 0, timeout=30, interval=0.05, message="no association left open")
+    wait_for(lambda: pacs_connections(orthanc) == 0, timeout=30, interval=0.05, message="no association left open")
+
+
+@pytest.mark.parametrize(("limit", "series", "instances"), [("LimitFindInstances", 1, 3), ("LimitFindResults", 3, 1)])
+def test_a_pacs_that_caps_its_results_fails_the_listing_instead_of_shortening_it(tmp_path, limit, series, instances):
+    capped = Orthanc(tmp_path / "orthanc", settings={limit: 2}).start()
+    store = open_store(capped.dimse_settings())
+    try:
+        made = make_study(series=series, instances=instances)
+        capped.stow(*made.values())
+        study, one_series, _ = next(iter(made))[:-4].split("/")
+        with pytest.raises(StoreError, match=f"stopped after 2 answers.*caps its C-FIND results.*{limit}"):
+            store.list_page(Identifier(study), None, 100)
+        if limit == "LimitFindInstances":
+            with pytest.raises(StoreError, match="stopped after 2 answers"):
+                store.list_page(Identifier(study, one_series), None, 100)
+    finally:
+        store.close()
+        capped.stop()

@@ -4,8 +4,9 @@ Listing walks down study → series → image, the levels every Query/Retrieve S
 relying on relational or instance-level-only queries. The walk is in UID order and the cursor is
 the last instance listed (`<study>/<series>/<sop>`), so the next page resumes right after it. The
 PACS's own counts (Number of Study/Series Related Instances), where it returns them, check each
-answer: a PACS that caps its C-FIND results (Orthanc's `LimitFindResults`/`LimitFindInstances`)
-fails the listing loudly instead of shortening the export. C-FIND cannot page, so nothing can be
+answer: a PACS that caps its C-FIND results fails the listing loudly instead of shortening the
+export, whether it says so (Orthanc's `LimitFindResults`/`LimitFindInstances` end the answers with
+status 0xFE00, Cancel) or not (fewer answers than its count). C-FIND cannot page, so nothing can be
 listed past a cap. The list of every study (a whole-store export) has no count to check against.
 
 Reading is one C-GET per instance at IMAGE level. The PACS sends it back as a C-STORE sub-operation
@@ -34,6 +35,9 @@ from shared.uids import Identifier, is_uid
 
 CHUNK = 4 * 1024 * 1024  # bytes read from the received file at a time
 PENDING = (0xFF00, 0xFF01)
+CANCELED = 0xFE00
+CAPPED = ("it caps its C-FIND results (Orthanc: LimitFindInstances, LimitFindResults), and the export will not "
+          "copy part of it")
 
 
 class DimseStore(Store):
@@ -178,14 +182,16 @@ class _Walk:
             if status.Status in PENDING:
                 if identifier is not None:
                     rows.append(identifier)
+            elif status.Status == CANCELED:  # what Orthanc answers when it stops at its limit
+                raise StoreError(f"{what}: the PACS at {self.config.address} stopped after {len(rows)} answers "
+                                 f"(status 0x{CANCELED:04X}): {CAPPED}")
             elif status.Status != 0x0000:
                 raise StoreError(f"{what}: the PACS at {self.config.address} answered status 0x{status.Status:04X}")
         return rows
 
     def _capped(self, what: str, listed: int, expected: int) -> StoreError:
         return StoreError(f"the PACS at {self.config.address} listed {listed} of the {expected} instances it reports "
-                          f"for {what}: it caps its C-FIND results (Orthanc: LimitFindInstances, LimitFindResults), "
-                          "and the export will not copy part of it")
+                          f"for {what}: {CAPPED}")
 
 
 class _Received:
