@@ -5,7 +5,9 @@ back, so the copy threads of a batch reuse a few associations instead of opening
 At most `DicomStore__MaxAssociations` are open at once (idle ones included); a lease waits for one.
 An association idle for `IDLE_SECONDS` is released by a background thread, every one is released at
 exit, and one whose operation failed is aborted, never handed out again: the PACS is never left with
-a half-open association.
+a half-open association. The same thread wakes an operation whose association died under it (a PACS
+killed mid-transfer, or silent for `DicomStore__TimeoutSeconds`): pynetdicom would wait for its
+answer forever, as there is no limit on how long one large instance may take to arrive.
 
 Each association proposes, besides Study Root C-FIND and C-GET, the storage SOP classes it is to
 receive with SCP role selection, each class once per transfer syntax (`TRANSFER_SYNTAXES`, each in
@@ -88,6 +90,7 @@ class Associations:
         self._ae.network_timeout = config.timeout
         self._ae.dimse_timeout = None  # a large instance takes as long as it takes; silence is network_timeout's
         self._idle: list[Lease] = []
+        self._busy: set[Lease] = set()
         self._open = 0
         self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._changed = threading.Condition()
@@ -129,6 +132,14 @@ class Associations:
         for lease in stale:
             self._end(lease)
 
+    def wake_orphans(self) -> None:
+        """End the wait of every operation whose association's thread has ended (pynetdicom's "no answer")."""
+        with self._changed:
+            dead = [lease for lease in self._busy if not lease.association.is_alive() and not lease.failed]
+        for lease in dead:
+            lease.failed = True
+            lease.association.dimse.msg_queue.put((None, None))
+
     def _checkout(self, sop_class: str | None) -> Lease:
         evicted: Lease | None = None
         with self._changed:
@@ -149,6 +160,7 @@ class Associations:
                     lease = None  # type: ignore[assignment]
                 if lease is not None:
                     if lease.association.is_established:
+                        self._busy.add(lease)
                         return lease
                     self._open -= 1  # closed by the PACS while idle
                     continue
@@ -163,7 +175,10 @@ class Associations:
         if evicted is not None:
             self._end(evicted, count=False)
         try:
-            return self._associate(classes)
+            lease = self._associate(classes)
+            with self._changed:
+                self._busy.add(lease)
+            return lease
         except BaseException:
             with self._changed:
                 self._open -= 1
@@ -171,6 +186,8 @@ class Associations:
             raise
 
     def _checkin(self, lease: Lease) -> None:
+        with self._changed:
+            self._busy.discard(lease)
         stray = lease.take()
         if stray is not None:
             stray.close()
@@ -225,20 +242,19 @@ class Associations:
                 f"the PACS at {config.address} refused the association: {'; '.join(reason) or 'no reason given'} "
                 f"(called AE title {config.called_ae_title!r}, calling AE title {config.calling_ae_title!r}: check "
                 "DicomStore__CalledAETitle, DicomStore__CallingAETitle and that the PACS knows the calling AE)")
-        if association.is_aborted:
-            raise StoreError(f"the PACS at {config.address} aborted the association as it was being set up "
-                             "(TLS or a PACS that accepts none of the proposed services)")
-        raise StoreError(f"the PACS at {config.address} could not be reached (connection refused or timed out "
-                         f"after {config.connect_timeout:g} s)")
+        raise StoreError(f"no association with the PACS at {config.address}: it could not be reached, closed the "
+                         "connection, or accepted none of the proposed services (connect timeout "
+                         f"{config.connect_timeout:g} s{', TLS' if context else ''})")
 
 
 _POOLS: weakref.WeakSet[Associations] = weakref.WeakSet()
 
 
 def _reap(pool_ref: weakref.ref[Associations]) -> None:
-    """Release the pool's idle associations now and then, for as long as the pool exists."""
+    """Release the pool's idle associations and wake orphaned operations now and then, while the pool exists."""
     while (pool := pool_ref()) is not None and not pool._closed:
         pool.release_idle(IDLE_SECONDS)
+        pool.wake_orphans()
         del pool
         time.sleep(IDLE_SECONDS / 5)
 

@@ -1,0 +1,154 @@
+"""Exports from a real PACS (Orthanc's DICOM port) through the local host, over C-FIND and C-GET."""
+
+from __future__ import annotations
+
+import io
+
+import pydicom
+import pytest
+import requests
+
+from tests.exporting import (
+    error_log,
+    export_body,
+    export_host,
+    finished,
+    manifest,
+    manifest_of,
+    new_container,
+    results,
+    start,
+    view,
+)
+from tests.hosting import wait_for
+from tests.orthanc.conftest import files_as_they_are, make_study, uid
+from tests.orthanc.test_export import PATIENT_RETRIES, whole_store_body
+from tests.orthanc_server import Orthanc
+
+from .conftest import assert_as_stored, pacs_connections
+
+DEID_KEY = "a test key for the dimse export"
+
+
+@pytest.fixture(scope="module")
+def host(orthanc: Orthanc, tmp_path_factory: pytest.TempPathFactory, storage_connection_string: str):
+    host = export_host(tmp_path_factory.mktemp("dimse-export") / "hub", storage_connection_string, "unused",
+                       **orthanc.dimse_settings(), DicomStore__MaxAssociations="3",
+                       Export__Deidentification__Key=DEID_KEY).start()
+    yield host
+    host.stop()
+
+
+@pytest.fixture
+def destination(storage_connection_string: str):
+    return new_container(storage_connection_string)
+
+
+def test_studies_series_instances_and_unknown_identifiers(orthanc, host, destination, storage_connection_string):
+    study = make_study(series=2, instances=3)
+    other = make_study(series=2, instances=2)
+    as_they_are = files_as_they_are()
+    orthanc.stow(*study.values(), *other.values(), *as_they_are.values())
+    one_series = next(iter(other)).rsplit("/", 1)[0]
+    other_study = one_series.split("/")[0]
+    unknown = [uid(), f"{other_study}/{uid()}", f"{other_study}/{uid()}/{uid()}"]
+    instances = [name[: -len(".dcm")] for name in as_they_are]
+
+    operation = start(host, export_body([next(iter(study)).split("/")[0], one_series, *instances, *unknown],
+                                        destination, storage_connection_string))
+    done = finished(operation["href"])
+
+    expected = {**study, **{n: d for n, d in other.items() if n.startswith(one_series + "/")}, **as_they_are}
+    assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == (
+        "completed", len(expected), 3), done
+    exported = results(destination, operation["id"])
+    assert sorted(exported) == sorted(expected)
+    for name, data in expected.items():
+        assert_as_stored(exported[name], data, name)
+    assert manifest(destination, operation["id"]) and sorted(manifest(destination, operation["id"])) == manifest_of(
+        exported)
+    assert sorted(line["identifier"] for line in error_log(destination, operation["id"])) == sorted(unknown)
+    for name in exported:  # every blob carries its Content-MD5
+        assert destination.get_blob_client(f"{operation['id']}/results/{name}").get_blob_properties() \
+            .content_settings.content_md5
+    wait_for(lambda: pacs_connections(orthanc, host.process.pid) == 0, timeout=30, interval=0.1,
+             message="the host to release its associations")
+
+
+def test_the_whole_store_when_the_request_has_no_source(orthanc, host, destination, storage_connection_string):
+    made = {**make_study(1, 3), **make_study(2, 2)}
+    orthanc.stow(*made.values())
+    stored = requests.get(f"{orthanc.url}/statistics", auth=orthanc.auth, timeout=30).json()["CountInstances"]
+
+    operation = start(host, whole_store_body(destination, storage_connection_string))
+    done = finished(operation["href"])
+
+    exported = results(destination, operation["id"])
+    assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", stored, 0)
+    assert len(exported) == stored and all(name in exported for name in made)
+    assert error_log(destination, operation["id"]) == []
+
+
+def test_a_de_identified_export_from_the_pacs_leaves_no_original_uid(orthanc, host, destination,
+                                                                    storage_connection_string):
+    made = make_study(series=2, instances=2)
+    orthanc.stow(*made.values())
+    body = export_body([next(iter(made)).split("/")[0]], destination, storage_connection_string)
+    body["deidentification"] = {"profile": "basic"}
+
+    operation = start(host, body)
+    done = finished(operation["href"])
+
+    written = results(destination, operation["id"])
+    originals = {uid for name in made for uid in name[:-4].split("/")}
+    assert (done["status"], done["results"]["exported"], len(written)) == ("completed", len(made), len(made))
+    assert not any(uid.encode() in data for uid in originals for data in written.values())
+    assert all(pydicom.dcmread(io.BytesIO(data)).PatientIdentityRemoved == "YES" for data in written.values())
+
+
+def test_a_refused_association_fails_the_export_with_a_reason_naming_it(orthanc, tmp_path, destination,
+                                                                      storage_connection_string):
+    settings = {**orthanc.dimse_settings(), "DicomStore__CalledAETitle": "NOT-THE-PACS"}
+    host = export_host(tmp_path / "hub", storage_connection_string, "unused", **settings).start()
+    try:
+        done = finished(start(host, export_body([uid()], destination, storage_connection_string))["href"])
+        reason = " ".join(done["errors"])
+        assert done["status"] == "failed" and "refused the association" in reason, done
+        assert "NOT-THE-PACS" in reason and "DicomStore__CalledAETitle" in reason
+    finally:
+        host.stop()
+
+
+def test_a_missing_setting_refuses_the_export_naming_it(tmp_path, destination, storage_connection_string):
+    host = export_host(tmp_path / "hub", storage_connection_string, "unused", DicomStore__Type="dimse",
+                       DicomStore__Host="127.0.0.1", DicomStore__Port="104").start()
+    try:
+        r = requests.post(f"{host.base_url}/export", json=export_body(["1.2"], destination, storage_connection_string),
+                          timeout=30)
+        assert r.status_code == 500 and "DicomStore__CalledAETitle" in r.json()["error"], r.text
+    finally:
+        host.stop()
+
+
+def test_the_pacs_killed_mid_export_and_restarted_is_ridden_out(tmp_path, destination, storage_connection_string):
+    server = Orthanc(tmp_path / "orthanc").start()
+    host = export_host(tmp_path / "hub", storage_connection_string, "unused", **server.dimse_settings(),
+                       **PATIENT_RETRIES).start()
+    try:
+        made = make_study(series=4, instances=50)
+        server.stow(*made.values())
+        operation = start(host, export_body([next(iter(made)).split("/")[0]], destination, storage_connection_string))
+        wait_for(lambda: view(operation["href"])["results"]["exported"] > 0, timeout=60, interval=0.02,
+                 message="the first copies")
+        server.kill()
+        assert view(operation["href"])["status"] == "running"
+        server.start()
+        done = finished(operation["href"], timeout=180)
+        assert (done["status"], done["results"]["exported"]) == ("completed", len(made)), done
+        exported = results(destination, operation["id"])
+        assert sorted(exported) == sorted(made)
+        for name, data in made.items():
+            assert_as_stored(exported[name], data, name)
+    finally:
+        host.stop()
+        server.stop()
