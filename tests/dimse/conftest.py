@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
+import os
+import struct
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import psutil
 import pydicom
+import requests
+from pydicom.dataset import FileMetaDataset
 from pydicom.filereader import _read_file_meta_info
+from pydicom.uid import ExplicitVRLittleEndian
 
 from tests.orthanc.conftest import orthanc  # noqa: F401 - the session's Orthanc, shared with tests/orthanc
 from tests.orthanc_server import Orthanc
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
 def after_meta(data: bytes) -> bytes:
@@ -46,3 +58,68 @@ def pacs_connections(pacs: Orthanc, pid: int | None = None) -> int:
         except psutil.NoSuchProcess:
             pass
     return found
+
+
+def write_large_instance(path: Path, frames: int, study: str, series: str, sop: str) -> int:
+    """A multi-frame 16-bit 1024×1024 CT of `frames` frames (2 MiB each) written to `path` a frame at a time; its
+    size. Explicit VR Little Endian with defined lengths, so the PACS sends its dataset byte for byte."""
+    ds = pydicom.Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = CT_IMAGE_STORAGE, sop
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = study, series, "CT"
+    ds.PatientName, ds.PatientID = "Large^Instance", "LARGE-1"
+    ds.Rows = ds.Columns = 1024
+    ds.NumberOfFrames, ds.SamplesPerPixel, ds.PhotometricInterpretation = frames, 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = CT_IMAGE_STORAGE, sop
+    frame = 1024 * 1024 * 2
+    with path.open("wb") as out:
+        ds.save_as(out, enforce_file_format=True)
+        out.write(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, frame * frames))
+        pattern = os.urandom(frame)
+        for n in range(frames):
+            out.write(pattern[n % 997:] + pattern[: n % 997])  # every frame different, cheaply
+    return path.stat().st_size
+
+
+def stow_file(pacs: Orthanc, path: Path) -> None:
+    """STOW-RS one file from disk, streamed (the test never holds it whole)."""
+    boundary = uuid.uuid4().hex
+
+    def body() -> Iterator[bytes]:
+        yield f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+        with path.open("rb") as data:
+            while block := data.read(4 * 1024 * 1024):
+                yield block
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    r = requests.post(f"{pacs.dicomweb_url}/studies", data=body(), auth=pacs.auth, timeout=600, headers={
+        "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+        "Accept": "application/dicom+json"})
+    assert r.status_code == 200, r.text[:500]
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of process `pid` and its children, in bytes."""
+    root = psutil.Process(pid)
+    total = 0
+    for process in (root, *root.children(recursive=True)):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += process.memory_info().rss
+    return total
+
+
+def dataset_digest(chunks: Iterable[bytes]) -> str:
+    """SHA-256 of a file's bytes after its File Meta group, read a chunk at a time."""
+    digest, head = hashlib.sha256(), b""
+    for chunk in chunks:
+        if head is not None:
+            head += chunk
+            if len(head) < 65536:
+                continue
+            chunk, head = after_meta(head), None
+        digest.update(chunk)
+    if head is not None:
+        digest.update(after_meta(head))
+    return digest.hexdigest()
