@@ -18,7 +18,7 @@ from tests.hosting import wait_for
 from tests.orthanc.conftest import files_as_they_are, make_study, uid
 from tests.orthanc_server import Orthanc
 
-from .conftest import assert_as_stored, pacs_connections
+from .conftest import assert_as_stored, make_certificates, pacs_connections
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +172,31 @@ def test_a_pacs_that_caps_its_results_fails_the_listing_instead_of_shortening_it
     finally:
         store.close()
         capped.stop()
+
+
+def test_dicom_tls_with_a_client_certificate_and_the_pacs_certificate_verified(tmp_path):
+    certificates = make_certificates(tmp_path)
+    secured = Orthanc(tmp_path / "orthanc", settings={
+        "DicomTlsEnabled": True, "DicomTlsCertificate": str(certificates["server_cert"]),
+        "DicomTlsPrivateKey": str(certificates["server_key"]), "DicomTlsTrustedCertificates": str(certificates["ca"]),
+        "DicomTlsRemoteCertificateRequired": True}).start()
+    tls = {**secured.dimse_settings(), "DicomStore__Tls": "true", "DicomStore__TlsCaFile": str(certificates["ca"])}
+    client = {"DicomStore__TlsCertificateFile": str(certificates["client_cert"]),
+              "DicomStore__TlsKeyFile": str(certificates["client_key"])}
+    stores = []
+    try:
+        made = make_study(1, 2)
+        secured.stow(*made.values())
+        study = next(iter(made)).split("/")[0]
+        stores.append(store := open_store({**tls, **client}))
+        instances = listed(store, Identifier(study), 10)
+        assert sorted(names(instances)) == sorted(made)
+        assert_as_stored(read(store, instances[0]), made[instances[0].blob_name], "over TLS")
+        for refused in ({**tls}, {**secured.dimse_settings(), "DicomStore__Tls": "true", **client}, secured.dimse_settings()):
+            stores.append(store := open_store(refused))  # no client certificate; the PACS's CA unknown; no TLS
+            with pytest.raises(StoreError, match="no association"):
+                store.list_page(Identifier(study), None, 10)
+    finally:
+        for store in stores:
+            store.close()
+        secured.stop()
