@@ -52,49 +52,49 @@ class DimseSettings:
     def from_settings(cls, env: Mapping[str, str] | None = None) -> DimseSettings:
         """The settings in effect; StoreMisconfigured names the first one missing or wrong."""
         def text(name: str) -> str | None:
-            return (settings.get(f"DicomStore__{name}", None, env) or "").strip() or None
+            return (settings.get(name, None, env) or "").strip() or None
 
         def required(name: str) -> str:
             value = text(name)
             if value is None:
-                raise StoreMisconfigured(f"setting DicomStore__{name} is required with DicomStore__Type=dimse")
+                raise StoreMisconfigured(f"setting {name} is required with DicomStore__Type=dimse")
             return value
 
         try:
-            port = int(required("Port"))
+            port = int(required("DicomStore__Port"))
         except ValueError:
             port = 0
         if not 0 < port < 65536:
             raise StoreMisconfigured("setting DicomStore__Port must be a port number (1 to 65535)")
         found = cls(
-            host=required("Host"), port=port,
-            called_ae_title=_ae_title("CalledAETitle", required("CalledAETitle")),
-            calling_ae_title=_ae_title("CallingAETitle", text("CallingAETitle") or DEFAULT_CALLING_AE_TITLE),
+            host=required("DicomStore__Host"), port=port,
+            called_ae_title=_ae_title("DicomStore__CalledAETitle", required("DicomStore__CalledAETitle")),
+            calling_ae_title=_ae_title("DicomStore__CallingAETitle", text("DicomStore__CallingAETitle") or DEFAULT_CALLING_AE_TITLE),
             tls=_checked(lambda: settings.get_bool("DicomStore__Tls", False, env)),
-            tls_ca_file=text("TlsCaFile"), tls_certificate_file=text("TlsCertificateFile"),
-            tls_key_file=text("TlsKeyFile"), tls_server_name=text("TlsServerName"),
-            connect_timeout=_positive("ConnectTimeoutSeconds", lambda: settings.get_float(
+            tls_ca_file=text("DicomStore__TlsCaFile"), tls_certificate_file=text("DicomStore__TlsCertificateFile"),
+            tls_key_file=text("DicomStore__TlsKeyFile"), tls_server_name=text("DicomStore__TlsServerName"),
+            connect_timeout=_positive("DicomStore__ConnectTimeoutSeconds", lambda: settings.get_float(
                 "DicomStore__ConnectTimeoutSeconds", 10.0, env)),
-            timeout=_positive("TimeoutSeconds", lambda: settings.get_float("DicomStore__TimeoutSeconds", 60.0, env)),
-            max_associations=int(_positive("MaxAssociations", lambda: settings.get_int(
+            timeout=_positive("DicomStore__TimeoutSeconds", lambda: settings.get_float("DicomStore__TimeoutSeconds", 60.0, env)),
+            max_associations=int(_positive("DicomStore__MaxAssociations", lambda: settings.get_int(
                 "DicomStore__MaxAssociations", 8, env))),
         )
         found._check_tls()
         return found
 
     def _check_tls(self) -> None:
-        files = {"TlsCaFile": self.tls_ca_file, "TlsCertificateFile": self.tls_certificate_file,
-                 "TlsKeyFile": self.tls_key_file}
+        files = {"DicomStore__TlsCaFile": self.tls_ca_file, "DicomStore__TlsCertificateFile": self.tls_certificate_file,
+                 "DicomStore__TlsKeyFile": self.tls_key_file}
         if not self.tls:
-            named = [name for name, path in files.items() if path] + (["TlsServerName"] if self.tls_server_name else [])
+            named = [name for name, path in files.items() if path] + (["DicomStore__TlsServerName"] if self.tls_server_name else [])
             if named:
-                raise StoreMisconfigured(f"setting DicomStore__{named[0]} needs DicomStore__Tls=true")
+                raise StoreMisconfigured(f"setting {named[0]} needs DicomStore__Tls=true")
             return
         if bool(self.tls_certificate_file) != bool(self.tls_key_file):
             raise StoreMisconfigured("settings DicomStore__TlsCertificateFile and DicomStore__TlsKeyFile go together")
         for name, path in files.items():
             if path and not os.path.isfile(path):
-                raise StoreMisconfigured(f"setting DicomStore__{name} names no readable file")
+                raise StoreMisconfigured(f"setting {name} names no readable file")
         try:
             self.ssl_context()
         except (ssl.SSLError, OSError, ValueError) as error:
@@ -113,7 +113,7 @@ class DimseSettings:
 def _ae_title(name: str, value: str) -> str:
     """An AE title: 1 to 16 characters of printable ASCII without a backslash (PS3.5 VR AE)."""
     if len(value) > 16 or not all(" " <= c <= "~" and c != "\\" for c in value):
-        raise StoreMisconfigured(f"setting DicomStore__{name} must be an AE title: 1 to 16 characters, "
+        raise StoreMisconfigured(f"setting {name} must be an AE title: 1 to 16 characters, "
                                  "printable ASCII, no backslash")
     return value
 
@@ -129,5 +129,5 @@ def _checked[T](read: Callable[[], T]) -> T:
 def _positive(name: str, read: Callable[[], float]) -> float:
     value = _checked(read)
     if value <= 0:
-        raise StoreMisconfigured(f"setting DicomStore__{name} must be more than 0")
+        raise StoreMisconfigured(f"setting {name} must be more than 0")
     return value
