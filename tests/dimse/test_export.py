@@ -20,11 +20,10 @@ from tests.exporting import (
     new_container,
     results,
     start,
-    view,
 )
 from tests.hosting import wait_for
 from tests.orthanc.conftest import files_as_they_are, make_study, uid
-from tests.orthanc.test_export import PATIENT_RETRIES, whole_store_body
+from tests.orthanc.test_export import export_through_a_restart, whole_store_body
 from tests.orthanc_server import Orthanc
 
 from .conftest import (
@@ -140,27 +139,11 @@ def test_a_missing_setting_refuses_the_export_naming_it(tmp_path, destination, s
 
 
 def test_the_pacs_killed_mid_export_and_restarted_is_ridden_out(tmp_path, destination, storage_connection_string):
-    server = Orthanc(tmp_path / "orthanc").start()
-    host = export_host(tmp_path / "hub", storage_connection_string, "unused", **server.dimse_settings(),
-                       **PATIENT_RETRIES).start()
-    try:
-        made = make_study(series=4, instances=50)
-        server.stow(*made.values())
-        operation = start(host, export_body([next(iter(made)).split("/")[0]], destination, storage_connection_string))
-        wait_for(lambda: view(operation["href"])["results"]["exported"] > 0, timeout=60, interval=0.02,
-                 message="the first copies")
-        server.kill()
-        assert view(operation["href"])["status"] == "running"
-        server.start()
-        done = finished(operation["href"], timeout=180)
-        assert (done["status"], done["results"]["exported"]) == ("completed", len(made)), done
-        exported = results(destination, operation["id"])
-        assert sorted(exported) == sorted(made)
-        for name, data in made.items():
-            assert_as_stored(exported[name], data, name)
-    finally:
-        host.stop()
-        server.stop()
+    made, exported = export_through_a_restart(tmp_path, destination, storage_connection_string,
+                                              Orthanc.dimse_settings)
+    assert sorted(exported) == sorted(made)
+    for name, data in made.items():
+        assert_as_stored(exported[name], data, name)
 
 
 def test_a_large_multi_frame_instance_is_copied_with_bounded_memory(orthanc, host, destination, tmp_path,
