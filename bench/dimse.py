@@ -2,10 +2,10 @@
 against the same export over DICOMweb from the same Orthanc, side by side in one run; and the host's memory
 while it exports one 1 GiB instance over C-GET.
 
-    .venv/bin/python bench/dimse.py [--runs 3] [--files 300] [--studies 3] [--kib 256] [--associations 8]
+    .venv/bin/python -m bench.dimse [--runs 3] [--files 300] [--studies 3] [--kib 256] [--associations 8]
                                     [--large-mib 1024]
 
-Starts Orthanc (tests/orthanc_server.py: DICOM port and DICOMweb on free loopback ports), Azurite, a host with
+Starts Orthanc (testkit/orthanc.py: DICOM port and DICOMweb on free loopback ports), Azurite, a host with
 DicomStore__Type=dimse and one with DicomStore__Type=dicomweb, both with the published batching defaults
 (BatchSize 100, MaxParallelBatches 10, MaxParallelThreads 5) and DicomStore__MaxAssociations `--associations`
 (the default, 8), so the DIMSE export runs as many C-GETs at once as the script. (pynetdicom polls each
@@ -34,21 +34,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from azure.storage.blob import ContainerClient
-from common import KIB, Stack, add_results_argument, median, repeat, report, run_export, stack, table
-from orthanc import (
-    MEMORY_TARGET_MIB,
-    RATIO_TARGET,
-    SETTINGS,
-    large_instance_peak,
-    store_instances,
-)
 from pydicom.dataset import Dataset
 from pynetdicom import AE, build_context, build_role, evt
 
+from bench.measure import KIB, median, repeat, run_export
+from bench.orthanc import MEMORY_TARGET_MIB, RATIO_TARGET, SETTINGS, large_instance_peak, store_instances
+from bench.report import add_results_argument, report, table
 from shared.stores.dimse.associations import FIND, GET, TRANSFER_SYNTAXES
-from tests.orthanc_server import EXPORT_AE_TITLE, Orthanc
+from testkit.orthanc import EXPORT_AE_TITLE, Orthanc
+from testkit.stack import Stack, stack
 
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # what common.dicom_file makes
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # what testkit.seed.dicom_file makes
 
 
 def plain_copy(orthanc: Orthanc, studies: list[str], target: ContainerClient, threads: int) -> int:

@@ -13,6 +13,7 @@ import itertools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from shared.export.work import Expanded
 from shared.stores.interface import Store, StoredInstance, parse_blob_name
 from shared.uids import Identifier
 
@@ -27,13 +28,13 @@ class Expansion:
     consumed: int  # how many of the given identifiers are finished
     cursor: str | None  # where to resume listing the next unfinished one
 
+    def expanded(self) -> Expanded:
+        """The form the expand activity returns."""
+        return Expanded(tuple(tuple(instance_to_json(i) for i in batch) for batch in self.batches),
+                        len(self.not_found), self.consumed, self.cursor)
+
     def to_json(self) -> dict:
-        return {
-            "batches": [[instance_to_json(i) for i in batch] for batch in self.batches],
-            "notFound": len(self.not_found),
-            "consumed": self.consumed,
-            "cursor": self.cursor,
-        }
+        return self.expanded().to_json()
 
 
 def expand(store: Store, identifiers: list[Identifier | None], cursor: str | None,

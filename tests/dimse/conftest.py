@@ -20,8 +20,8 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.filereader import _read_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian
 
+from testkit.orthanc import Orthanc
 from tests.orthanc.conftest import orthanc  # noqa: F401 - the session's Orthanc, shared with tests/orthanc
-from tests.orthanc_server import Orthanc
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 

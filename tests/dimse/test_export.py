@@ -10,7 +10,7 @@ import pydicom
 import pytest
 import requests
 
-from tests.exporting import (
+from testkit.exporting import (
     error_log,
     export_body,
     export_host,
@@ -21,10 +21,11 @@ from tests.exporting import (
     results,
     start,
 )
-from tests.hosting import wait_for
-from tests.orthanc.conftest import files_as_they_are, make_study, uid
+from testkit.host import wait_for
+from testkit.orthanc import Orthanc
+from testkit.seed import uid
+from tests.orthanc.conftest import files_as_they_are, make_study
 from tests.orthanc.test_export import export_through_a_restart, whole_store_body
-from tests.orthanc_server import Orthanc
 
 from .conftest import (
     assert_as_stored,

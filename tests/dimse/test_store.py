@@ -10,13 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pydicom
 import pytest
 
+from shared.errors import Misconfigured
 from shared.stores.dimse.store import DimseStore
 from shared.stores.factory import check_settings, open_store
-from shared.stores.interface import InstanceChangedOrGone, StoredInstance, StoreError, StoreMisconfigured
+from shared.stores.interface import InstanceChangedOrGone, StoredInstance, StoreError
 from shared.uids import Identifier
-from tests.hosting import wait_for
-from tests.orthanc.conftest import files_as_they_are, make_study, uid
-from tests.orthanc_server import Orthanc
+from testkit.host import wait_for
+from testkit.orthanc import Orthanc
+from testkit.seed import uid
+from tests.orthanc.conftest import files_as_they_are, make_study
 
 from .conftest import assert_as_stored, make_certificates, pacs_connections
 
@@ -121,7 +123,7 @@ def test_a_wrong_setting_is_named_before_anything_connects(setting, value, named
                 "DicomStore__CalledAETitle": "PACS", setting: value}
     if setting == "DicomStore__TlsCaFile":
         settings["DicomStore__Tls"] = "true"
-    with pytest.raises(StoreMisconfigured, match=named):
+    with pytest.raises(Misconfigured, match=named):
         check_settings(settings)
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from shared import settings
-from shared.stores.interface import StoreMisconfigured
+from shared.errors import Misconfigured
 
 DEFAULT_CALLING_AE_TITLE = "DICOM-EXPORT"
 
@@ -50,14 +50,14 @@ class DimseSettings:
 
     @classmethod
     def from_settings(cls, env: Mapping[str, str] | None = None) -> DimseSettings:
-        """The settings in effect; StoreMisconfigured names the first one missing or wrong."""
+        """The settings in effect; Misconfigured names the first one missing or wrong."""
         def text(name: str) -> str | None:
             return (settings.get(name, None, env) or "").strip() or None
 
         def required(name: str) -> str:
             value = text(name)
             if value is None:
-                raise StoreMisconfigured(f"setting {name} is required with DicomStore__Type=dimse")
+                raise Misconfigured(f"setting {name} is required with DicomStore__Type=dimse")
             return value
 
         try:
@@ -65,7 +65,7 @@ class DimseSettings:
         except ValueError:
             port = 0
         if not 0 < port < 65536:
-            raise StoreMisconfigured("setting DicomStore__Port must be a port number (1 to 65535)")
+            raise Misconfigured("setting DicomStore__Port must be a port number (1 to 65535)")
         found = cls(
             host=required("DicomStore__Host"), port=port,
             called_ae_title=_ae_title("DicomStore__CalledAETitle", required("DicomStore__CalledAETitle")),
@@ -88,17 +88,17 @@ class DimseSettings:
         if not self.tls:
             named = [name for name, path in files.items() if path] + (["DicomStore__TlsServerName"] if self.tls_server_name else [])
             if named:
-                raise StoreMisconfigured(f"setting {named[0]} needs DicomStore__Tls=true")
+                raise Misconfigured(f"setting {named[0]} needs DicomStore__Tls=true")
             return
         if bool(self.tls_certificate_file) != bool(self.tls_key_file):
-            raise StoreMisconfigured("settings DicomStore__TlsCertificateFile and DicomStore__TlsKeyFile go together")
+            raise Misconfigured("settings DicomStore__TlsCertificateFile and DicomStore__TlsKeyFile go together")
         for name, path in files.items():
             if path and not os.path.isfile(path):
-                raise StoreMisconfigured(f"setting {name} names no readable file")
+                raise Misconfigured(f"setting {name} names no readable file")
         try:
             self.ssl_context()
         except (ssl.SSLError, OSError, ValueError) as error:
-            raise StoreMisconfigured(f"settings DicomStore__Tls*: the certificate files cannot be used ({error})") from None
+            raise Misconfigured(f"settings DicomStore__Tls*: the certificate files cannot be used ({error})") from None
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context of every association (None without TLS): the PACS's certificate is always verified."""
@@ -113,21 +113,21 @@ class DimseSettings:
 def _ae_title(name: str, value: str) -> str:
     """An AE title: 1 to 16 characters of printable ASCII without a backslash (PS3.5 VR AE)."""
     if len(value) > 16 or not all(" " <= c <= "~" and c != "\\" for c in value):
-        raise StoreMisconfigured(f"setting {name} must be an AE title: 1 to 16 characters, "
+        raise Misconfigured(f"setting {name} must be an AE title: 1 to 16 characters, "
                                  "printable ASCII, no backslash")
     return value
 
 
 def _checked[T](read: Callable[[], T]) -> T:
-    """The setting `read` reads; its ValueError (which names it) as StoreMisconfigured."""
+    """The setting `read` reads; its ValueError (which names it) as Misconfigured."""
     try:
         return read()
     except ValueError as error:
-        raise StoreMisconfigured(str(error)) from None
+        raise Misconfigured(str(error)) from None
 
 
 def _positive(name: str, read: Callable[[], float]) -> float:
     value = _checked(read)
     if value <= 0:
-        raise StoreMisconfigured(f"setting {name} must be more than 0")
+        raise Misconfigured(f"setting {name} must be more than 0")
     return value

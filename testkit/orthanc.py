@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 
 from devhost.azurite import free_port
-from tests.hosting import kill_group, stop_group, wait_ready
+from testkit.host import kill_group, refuse_under_test_fast, stop_group, wait_ready
 
 EXECUTABLE = "/usr/sbin/Orthanc"
 PLUGIN_PATTERN = "/usr/lib/orthanc/libOrthancDicomWeb.so*"
@@ -71,6 +71,7 @@ class Orthanc:
                 "DicomStore__CalledAETitle": AE_TITLE}
 
     def start(self, timeout: float = 60) -> Orthanc:
+        refuse_under_test_fast("Orthanc")
         self.port = self.port or free_port()
         self.dicom_port = self.dicom_port or free_port()
         self.folder.mkdir(parents=True, exist_ok=True)
