@@ -23,8 +23,13 @@ from testkit.exporting import (
 from testkit.host import wait_for
 from testkit.orthanc import Orthanc
 from testkit.seed import uid
-from tests.orthanc.conftest import files_as_they_are, make_study
-from tests.orthanc.test_export import assert_refused_naming, export_the_whole_store, export_through_a_restart
+from tests.orthanc.conftest import make_study
+from tests.orthanc.test_export import (
+    assert_refused_naming,
+    export_the_whole_store,
+    export_through_a_restart,
+    store_a_mix,
+)
 
 from .conftest import (
     assert_as_stored,
@@ -53,20 +58,15 @@ def destination(storage_connection_string: str):
 
 
 def test_studies_series_instances_and_unknown_identifiers(orthanc, host, destination, storage_connection_string):
-    study = make_study(series=2, instances=3)
-    other = make_study(series=2, instances=2)
-    as_they_are = files_as_they_are()
-    orthanc.stow(*study.values(), *other.values(), *as_they_are.values())
-    one_series = next(iter(other)).rsplit("/", 1)[0]
-    other_study = one_series.split("/")[0]
-    unknown = [uid(), f"{other_study}/{uid()}", f"{other_study}/{uid()}/{uid()}"]
-    instances = [name[: -len(".dcm")] for name in as_they_are]
+    stored = store_a_mix(orthanc)
+    instances = [name[: -len(".dcm")] for name in stored.as_they_are]
+    unknown = stored.unknown
 
-    operation = start(host, export_body([next(iter(study)).split("/")[0], one_series, *instances, *unknown],
-                                        destination, storage_connection_string))
+    operation = start(host, export_body([next(iter(stored.study)).split("/")[0], stored.series_uid, *instances,
+                                         *unknown], destination, storage_connection_string))
     done = finished(operation["href"])
 
-    expected = {**study, **{n: d for n, d in other.items() if n.startswith(one_series + "/")}, **as_they_are}
+    expected = {**stored.study, **stored.series, **stored.as_they_are}
     assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == (
         "completed", len(expected), 3), done
     exported = results(destination, operation["id"])

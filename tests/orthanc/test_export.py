@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import pytest
 import requests
@@ -46,22 +47,36 @@ def whole_store_body(destination, conn: str) -> dict:
                                                                "blobContainerName": destination.container_name}}}
 
 
-def test_studies_series_instances_and_unknown_identifiers(orthanc, host, destination, storage_connection_string):
-    study = make_study(series=2, instances=3)
-    other = make_study(series=2, instances=2)
-    as_they_are = files_as_they_are()
+class Stored(NamedTuple):
+    """What `store_a_mix` stored, and identifiers to ask for: `unknown` ones under a study and series it holds."""
+
+    study: dict[str, bytes]  # a whole study
+    series: dict[str, bytes]  # one series of another study
+    series_uid: str  # `<study>/<series>` of that one
+    as_they_are: dict[str, bytes]  # pydicom's own files
+    unknown: list[str]
+
+
+def store_a_mix(orthanc: Orthanc) -> Stored:
+    """A study of 2 × 3 CT files, another of 2 × 2, and pydicom's files as they are, stored in `orthanc`."""
+    study, other, as_they_are = make_study(series=2, instances=3), make_study(series=2, instances=2), files_as_they_are()
     orthanc.stow(*study.values(), *other.values(), *as_they_are.values())
     one_series = next(iter(other)).rsplit("/", 1)[0]
-    one_instance = next(iter(as_they_are))[: -len(".dcm")]
     other_study = one_series.split("/")[0]
-    unknown = [uid(), f"{other_study}/{uid()}", f"{other_study}/{uid()}/{uid()}"]
+    return Stored(study, {n: d for n, d in other.items() if n.startswith(one_series + "/")}, one_series, as_they_are,
+                  [uid(), f"{other_study}/{uid()}", f"{other_study}/{uid()}/{uid()}"])
 
-    operation = start(host, export_body([next(iter(study)).split("/")[0], one_series, one_instance, *unknown],
-                                        destination, storage_connection_string))
+
+def test_studies_series_instances_and_unknown_identifiers(orthanc, host, destination, storage_connection_string):
+    stored = store_a_mix(orthanc)
+    one_instance = next(iter(stored.as_they_are))[: -len(".dcm")]
+    unknown = stored.unknown
+
+    operation = start(host, export_body([next(iter(stored.study)).split("/")[0], stored.series_uid, one_instance,
+                                         *unknown], destination, storage_connection_string))
     done = finished(operation["href"])
 
-    expected = {**study, **{n: d for n, d in other.items() if n.startswith(one_series + "/")},
-                f"{one_instance}.dcm": as_they_are[f"{one_instance}.dcm"]}
+    expected = {**stored.study, **stored.series, f"{one_instance}.dcm": stored.as_they_are[f"{one_instance}.dcm"]}
     assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", 9, 3)
     assert results(destination, operation["id"]) == expected
     assert sorted(line["identifier"] for line in error_log(destination, operation["id"])) == sorted(unknown)
