@@ -49,6 +49,7 @@ class Checkpoint:
     request_digest: str | None = None  # keyed digest of the request, for Idempotency-Key repeats
     prefetched: Expanded | None = None  # expansion of what is left, listed during the last copies
     deidentification: dict[str, Any] | None = None  # Deidentifier.to_json(): profile, options, key id (no key)
+    output: dict[str, Any] | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
 
     @property
     def done(self) -> bool:
@@ -77,11 +78,11 @@ class Checkpoint:
     def copy_input(self, batch: tuple[list, ...], number: int) -> CopyWork:
         """What the copy activity needs for batch `number` of this generation (its place names its manifest block)."""
         return CopyWork(self.operation_id, self.destination, tuple(batch), self.batching.max_parallel_threads,
-                        self.generation, number, self.deidentification)
+                        self.generation, number, self.deidentification, self.output)
 
     def commit_input(self) -> CommitWork:
         """What the commit activity needs at the end."""
-        return CommitWork(self.operation_id, self.destination)
+        return CommitWork(self.operation_id, self.destination, self.output)
 
     def listed(self, expansion: Expanded) -> Checkpoint:
         """What is left once `expansion` (of this checkpoint's identifiers) is taken."""
@@ -109,7 +110,7 @@ class Checkpoint:
             "exported": self.exported, "skipped": self.skipped, "generation": self.generation,
             "requestDigest": self.request_digest,
             "prefetched": self.prefetched.to_json() if self.prefetched is not None else None,
-            "deidentification": self.deidentification,
+            "deidentification": self.deidentification, "output": self.output,
         }
 
     @classmethod
@@ -121,5 +122,5 @@ class Checkpoint:
             exported=data.get("exported", 0), skipped=data.get("skipped", 0),
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
             prefetched=Expanded.from_json(data["prefetched"]) if data.get("prefetched") else None,
-            deidentification=data.get("deidentification"),
+            deidentification=data.get("deidentification"), output=data.get("output"),
         )
