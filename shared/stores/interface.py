@@ -1,7 +1,7 @@
 """What the export needs of a DICOM store, whichever it is: a page of instances, and one instance's bytes.
 
-Two stores implement it: the built-in blob store (`shared.stores.blob`) and any DICOMweb server
-(`shared.stores.dicomweb`); `shared.stores.factory.open_store` picks one from the app settings.
+Three stores implement it: the built-in blob store (`shared.stores.blob`), any DICOMweb server
+(`shared.stores.dicomweb`) and a PACS over DIMSE (`shared.stores.dimse`); `shared.stores.factory.open_store` picks one from the app settings.
 Expand and copy see only this interface, so a new kind of store is one more package here.
 
     >>> page, cursor = store.list_page(Identifier("1.2"), None, 100)  # identifier None: the whole store
@@ -32,8 +32,9 @@ class InstanceChangedOrGone(Skipped):
 
 @dataclass(frozen=True)
 class StoredInstance:
-    """One instance as the listing saw it; `etag` pins the version an export will read, where the store has
-    versions, and `size` is known where the listing tells it."""
+    """One instance as the listing saw it; `etag` is the store's own token for it, handed back to `open`: the
+    version an export will read where the store has versions (a PACS keeps the SOP Class UID there, which its
+    retrieval must propose), and `size` is known where the listing tells it."""
 
     study: str
     series: str
