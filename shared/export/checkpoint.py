@@ -1,6 +1,6 @@
 """The export orchestration's whole input: everything needed to resume from one generation to the next.
 
-It holds what is left of the source (identifiers, or WHOLE_STORE, and the store's opaque listing
+It holds what is left of the source (identifiers, QUERY-prefixed query numbers, or WHOLE_STORE, and the store's opaque listing
 cursor inside the first: a blob continuation token, or a QIDO offset), the destination with its
 secrets protected, the batching settings fixed at start, the progress so far, and the
 operation's original created time and errorHref. Each generation ends with
@@ -16,6 +16,7 @@ from typing import Any
 from shared.export.settings import ExportSettings
 
 WHOLE_STORE = "*"  # the one identifier of an export without a source: every instance in the store
+QUERY = "?"  # `?<n>` stands for query n of `Checkpoint.search` (a query source)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Checkpoint:
     request_digest: str | None = None  # keyed digest of the request, for Idempotency-Key repeats
     prefetched: dict[str, Any] | None = None  # expansion of what is left, listed during the last copies
     deidentification: dict[str, Any] | None = None  # Deidentifier.to_json(): profile, options, key id (no key)
+    search: dict[str, Any] | None = None  # a query source: {"queries": [...], "counts": [[selected, dropped], ...]}
 
     @property
     def done(self) -> bool:
@@ -64,6 +66,9 @@ class Checkpoint:
             status["error"] = error
         if manifest_href:
             status["manifestHref"] = manifest_href
+        if self.search:
+            status["queries"] = [{"query": query, "selected": selected, "dropped": dropped} for query, (selected, dropped)
+                                 in zip(self.search["queries"], self.search["counts"])]
         return status
 
     def expand_input(self) -> dict[str, Any]:
@@ -75,6 +80,7 @@ class Checkpoint:
             "batchSize": self.batching.batch_size, "maxBatches": self.batching.max_parallel_batches,
             "threads": self.batching.max_parallel_threads,
             "deidentification": self.deidentification,
+            **({"queries": self.search["queries"]} if self.search else {}),
         }
 
     def copy_input(self, batch: list, number: int) -> dict[str, Any]:
@@ -85,7 +91,9 @@ class Checkpoint:
 
     def commit_input(self) -> dict[str, Any]:
         """What the commit activity needs at the end."""
-        return {"operationId": self.operation_id, "destination": self.destination}
+        dropped = sum(d for _, d in self.search["counts"]) if self.search else 0
+        return {"operationId": self.operation_id, "destination": self.destination,
+                **({"dropped": dropped} if dropped else {})}
 
     def listed(self, expansion: dict[str, Any]) -> Checkpoint:
         """What is left once `expansion` (of this checkpoint's identifiers) is taken."""
@@ -104,7 +112,16 @@ class Checkpoint:
             skipped=self.skipped + expansion["notFound"] + sum(c["skipped"] for c in copies),
             generation=self.generation + 1,
             prefetched=prefetched,
+            search=self._searched(expansion.get("searched") or {}),
         )
+
+    def _searched(self, counts: dict[str, list[int]]) -> dict[str, Any] | None:
+        """`search` with the counts of one expansion added."""
+        if not self.search:
+            return None
+        totals = [[s + counts.get(str(n), [0, 0])[0], d + counts.get(str(n), [0, 0])[1]]
+                  for n, (s, d) in enumerate(self.search["counts"])]
+        return {**self.search, "counts": totals}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,7 +130,7 @@ class Checkpoint:
             "createdTime": self.created_time, "errorHref": self.error_href,
             "exported": self.exported, "skipped": self.skipped, "generation": self.generation,
             "requestDigest": self.request_digest, "prefetched": self.prefetched,
-            "deidentification": self.deidentification,
+            "deidentification": self.deidentification, "search": self.search,
         }
 
     @classmethod
@@ -125,4 +142,5 @@ class Checkpoint:
             exported=data.get("exported", 0), skipped=data.get("skipped", 0),
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
             prefetched=data.get("prefetched"), deidentification=data.get("deidentification"),
+            search=data.get("search"),
         )

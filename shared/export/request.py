@@ -8,6 +8,9 @@ Rules (the published API's, plus what its server did where the document is silen
   them, so a typo such as `blobContainerUrl` is caught instead of silently ignored.
 - Type values are case-insensitive (`identifiers`, `AzureBlob`).
 - `source` may be left out: the export then covers the whole store (no identifiers).
+- `query` sources (`settings.queries`: a non-empty list of QIDO-RS matches, shared/query/) are
+  validated whole here: an unknown attribute, one no level can match, a value unfit for its VR or an
+  empty query is a 400 naming `source.settings.queries[i].<key>`.
 - Identifiers are `study[/series[/sop]]`; exact repeats and identifiers already covered by
   another one in the list (a series of a listed study) are dropped, so nothing is exported twice.
 - `deidentification` (optional): `{"profile": "basic", "options": [...]}`, the PS3.15 Basic
@@ -26,6 +29,7 @@ from typing import Any
 from shared.deid.profile import PROFILE, Profile, ProfileError
 from shared.export.destination import Destination, DestinationRefused, parse_destination
 from shared.export.settings import ExportSettings
+from shared.query import Query, QueryError, parse_query
 from shared.uids import Identifier, parse_identifier
 
 
@@ -43,6 +47,7 @@ class ExportRequest:
     identifiers: tuple[Identifier, ...]  # empty: the whole store
     destination: Destination
     deidentification: Profile | None = None
+    queries: tuple[Query, ...] = ()  # a query source: the union of these (identifiers then empty)
 
     def canonical(self) -> str:
         """One text per distinct request (secrets included): compared, via a keyed digest, on a repeat."""
@@ -51,6 +56,7 @@ class ExportRequest:
             "identifiers": [str(i) for i in self.identifiers],
             "destination": [d.account_url, d.container, d.sas, d.account_key, d.use_managed_identity],
             "deidentification": self.deidentification and self.deidentification.to_json(),
+            **({"queries": [q.to_json() for q in self.queries]} if self.queries else {}),
         }, sort_keys=True)
 
 
@@ -70,8 +76,9 @@ def parse_export_request(body: bytes, content_type: str | None, policy: ExportSe
     given = "source" in top or "sources" in top
     source = _object(top.get("source", top.get("sources")), "source") if given else None
     destination = _object(top.get("destination"), "destination")
-    return ExportRequest(_identifiers(source) if source is not None else (), _destination(destination, policy),
-                         _deidentification(top.get("deidentification")))
+    identifiers, queries = _source(source) if source is not None else ((), ())
+    return ExportRequest(identifiers, _destination(destination, policy), _deidentification(top.get("deidentification")),
+                         queries)
 
 
 def _check_content_type(content_type: str | None) -> None:
@@ -136,20 +143,53 @@ def _object(value: Any, path: str) -> dict[str, Any]:
     return value
 
 
-def _type(fields: Mapping[str, Any], path: str, expected: str) -> None:
+def _type(fields: Mapping[str, Any], path: str, *expected: str) -> str:
+    """The type's canonical spelling among `expected`; RequestError naming `<path>.type` otherwise."""
     value = fields.get("type")
+    names = " or ".join(f"'{e}'" for e in expected)
     if value is None:
-        raise RequestError(400, f"{path}.type is required; expected '{expected}'", f"{path}.type")
-    if not isinstance(value, str) or value.strip().lower() != expected.lower():
+        raise RequestError(400, f"{path}.type is required; expected {names}", f"{path}.type")
+    chosen = next((e for e in expected if isinstance(value, str) and value.strip().lower() == e.lower()), None)
+    if chosen is None:
         shown = repr(value[:100]) if isinstance(value, str) else _kind(value)
-        raise RequestError(
-            400, f"{path}.type {shown} is not supported; the only {path} type is '{expected}'", f"{path}.type")
+        only = f"the only {path} type is" if len(expected) == 1 else f"the {path} types are"
+        raise RequestError(400, f"{path}.type {shown} is not supported; {only} {names}", f"{path}.type")
+    return chosen
 
 
-def _identifiers(source: Mapping[str, Any]) -> tuple[Identifier, ...]:
+def _source(source: Mapping[str, Any]) -> tuple[tuple[Identifier, ...], tuple[Query, ...]]:
+    """(identifiers, ()) of an `identifiers` source, or ((), queries) of a `query` source."""
     fields = _fields(source, "source", ("type", "settings"))
-    _type(fields, "source", "identifiers")
-    settings = _fields(_object(fields.get("settings"), "source.settings"), "source.settings", ("values",))
+    settings = _object(fields.get("settings"), "source.settings")
+    if _type(fields, "source", "identifiers", "query") == "query":
+        return (), _queries(settings)
+    return _identifiers(settings), ()
+
+
+def _queries(settings: Mapping[str, Any]) -> tuple[Query, ...]:
+    queries = _fields(settings, "source.settings", ("queries",)).get("queries")
+    path = "source.settings.queries"
+    if queries is None:
+        raise RequestError(400, f"{path} is required: a list of queries (attribute -> QIDO-RS match value)", path)
+    if not isinstance(queries, list):
+        raise RequestError(400, f"{path} must be a list of objects, not {_kind(queries)}", path)
+    if not queries:
+        raise RequestError(400, f"{path} is empty; give at least one query", path)
+    parsed = []
+    for index, query in enumerate(queries):
+        try:
+            parsed.append(parse_query(query))
+        except QueryError as error:
+            where = f"{path}[{index}]" + (f".{error.key[:100]}" if error.key else "")
+            raise RequestError(400, f"{where}: {str(error)[:600]}", where) from None
+    unique: dict[str, Query] = {}
+    for query in parsed:  # a repeat selects nothing more
+        unique.setdefault(json.dumps(query.to_json(), sort_keys=True), query)
+    return tuple(unique.values())
+
+
+def _identifiers(settings_object: Mapping[str, Any]) -> tuple[Identifier, ...]:
+    settings = _fields(settings_object, "source.settings", ("values",))
     values = settings.get("values")
     path = "source.settings.values"
     if values is None:

@@ -2,8 +2,8 @@
 
 - `prepare`: after the request is validated, create `<op>/errors.log` in the destination (which
   also proves the container exists and the credential may write) and build the first checkpoint.
-- `expand_step`: list the next identifiers (or the whole store) into batches; log identifiers that
-  match nothing.
+- `expand_step`: list the next identifiers (or the whole store, or the next queries) into batches; log
+  identifiers that match nothing.
 - `copy_step`: copy one batch (de-identified when the export asked for it, shared/deid/), and stage its
   lines as its block of the manifest.
 - `commit_step`: once every batch is copied, commit the manifest.
@@ -25,17 +25,18 @@ from azure.storage.blob import ContainerClient, LinearRetry
 from shared.connection_pool import shared_pool
 from shared.deid.dataset import Deidentifier, KeyChanged
 from shared.deid.pseudonyms import Pseudonyms
-from shared.export.checkpoint import WHOLE_STORE, Batching, Checkpoint
+from shared.export.checkpoint import QUERY, WHOLE_STORE, Batching, Checkpoint
 from shared.export.copy import TRANSFER_OPTIONS, BatchCopier, CopyFailed, store_problem
 from shared.export.destination import Destination, DestinationRefused, check_allowed, destination_problem
 from shared.export.errors_log import ErrorEntry, ErrorLog
-from shared.export.expand import expand, instance_from_json
+from shared.export.expand import Item, Searched, expand, instance_from_json
 from shared.export.manifest import Manifest, ManifestTooLarge, block_id
 from shared.export.request import ExportRequest
 from shared.export.settings import ExportSettings
+from shared.query import Query
 from shared.stores.factory import open_store
 from shared.stores.interface import Store, StoreError, StoreMisconfigured
-from shared.uids import Identifier, parse_identifier
+from shared.uids import parse_identifier
 
 from . import errors_log, manifest
 
@@ -61,7 +62,8 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         raise DestinationRefused(f"destination: {destination_problem(error, destination)}", "destination") from None
     return Checkpoint(
         operation_id=operation_id,
-        identifiers=tuple(str(i) for i in request.identifiers) or (WHOLE_STORE,),
+        identifiers=(tuple(f"{QUERY}{n}" for n in range(len(request.queries))) or tuple(str(i) for i in request.identifiers)
+                     or (WHOLE_STORE,)),
         destination=destination.protected(env),
         batching=Batching.from_settings(policy),
         created_time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
@@ -69,13 +71,16 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         request_digest=base_digest,
         deidentification=Deidentifier(request.deidentification, Pseudonyms.from_settings(env)).to_json()
         if request.deidentification else None,
+        search={"queries": [q.to_json() for q in request.queries], "counts": [[0, 0] for _ in request.queries]}
+        if request.queries else None,
     )
 
 
 def expand_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str, Any]:
     """The expand activity: the next batches, with the identifiers that match nothing logged as skipped."""
     try:
-        expansion = expand(store or _store(), [_identifier(i) for i in work["identifiers"]], work["cursor"],
+        queries = [Query.from_json(q) for q in work.get("queries") or []]
+        expansion = expand(store or _store(), [_item(i, queries) for i in work["identifiers"]], work["cursor"],
                            work["batchSize"], work["maxBatches"], work.get("threads", 1))
     except (AzureError, StoreError) as error:  # the store is down or refusing us: the activity fails, is retried
         raise CopyFailed(store_problem(error)) from None
@@ -112,6 +117,10 @@ def commit_step(work: Mapping[str, Any]) -> dict[str, str]:
     """The last activity of a completed export: the manifest committed; {"manifestHref"} (no credentials)."""
     destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
     try:
+        if work.get("dropped"):
+            ErrorLog(client, work["operationId"]).append([ErrorEntry(
+                "query", f"the store returned {work['dropped']} rows that do not match their query "
+                "(a filter it ignored or matched loosely); they were left out")])
         Manifest(client, work["operationId"]).commit()
     except AzureError as error:
         raise CopyFailed(destination_problem(error, destination)) from None
@@ -128,8 +137,14 @@ def _deidentifier(data: dict | None) -> Deidentifier | None:
         raise CopyFailed(str(changed)) from None
 
 
-def _identifier(text: str) -> Identifier | None:
-    return None if text == WHOLE_STORE else parse_identifier(text)
+def _item(text: str, queries: list[Query]) -> Item:
+    """What one checkpoint identifier stands for: the whole store, query n, or a study/series/instance."""
+    if text == WHOLE_STORE:
+        return None
+    if text.startswith(QUERY):
+        n = int(text[len(QUERY):])
+        return Searched(n, queries[n], tuple(queries[:n]))
+    return parse_identifier(text)
 
 
 def _store() -> Store:

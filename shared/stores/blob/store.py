@@ -27,8 +27,10 @@ from azure.storage.blob import (
 
 from shared import settings
 from shared.connection_pool import shared_pool
+from shared.query import Query
 from shared.stores.interface import (
     InstanceChangedOrGone,
+    SearchPage,
     Store,
     StoredInstance,
     StoreMisconfigured,
@@ -110,6 +112,14 @@ class DicomStore(Store):
             return [], None
         found = [StoredInstance(*parsed, size=None, etag=None) for parsed in map(parse_blob_name, page) if parsed]
         return found, pages.continuation_token or None
+
+    def search_page(self, query: Query, cursor: str | None, page_size: int,
+                    include: tuple[str, ...] = ()) -> SearchPage:
+        """What `query` selects, read from the instances' headers (shared/stores/blob/search.py); every attribute
+        of a header is returned, so `include` asks nothing more."""
+        from shared.stores.blob.search import search_page
+
+        return search_page(self, query, cursor, page_size)
 
     def _properties(self, identifier: Identifier) -> list[StoredInstance]:
         assert identifier.series and identifier.instance, "an instance identifier names one blob"

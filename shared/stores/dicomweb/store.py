@@ -7,6 +7,13 @@ cap results without saying so (Orthanc's `LimitFindInstances`/`LimitFindResults`
 (Number of Study/Series Related Instances) decides; paging goes on from a capped page, and a listing
 that ends short of that count fails loudly instead of exporting part of a study.
 
+A query (`search_page`) is QIDO-RS at its level (`/studies`, `/series` or `/instances` with its filters),
+paged the same way, and each matching study or series then listed as above; the cursor is
+`<row offset>[:<offset inside it>]`. Every filtered attribute is asked back with `includefield` and
+every row checked with `Query.selects`: a server that ignores a filter, or matches less strictly,
+never widens the export (the rows dropped are counted). Kinds of matching a server is known to get
+wrong (`Query.kind`, `DicomWebStore.untrusted`) are not sent at all and matched here alone.
+
 Reading is WADO-RS with `transfer-syntax=*`, so each instance comes as stored (without it servers
 transcode), parsed as a stream by `multipart.DicomPart`.
 """
@@ -17,12 +24,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
+from pydicom.datadict import tag_for_keyword
 
+from shared.query import Attributes, Query, attributes_from_json
 from shared.secrets import scrub
 from shared.stores.dicomweb.multipart import DicomPart
 from shared.stores.dicomweb.session import dicomweb_session
 from shared.stores.dicomweb.settings import DicomWebSettings
-from shared.stores.interface import InstanceChangedOrGone, Store, StoredInstance, StoreError
+from shared.stores.interface import InstanceChangedOrGone, SearchPage, Store, StoredInstance, StoreError
 from shared.uids import Identifier, is_uid
 
 DICOM_JSON = "application/dicom+json"
@@ -35,7 +44,12 @@ TIMEOUT = (10, 120)  # seconds to connect, and to wait for each next byte
 CHUNK = 1024 * 1024  # bytes read from the network at a time
 
 
+LEVEL_PATHS = {"study": "studies", "series": "series", "instance": "instances"}
+
+
 class DicomWebStore(Store):
+    untrusted: frozenset[str] = frozenset()  # kinds of matching (Query.kind) never sent: matched here alone
+
     def __init__(self, url: str, session: requests.Session):
         self.url = url.rstrip("/")
         self.session = session
@@ -55,6 +69,40 @@ class DicomWebStore(Store):
             return _instances(rows), None
         return self._list_under(identifier, int(cursor or 0), page_size)
 
+    def search_page(self, query: Query, cursor: str | None, page_size: int,
+                    include: tuple[str, ...] = ()) -> SearchPage:
+        row_text, _, inner_text = (cursor or "0").partition(":")
+        offset, inner = int(row_text), inner_text or None
+        fields = [*query.matches, *(k for k in include if k not in query.matches)]
+        params: dict[str, Any] = {tag_of(k): v for k, v in query.matches.items()
+                                  if query.kind(k) not in self.untrusted}
+        params.update(includefield=sorted({STUDY_UID, SERIES_UID, SOP_UID, *map(tag_of, fields)}),
+                      fuzzymatching="false")
+        found: list[tuple[StoredInstance, Attributes]] = []
+        dropped = 0
+        while True:
+            limit = min(page_size - len(found), QIDO_LIMIT) if query.level == "instance" else STUDIES_PAGE
+            rows = self._qido(LEVEL_PATHS[query.level], limit=limit, offset=offset, **params)
+            if not rows:  # only an empty page ends it: a short one may be capped
+                return SearchPage(found, None, dropped)
+            for row in rows:
+                attributes = attributes_from_json(row)
+                if not query.selects(attributes):
+                    dropped += 1
+                elif query.level == "instance":
+                    found.extend((instance, attributes) for instance in _instances([row]))
+                else:
+                    identifier = _identifier(row, query.level)
+                    if identifier is not None:
+                        page, inner = self._list_under(identifier, int(inner or 0), page_size - len(found),
+                                                       fields, attributes)
+                        found.extend(page)
+                        if inner:
+                            return SearchPage(found, f"{offset}:{inner}", dropped)
+                offset += 1
+                if len(found) >= page_size:
+                    return SearchPage(found, str(offset), dropped)
+
     def open(self, instance: StoredInstance) -> DicomPart:
         what = f"WADO-RS of instance {instance.identifier}"
         path = f"studies/{instance.study}/series/{instance.series}/instances/{instance.instance}"
@@ -70,23 +118,28 @@ class DicomWebStore(Store):
             response.close()
             raise
 
-    def _list_under(self, identifier: Identifier, offset: int,
-                    page_size: int) -> tuple[list[StoredInstance], str | None]:
-        """One page of a study's or series' instances from `offset`, checked against the count reported."""
+    def _list_under(self, identifier: Identifier, offset: int, page_size: int, fields: list[str] | None = None,
+                    parent: Attributes | None = None) -> Any:
+        """One page of a study's or series' instances from `offset`, checked against the count reported.
+
+        With `fields` (keywords), each instance comes with its attributes (`parent`'s, then its own row's)."""
         path = f"studies/{identifier.study}" + (f"/series/{identifier.series}" if identifier.series else "")
         limit = min(page_size, QIDO_LIMIT)
         rows = self._qido(f"{path}/instances", limit=limit, offset=offset,
-                          includefield=[STUDY_UID, SERIES_UID, SOP_UID])
+                          includefield=sorted({STUDY_UID, SERIES_UID, SOP_UID, *map(tag_of, fields or [])}))
+        page = _instances(rows) if fields is None else [
+            (instance, {**(parent or {}), **attributes_from_json(row)})
+            for row in rows for instance in _instances([row])]
         reached = offset + len(rows)
         if len(rows) == limit:
-            return _instances(rows), str(reached)
+            return page, str(reached)
         expected = self._count(identifier)
         if expected is None:  # no count to check against: only an empty page ends the listing
-            return _instances(rows), str(reached) if rows else None
+            return page, str(reached) if rows else None
         if reached >= expected:
-            return _instances(rows), None
+            return page, None
         if rows:  # a capped page: go on from where it stopped
-            return _instances(rows), str(reached)
+            return page, str(reached)
         raise StoreError(f"the DICOMweb server listed {reached} of the {expected} instances it reports for "
                          f"{identifier.level} {identifier}: it caps its query results (Orthanc: "
                          "LimitFindInstances, LimitFindResults), and the export will not copy part of it")
@@ -175,6 +228,22 @@ def _instances(rows: list[dict]) -> list[StoredInstance]:
         if all(map(is_uid, uids)):
             found.setdefault(uids, StoredInstance(*uids, size=None, etag=None))
     return list(found.values())
+
+
+def _identifier(row: Mapping[str, Any], level: str) -> Identifier | None:
+    """The study or series a QIDO row names (None without valid UIDs: nothing there can be exported)."""
+    study, series = _value(row, STUDY_UID), _value(row, SERIES_UID)
+    if not is_uid(study) or (level == "series" and not is_uid(series)):
+        return None
+    return Identifier(study, series if level == "series" else None)
+
+
+def tag_of(keyword: str) -> str:
+    """A keyword's tag as QIDO-RS writes it: eight hex digits."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise ValueError(f"not a DICOM keyword: {keyword!r}")
+    return f"{tag:08X}"
 
 
 def _value(row: Mapping[str, Any], tag: str) -> Any:

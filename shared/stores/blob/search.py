@@ -1,0 +1,97 @@
+"""Queries on the built-in blob store, which has no index: each study's instance headers are read and matched.
+
+Study by study in name order (a page of study prefixes at a time, `walk_blobs`), every instance's header
+is read (its first HEAD bytes, the whole blob if they do not parse) and turned into attributes, with the
+study's and each series' ModalitiesInStudy and related-instance counts added, and `Query.selects` decides
+at the query's level. Slow on a big store (it reads every header it passes) but exact, and it sees every
+blob however it got into the container. The cursor is JSON: the page of studies, how many of that page are
+done, and how many instances of the current study are already taken.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import pydicom
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared.query import Attributes, Query, attributes_from_dataset
+from shared.stores.interface import SearchPage, StoredInstance
+from shared.uids import Identifier, is_uid
+
+if TYPE_CHECKING:
+    from shared.stores.blob.store import DicomStore
+
+HEAD = 1024 * 1024  # bytes read of each instance to find its header
+STUDIES = 50  # study prefixes listed at once
+READERS = 8  # headers read in parallel
+
+
+def search_page(store: DicomStore, query: Query, cursor: str | None, page_size: int) -> SearchPage:
+    token, done, inner = json.loads(cursor) if cursor else (None, 0, 0)
+    found: list[tuple[StoredInstance, Attributes]] = []
+    dropped = 0
+    while True:
+        pages: Any = store.container.walk_blobs(delimiter="/", results_per_page=STUDIES).by_page(token)
+        try:
+            studies = [p.name.rstrip("/") for p in next(pages) if p.name.endswith("/")]
+        except (StopIteration, ResourceNotFoundError):
+            return SearchPage(found, None, dropped)
+        for study in studies[done:]:
+            selected, not_selected = _select(store, query, study) if is_uid(study) else ([], 0)
+            dropped += not_selected if not inner else 0
+            taken = selected[inner:inner + page_size - len(found)]
+            found.extend(taken)
+            if inner + len(taken) < len(selected):
+                return SearchPage(found, json.dumps([token, done, inner + len(taken)]), dropped)
+            done, inner = done + 1, 0
+            if len(found) >= page_size:
+                return SearchPage(found, json.dumps([token, done, 0]), dropped)
+        token, done = pages.continuation_token, 0
+        if not token:
+            return SearchPage(found, None, dropped)
+
+
+def _select(store: DicomStore, query: Query, study: str) -> tuple[list[tuple[StoredInstance, Attributes]], int]:
+    """The instances of `study` the query selects, and how many rows (studies, series or instances) it does not."""
+    instances = list(store.iter_instances(Identifier(study)))
+    with ThreadPoolExecutor(READERS) as pool:
+        rows = list(pool.map(lambda i: _attributes(store, i), instances))
+    series_modalities: dict[str, set[str]] = defaultdict(set)
+    series_sizes: dict[str, int] = defaultdict(int)
+    for instance, row in zip(instances, rows):
+        series_modalities[instance.series].update(row.get("Modality", []))
+        series_sizes[instance.series] += 1
+    study_modalities = sorted(set().union(*series_modalities.values()))
+    for instance, row in zip(instances, rows):
+        row.update(ModalitiesInStudy=study_modalities, NumberOfStudyRelatedInstances=[str(len(instances))],
+                   NumberOfSeriesRelatedInstances=[str(series_sizes[instance.series])])
+    if query.level == "instance":
+        selected: list[tuple[StoredInstance, Attributes]] = [(i, r) for i, r in zip(instances, rows) if query.selects(r)]
+        return selected, len(instances) - len(selected)
+    unit = (lambda i: i.study) if query.level == "study" else (lambda i: i.series)
+    first: dict[str, Attributes] = {}
+    for instance, row in zip(instances, rows):
+        first.setdefault(unit(instance), row)
+    chosen = {name for name, row in first.items() if query.selects(row)}
+    return [(i, r) for i, r in zip(instances, rows) if unit(i) in chosen], len(first) - len(chosen)
+
+
+def _attributes(store: DicomStore, instance: StoredInstance) -> dict[str, list[str]]:
+    """The instance's header as attributes (empty when it is gone or is not DICOM: it then matches nothing)."""
+    blob = store.container.get_blob_client(instance.blob_name)
+    try:
+        head = blob.download_blob(offset=0, length=HEAD).readall()
+        try:
+            dataset = pydicom.dcmread(io.BytesIO(head), stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 - a header longer than HEAD: read the whole file
+            dataset = pydicom.dcmread(io.BytesIO(blob.download_blob().readall()), stop_before_pixels=True)
+    except ResourceNotFoundError:
+        return {}
+    except Exception:  # noqa: BLE001 - not DICOM: nothing to match
+        return {}
+    return attributes_from_dataset(dataset)
