@@ -11,8 +11,11 @@ A query (`search_page`) is QIDO-RS at its level (`/studies`, `/series` or `/inst
 paged the same way, and each matching study or series then listed as above; the cursor is
 `<row offset>[:<offset inside it>]`. Every filtered attribute is asked back with `includefield` and
 every row checked with `Query.selects`: a server that ignores a filter, or matches less strictly,
-never widens the export (the rows dropped are counted). Kinds of matching a server is known to get
-wrong (`Query.kind`, `DicomWebStore.untrusted`) are not sent at all and matched here alone.
+never widens the export (the rows dropped are counted). What servers read differently is sent in a
+form they all read, wider where need be, and narrowed here: wildcards `*` `?` unescaped in the URL
+(Orthanc reads `%2A` as a literal), and a person name's `^` and `=` as `?` (Orthanc matches no name
+holding `^`, escaped or not). Kinds of matching a deployment's server gets wrong (`Query.kind`,
+`DicomWebStore.untrusted`) are not sent at all and matched here alone.
 
 Reading is WADO-RS with `transfer-syntax=*`, so each instance comes as stored (without it servers
 transcode), parsed as a stream by `multipart.DicomPart`.
@@ -22,11 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import requests
 from pydicom.datadict import tag_for_keyword
 
 from shared.query import Attributes, Query, attributes_from_json
+from shared.query.query import vr_of
 from shared.secrets import scrub
 from shared.stores.dicomweb.multipart import DicomPart
 from shared.stores.dicomweb.session import dicomweb_session
@@ -74,7 +79,7 @@ class DicomWebStore(Store):
         row_text, _, inner_text = (cursor or "0").partition(":")
         offset, inner = int(row_text), inner_text or None
         fields = [*query.matches, *(k for k in include if k not in query.matches)]
-        params: dict[str, Any] = {tag_of(k): v for k, v in query.matches.items()
+        params: dict[str, Any] = {tag_of(k): _sent_value(k, v) for k, v in query.matches.items()
                                   if query.kind(k) not in self.untrusted}
         params.update(includefield=sorted({STUDY_UID, SERIES_UID, SOP_UID, *map(tag_of, fields)}),
                       fuzzymatching="false")
@@ -196,7 +201,8 @@ class DicomWebStore(Store):
 
     def _get(self, path: str, params: Mapping[str, Any], accept: str, stream: bool = False) -> requests.Response:
         try:
-            return self.session.get(f"{self.url}/{path}", params=params, headers={"Accept": accept},
+            query = urlencode(params, doseq=True, safe="*?", quote_via=quote)  # wildcards as themselves
+            return self.session.get(f"{self.url}/{path}", params=query, headers={"Accept": accept},
                                     timeout=TIMEOUT, stream=stream)
         except requests.RequestException as error:
             raise StoreError(f"the DICOMweb server at {self.url} is unreachable: {_reason(error)}") from None
@@ -236,6 +242,12 @@ def _identifier(row: Mapping[str, Any], level: str) -> Identifier | None:
     if not is_uid(study) or (level == "series" and not is_uid(series)):
         return None
     return Identifier(study, series if level == "series" else None)
+
+
+def _sent_value(keyword: str, value: str) -> str:
+    """The value as the server is asked it: a person name's component separators `^` `=` as the wildcard `?`
+    (a wider match, narrowed by `Query.selects`)."""
+    return value.replace("^", "?").replace("=", "?") if vr_of(keyword) == "PN" else value
 
 
 def tag_of(keyword: str) -> str:
