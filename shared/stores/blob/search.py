@@ -31,33 +31,34 @@ STUDIES = 50  # study prefixes listed at once
 READERS = 8  # headers read in parallel
 
 
-def search_page(store: DicomStore, query: Query, cursor: str | None, page_size: int) -> SearchPage:
+def search_page(store: DicomStore, query: Query, cursor: str | None, page_size: int,
+                include: tuple[str, ...] = ()) -> SearchPage:
     token, done, inner = json.loads(cursor) if cursor else (None, 0, 0)
     found: list[tuple[StoredInstance, Attributes]] = []
-    dropped = 0
     while True:
         pages: Any = store.container.walk_blobs(delimiter="/", results_per_page=STUDIES).by_page(token)
         try:
             studies = [p.name.rstrip("/") for p in next(pages) if p.name.endswith("/")]
         except (StopIteration, ResourceNotFoundError):
-            return SearchPage(found, None, dropped)
+            return SearchPage(found, None)
         for study in studies[done:]:
-            selected, not_selected = _select(store, query, study) if is_uid(study) else ([], 0)
-            dropped += not_selected if not inner else 0
+            wanted = {*query.matches, *include}
+            selected = [(i, {k: v for k, v in row.items() if k in wanted})
+                        for i, row in (_select(store, query, study) if is_uid(study) else [])]
             taken = selected[inner:inner + page_size - len(found)]
             found.extend(taken)
             if inner + len(taken) < len(selected):
-                return SearchPage(found, json.dumps([token, done, inner + len(taken)]), dropped)
+                return SearchPage(found, json.dumps([token, done, inner + len(taken)]))
             done, inner = done + 1, 0
             if len(found) >= page_size:
-                return SearchPage(found, json.dumps([token, done, 0]), dropped)
+                return SearchPage(found, json.dumps([token, done, 0]))
         token, done = pages.continuation_token, 0
         if not token:
-            return SearchPage(found, None, dropped)
+            return SearchPage(found, None)
 
 
-def _select(store: DicomStore, query: Query, study: str) -> tuple[list[tuple[StoredInstance, Attributes]], int]:
-    """The instances of `study` the query selects, and how many rows (studies, series or instances) it does not."""
+def _select(store: DicomStore, query: Query, study: str) -> list[tuple[StoredInstance, Attributes]]:
+    """The instances of `study` the query selects (the store matches nothing by itself, so none are dropped)."""
     instances = list(store.iter_instances(Identifier(study)))
     with ThreadPoolExecutor(READERS) as pool:
         rows = list(pool.map(lambda i: _attributes(store, i), instances))
@@ -71,14 +72,13 @@ def _select(store: DicomStore, query: Query, study: str) -> tuple[list[tuple[Sto
         row.update(ModalitiesInStudy=study_modalities, NumberOfStudyRelatedInstances=[str(len(instances))],
                    NumberOfSeriesRelatedInstances=[str(series_sizes[instance.series])])
     if query.level == "instance":
-        selected: list[tuple[StoredInstance, Attributes]] = [(i, r) for i, r in zip(instances, rows) if query.selects(r)]
-        return selected, len(instances) - len(selected)
+        return [(i, r) for i, r in zip(instances, rows) if query.selects(r)]
     unit = (lambda i: i.study) if query.level == "study" else (lambda i: i.series)
     first: dict[str, Attributes] = {}
     for instance, row in zip(instances, rows):
         first.setdefault(unit(instance), row)
     chosen = {name for name, row in first.items() if query.selects(row)}
-    return [(i, r) for i, r in zip(instances, rows) if unit(i) in chosen], len(first) - len(chosen)
+    return [(i, r) for i, r in zip(instances, rows) if unit(i) in chosen]
 
 
 def _attributes(store: DicomStore, instance: StoredInstance) -> dict[str, list[str]]:

@@ -115,11 +115,10 @@ class DicomStore(Store):
 
     def search_page(self, query: Query, cursor: str | None, page_size: int,
                     include: tuple[str, ...] = ()) -> SearchPage:
-        """What `query` selects, read from the instances' headers (shared/stores/blob/search.py); every attribute
-        of a header is returned, so `include` asks nothing more."""
+        """What `query` selects, read from the instances' headers (shared/stores/blob/search.py)."""
         from shared.stores.blob.search import search_page
 
-        return search_page(self, query, cursor, page_size)
+        return search_page(self, query, cursor, page_size, include)
 
     def _properties(self, identifier: Identifier) -> list[StoredInstance]:
         assert identifier.series and identifier.instance, "an instance identifier names one blob"

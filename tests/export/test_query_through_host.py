@@ -1,0 +1,75 @@
+"""Queries on the built-in blob store: the same cases as against Orthanc select the same instances, and an
+export by query through the host takes the union of its queries, each instance once."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import requests
+
+from shared.query import parse_query
+from tests.exporting import error_log, finished, host_fixtures, manifest, results, start
+from tests.query import corpus
+
+hosts, store, destination = host_fixtures("query-hosts")
+
+
+@pytest.fixture(scope="module")
+def archive(store) -> tuple[dict[str, bytes], dict[str, str]]:
+    files, uids = corpus.build()
+    for name, data in files.items():
+        store.put(*name[: -len(".dcm")].split("/"), io.BytesIO(data), len(data))
+    return files, uids
+
+
+def body(queries: object, destination, conn: str) -> dict:
+    return {"source": {"type": "query", "settings": {"queries": queries}},
+            "destination": {"type": "azureblob", "settings": {"connectionString": conn,
+                                                              "blobContainerName": destination.container_name}}}
+
+
+@pytest.mark.parametrize(("template", "units"), corpus.CASES, ids=[str(q) for q, _ in corpus.CASES])
+def test_each_kind_of_matching_selects_what_orthanc_selects(store, archive, template, units):
+    files, uids = archive
+    query, names, cursor = parse_query(corpus.query(template, uids)), [], None
+    while True:  # pages of 2 instances: studies are cut across pages
+        page = store.search_page(query, cursor, 2)
+        assert len(page.instances) <= 2 and page.dropped == 0
+        names += [instance.blob_name for instance, _ in page.instances]
+        if not (cursor := page.cursor):
+            break
+    assert sorted(names) == sorted(corpus.selected(units, uids, files))
+
+
+def test_an_export_by_overlapping_queries_takes_each_instance_once(hosts, archive, destination,
+                                                                   storage_connection_string):
+    files, uids = archive
+    queries = [{"PatientID": "P-0042", "Modality": "MR"}, {"ModalitiesInStudy": "MR"}, {"AccessionNumber": "NOPE"}]
+    operation = start(hosts(), body(queries, destination, storage_connection_string))
+    done = finished(operation["href"])
+    expected = {n: d for n, d in files.items() if n in corpus.selected({"S1", "S3"}, uids, files)}
+    assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", 5, 0)
+    assert done["results"]["queries"] == [{"query": queries[0], "selected": 2, "dropped": 0},
+                                          {"query": queries[1], "selected": 3, "dropped": 0},
+                                          {"query": queries[2], "selected": 0, "dropped": 0}]
+    assert results(destination, operation["id"]) == expected
+    assert sorted(path for path, _ in manifest(destination, operation["id"])) == sorted(expected)
+    assert error_log(destination, operation["id"]) == []
+
+
+@pytest.mark.parametrize(("queries", "field", "words"), [
+    ([{"Modality": "CT"}, {"StudyDat": "20230101"}], "source.settings.queries[1].StudyDat", "not a DICOM attribute"),
+    ([{"StudyDate": "2023"}], "source.settings.queries[0].StudyDate", "YYYYMMDD"),
+    ([{"PixelData": "1"}], "source.settings.queries[0].PixelData", "cannot be matched at any level"),
+    ([{}], "source.settings.queries[0]", "is empty"),
+    ([], "source.settings.queries", "is empty"),
+    ([{"StudyInstanceUID": "1.2.*"}], "source.settings.queries[0].StudyInstanceUID", "UID"),
+])
+def test_a_bad_query_is_a_400_naming_it_and_nothing_starts(hosts, destination, storage_connection_string,
+                                                           queries, field, words):
+    r = requests.post(f"{hosts().base_url}/export", json=body(queries, destination, storage_connection_string),
+                      timeout=60)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"].startswith(field) and words in r.json()["error"], r.text
+    assert list(destination.list_blobs()) == []  # not even an errors.log
