@@ -167,8 +167,11 @@ def _source(source: Mapping[str, Any]) -> tuple[tuple[Identifier, ...], tuple[Qu
 
 
 def _queries(settings: Mapping[str, Any]) -> tuple[Query, ...]:
-    queries = _fields(settings, "source.settings", ("queries",)).get("queries")
-    path = "source.settings.queries"
+    return parse_queries(_fields(settings, "source.settings", ("queries",)).get("queries"), "source.settings.queries")
+
+
+def parse_queries(queries: Any, path: str) -> tuple[Query, ...]:
+    """The queries listed at `path`, each once; RequestError (400) naming `<path>[i].<key>` for a bad one."""
     if queries is None:
         raise RequestError(400, f"{path} is required: a list of queries (attribute -> QIDO-RS match value)", path)
     if not isinstance(queries, list):

@@ -4,6 +4,9 @@ export by query through the host takes the union of its queries, each instance o
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 
 import pytest
 import requests
@@ -73,3 +76,34 @@ def test_a_bad_query_is_a_400_naming_it_and_nothing_starts(hosts, destination, s
     assert r.status_code == 400, r.text
     assert r.json()["error"].startswith(field) and words in r.json()["error"], r.text
     assert list(destination.list_blobs()) == []  # not even an errors.log
+
+
+def cli(host, *args: str) -> subprocess.CompletedProcess:
+    """`dicom-export ARGS` as a user runs it, against `host`."""
+    return subprocess.run([sys.executable, "-m", "cli", "--url", host.base_url, *args], capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+def test_the_cli_searches_then_exports_by_query(hosts, archive, destination, storage_connection_string):
+    files, uids = archive
+    host = hosts()
+    flags = ["--query", "PatientID=P-00*", "--query", "ModalitiesInStudy=MR", "--where", "--query", "Modality=CT",
+             "--query", "00180015=HEAD"]  # (S1 or S3) or S2's CT head series
+
+    shown = cli(host, "search", *flags)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert f"  {uids['S1']}  3 instances" in lines and f"  {uids['S2']}/{uids['S2a']}  1 instance" in lines
+    assert lines[-1] == "an export by these queries takes 6 instances"
+    found = json.loads(cli(host, "search", "--json", *flags).stdout)
+    assert [(r["level"], r["instances"], len(r["matches"])) for r in found] == [("study", 5, 2), ("series", 1, 1)]
+
+    exported = cli(host, "export", "--json", *flags, "--connection-string", storage_connection_string,
+                   "--container", destination.container_name, "--wait", "--interval", "0.1")
+    assert exported.returncode == 0, exported.stderr
+    operation = json.loads(exported.stdout)
+    assert operation["results"]["exported"] == 6
+    assert set(results(destination, operation["operationId"])) == corpus.selected({"S1", "S3", "S2a"}, uids, files)
+
+    refused = cli(host, "search", "--query", "StudyDate=2023")
+    assert refused.returncode == 3 and "queries[0].StudyDate" in refused.stderr
