@@ -1,4 +1,4 @@
-"""POST /export/search: what an export by query would take, without starting one (shared/query/preview.py).
+"""POST /export/search (also under /v1/ and /v2/): what an export by query would take, without starting one (shared/query/preview.py).
 
 Body: `{"queries": [{keyword or tag: QIDO-RS value, ...}, ...], "limit": 100}`, validated as an export's
 query source is (a 400 names `queries[i].<key>`). Answer: `{"queries": [...]}`, one entry per query.
@@ -28,8 +28,6 @@ DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 MAX_BODY = 1024 * 1024
 
 
-@bp.function_name("export_search")
-@bp.route(route="export/search", methods=["POST"])
 def search(req: func.HttpRequest) -> func.HttpResponse:
     if not settings.get_bool(FEATURE_FLAG, False):
         return error(404, f"export is not enabled on this server (setting {FEATURE_FLAG})")
@@ -45,6 +43,10 @@ def search(req: func.HttpRequest) -> func.HttpResponse:
         return error(500, f"the server is misconfigured: {misconfigured}")
     except StoreError as failed:
         return error(502, f"the DICOM store could not be searched: {failed}")
+
+
+for _route in ("export/search", "v1/export/search", "v2/export/search"):
+    bp.function_name(_route.replace("/", "_"))(bp.route(route=_route, methods=["POST"])(search))
 
 
 def _parse(body: bytes) -> tuple[tuple[Any, ...], int]:
