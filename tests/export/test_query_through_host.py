@@ -1,5 +1,9 @@
 """Queries on the built-in blob store: the same cases as against Orthanc select the same instances, and an
-export by query through the host takes the union of its queries, each instance once."""
+export by query through the host takes the union of its queries, each instance once.
+
+The archive is stored through the host's STOW-RS (indexed in each blob's metadata), except study S4, put
+straight into the container as files copied in by other means would be (no index: its headers are read).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import pytest
 import requests
 
 from shared.query import parse_query
+from shared.stores.blob.index import indexed_attributes
 from tests.exporting import error_log, finished, host_fixtures, manifest, results, start
 from tests.query import corpus
 
@@ -19,11 +24,26 @@ hosts, store, destination = host_fixtures("query-hosts")
 
 
 @pytest.fixture(scope="module")
-def archive(store) -> tuple[dict[str, bytes], dict[str, str]]:
+def archive(hosts, store) -> tuple[dict[str, bytes], dict[str, str]]:
     files, uids = corpus.build()
+    stowed = [data for name, data in files.items() if not name.startswith(uids["S4"])]
+    parts = b"".join(b"--b\r\nContent-Type: application/dicom\r\n\r\n%s\r\n" % data for data in stowed)
+    r = requests.post(f"{hosts().base_url}/studies", data=parts + b"--b--\r\n", timeout=60, headers={
+        "Content-Type": 'multipart/related; type="application/dicom"; boundary=b', "Accept": "application/dicom+json"})
+    assert r.status_code == 200, r.text
     for name, data in files.items():
-        store.put(*name[: -len(".dcm")].split("/"), io.BytesIO(data), len(data))
+        if name.startswith(uids["S4"]):
+            store.put(*name[: -len(".dcm")].split("/"), io.BytesIO(data), len(data))
     return files, uids
+
+
+def test_stow_indexes_each_instance_in_its_metadata_and_a_blob_put_straight_has_none(store, archive):
+    files, uids = archive
+    metadata = {b.name: indexed_attributes(b.metadata) for b in store.container.list_blobs(include=["metadata"])}
+    s1 = next(n for n in files if n.startswith(f"{uids['S1']}/{uids['S1a']}/"))
+    assert metadata[s1]["PatientName"] == ["Doe^John"] and metadata[s1]["Modality"] == ["CT"]
+    assert metadata[s1]["StudyDate"] == ["20230315"] and metadata[s1]["InstanceNumber"] in (["1"], ["2"])
+    assert all(metadata[n] is None for n in files if n.startswith(uids["S4"]))
 
 
 def body(queries: object, destination, conn: str) -> dict:

@@ -1,11 +1,14 @@
-"""Queries on the built-in blob store, which has no index: each study's instance headers are read and matched.
+"""Queries on the built-in blob store: each study's instances listed with their index, and matched.
 
-Study by study in name order (a page of study prefixes at a time, `walk_blobs`), every instance's header
-is read (its first HEAD bytes, the whole blob if they do not parse) and turned into attributes, with the
-study's and each series' ModalitiesInStudy and related-instance counts added, and `Query.selects` decides
-at the query's level. Slow on a big store (it reads every header it passes) but exact, and it sees every
-blob however it got into the container. The cursor is JSON: the page of studies, how many of that page are
-done, and how many instances of the current study are already taken.
+Study by study in name order (a page of study prefixes at a time, `walk_blobs`), the study's blobs are
+listed with their metadata, where STOW-RS put each instance's attributes (shared/stores/blob/index.py);
+a blob without that index (stored before it existed, or copied in by other means) has its header read
+instead (its first HEAD bytes, the whole blob if they do not parse), so it is never invisible. The study's
+ModalitiesInStudy and related-instance counts are added, and `Query.selects` decides at the query's level.
+The store matches nothing on its own, so it drops nothing. A search lists the whole store's names and
+metadata once (what a table index with server-side filters would spare; see docs/EXPORT.md).
+The cursor is JSON: the page of studies, how many of that page are done, and how many instances of the
+current study are already taken.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import pydicom
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.query import Attributes, Query, attributes_from_dataset
-from shared.stores.interface import SearchPage, StoredInstance
-from shared.uids import Identifier, is_uid
+from shared.stores.blob.index import indexed_attributes
+from shared.stores.interface import SearchPage, StoredInstance, parse_blob_name
+from shared.uids import is_uid
 
 if TYPE_CHECKING:
     from shared.stores.blob.store import DicomStore
@@ -59,9 +63,12 @@ def search_page(store: DicomStore, query: Query, cursor: str | None, page_size: 
 
 def _select(store: DicomStore, query: Query, study: str) -> list[tuple[StoredInstance, Attributes]]:
     """The instances of `study` the query selects (the store matches nothing by itself, so none are dropped)."""
-    instances = list(store.iter_instances(Identifier(study)))
+    listed = [(instance, indexed_attributes(blob.metadata))
+              for blob in store.container.list_blobs(name_starts_with=f"{study}/", include=["metadata"])
+              if (parsed := parse_blob_name(blob.name)) for instance in [StoredInstance(*parsed, None, None)]]
+    instances = [instance for instance, _ in listed]
     with ThreadPoolExecutor(READERS) as pool:
-        rows = list(pool.map(lambda i: _attributes(store, i), instances))
+        rows = list(pool.map(lambda pair: pair[1] if pair[1] is not None else _attributes(store, pair[0]), listed))
     series_modalities: dict[str, set[str]] = defaultdict(set)
     series_sizes: dict[str, int] = defaultdict(int)
     for instance, row in zip(instances, rows):
@@ -69,7 +76,8 @@ def _select(store: DicomStore, query: Query, study: str) -> list[tuple[StoredIns
         series_sizes[instance.series] += 1
     study_modalities = sorted(set().union(*series_modalities.values()))
     for instance, row in zip(instances, rows):
-        row.update(ModalitiesInStudy=study_modalities, NumberOfStudyRelatedInstances=[str(len(instances))],
+        row.update(StudyInstanceUID=[instance.study], SeriesInstanceUID=[instance.series],
+                   SOPInstanceUID=[instance.instance], ModalitiesInStudy=study_modalities, NumberOfStudyRelatedInstances=[str(len(instances))],
                    NumberOfSeriesRelatedInstances=[str(series_sizes[instance.series])])
     if query.level == "instance":
         return [(i, r) for i, r in zip(instances, rows) if query.selects(r)]

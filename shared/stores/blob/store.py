@@ -139,15 +139,18 @@ class DicomStore(Store):
             if not cursor:
                 return
 
-    def put(self, study: str, series: str, instance: str, data: IO[bytes], length: int) -> StoredInstance:
-        """Store `length` bytes read from `data` as the instance, unchanged, replacing any earlier version.
+    def put(self, study: str, series: str, instance: str, data: IO[bytes], length: int,
+            metadata: dict[str, str] | None = None) -> StoredInstance:
+        """Store `length` bytes read from `data` as the instance, unchanged, replacing any earlier version, with
+        `metadata` (its index entry, shared/stores/blob/index.py) in the same request.
 
         Reads one block at a time (up to `SINGLE_PUT_SIZE` for a small instance), never the whole stream.
         """
         name = blob_name(study, series, instance)
         self.ensure_container()
         result = self.container.get_blob_client(name).upload_blob(
-            data, length=length, overwrite=True, content_settings=DICOM_CONTENT, max_concurrency=1
+            data, length=length, overwrite=True, content_settings=DICOM_CONTENT, max_concurrency=1,
+            metadata=metadata or None,
         )
         return StoredInstance(study, series, instance, size=length, etag=result["etag"])
 
