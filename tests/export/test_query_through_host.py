@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from shared.query import parse_query
+from shared.stores.blob import search
 from shared.stores.blob.index import indexed_attributes
 from tests.exporting import error_log, finished, host_fixtures, manifest, results, start
 from tests.query import corpus
@@ -53,7 +54,8 @@ def body(queries: object, destination, conn: str) -> dict:
 
 
 @pytest.mark.parametrize(("template", "units"), corpus.CASES, ids=[str(q) for q, _ in corpus.CASES])
-def test_each_kind_of_matching_selects_what_orthanc_selects(store, archive, template, units):
+def test_each_kind_of_matching_selects_what_orthanc_selects(store, archive, template, units, monkeypatch):
+    monkeypatch.setattr(search, "LISTING_PAGE", 3)  # studies cut across listing pages too
     files, uids = archive
     query, names, cursor = parse_query(corpus.query(template, uids)), [], None
     while True:  # pages of 2 instances: studies are cut across pages

@@ -1,14 +1,15 @@
-"""Queries on the built-in blob store: each study's instances listed with their index, and matched.
+"""Queries on the built-in blob store: the container listed with its index, study by study, and matched.
 
-Study by study in name order (a page of study prefixes at a time, `walk_blobs`), the study's blobs are
-listed with their metadata, where STOW-RS put each instance's attributes (shared/stores/blob/index.py);
-a blob without that index (stored before it existed, or copied in by other means) has its header read
-instead (its first HEAD bytes, the whole blob if they do not parse), so it is never invisible. The study's
-ModalitiesInStudy and related-instance counts are added, and `Query.selects` decides at the query's level.
-The store matches nothing on its own, so it drops nothing. A search lists the whole store's names and
-metadata once (what a table index with server-side filters would spare; see docs/EXPORT.md).
-The cursor is JSON: the page of studies, how many of that page are done, and how many instances of the
-current study are already taken.
+The container is listed in name order with each blob's metadata, where STOW-RS put the instance's
+attributes (shared/stores/blob/index.py). Names are `<study>/<series>/<sop>.dcm`, so a study's blobs come
+together: each study is gathered (across listing pages if need be), given its ModalitiesInStudy and
+related-instance counts, and `Query.selects` decides at the query's level. A blob without the index
+(stored before it existed, or copied in by other means) has its header read instead (its first HEAD bytes,
+the whole blob if they do not parse), so it is never invisible. The store matches nothing on its own, so
+it drops nothing; a search lists the whole container once (names and metadata, no contents).
+
+The cursor is JSON `[token, skip, taken]`: the listing page where the next study starts (its continuation
+token), how many blobs of that page come before it, and how many of its instances are already taken.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -25,50 +27,72 @@ from azure.core.exceptions import ResourceNotFoundError
 from shared.query import Attributes, Query, attributes_from_dataset
 from shared.stores.blob.index import indexed_attributes
 from shared.stores.interface import SearchPage, StoredInstance, parse_blob_name
-from shared.uids import is_uid
 
 if TYPE_CHECKING:
     from shared.stores.blob.store import DicomStore
 
-HEAD = 1024 * 1024  # bytes read of each instance to find its header
-STUDIES = 50  # study prefixes listed at once
+HEAD = 1024 * 1024  # bytes read of an unindexed instance to find its header
+LISTING_PAGE = 5000  # the most one listing request returns
 READERS = 8  # headers read in parallel
+
+Listed = tuple[StoredInstance, dict[str, list[str]] | None, tuple[str | None, int]]  # instance, index, place
 
 
 def search_page(store: DicomStore, query: Query, cursor: str | None, page_size: int,
                 include: tuple[str, ...] = ()) -> SearchPage:
-    token, done, inner = json.loads(cursor) if cursor else (None, 0, 0)
+    token, skip, taken = json.loads(cursor) if cursor else (None, 0, 0)
+    wanted = {*query.matches, *include}
     found: list[tuple[StoredInstance, Attributes]] = []
-    while True:
-        pages: Any = store.container.walk_blobs(delimiter="/", results_per_page=STUDIES).by_page(token)
-        try:
-            studies = [p.name.rstrip("/") for p in next(pages) if p.name.endswith("/")]
-        except (StopIteration, ResourceNotFoundError):
-            return SearchPage(found, None)
-        for study in studies[done:]:
-            wanted = {*query.matches, *include}
-            selected = [(i, {k: v for k, v in row.items() if k in wanted})
-                        for i, row in (_select(store, query, study) if is_uid(study) else [])]
-            taken = selected[inner:inner + page_size - len(found)]
-            found.extend(taken)
-            if inner + len(taken) < len(selected):
-                return SearchPage(found, json.dumps([token, done, inner + len(taken)]))
-            done, inner = done + 1, 0
-            if len(found) >= page_size:
-                return SearchPage(found, json.dumps([token, done, 0]))
-        token, done = pages.continuation_token, 0
-        if not token:
-            return SearchPage(found, None)
-
-
-def _select(store: DicomStore, query: Query, study: str) -> list[tuple[StoredInstance, Attributes]]:
-    """The instances of `study` the query selects (the store matches nothing by itself, so none are dropped)."""
-    listed = [(instance, indexed_attributes(blob.metadata))
-              for blob in store.container.list_blobs(name_starts_with=f"{study}/", include=["metadata"])
-              if (parsed := parse_blob_name(blob.name)) for instance in [StoredInstance(*parsed, None, None)]]
-    instances = [instance for instance, _ in listed]
     with ThreadPoolExecutor(READERS) as pool:
-        rows = list(pool.map(lambda pair: pair[1] if pair[1] is not None else _attributes(store, pair[0]), listed))
+        for study in _studies(store, token, skip):
+            place = study[0][2]
+            selected = _select(store, pool, query, study)[taken:]
+            room = page_size - len(found)
+            found.extend((instance, {k: v for k, v in row.items() if k in wanted}) for instance, row in selected[:room])
+            if len(selected) > room:
+                return SearchPage(found, json.dumps([place[0], place[1], taken + room]))
+            taken = 0
+            if len(found) >= page_size:
+                return SearchPage(found, json.dumps(_after(study)))
+    return SearchPage(found, None)
+
+
+def _studies(store: DicomStore, token: str | None, skip: int) -> Iterator[list[Listed]]:
+    """The container's blobs from (`token`, `skip`) on, a study at a time, each with its place in the listing."""
+    study: list[Listed] = []
+    while True:
+        pages: Any = store.container.list_blobs(include=["metadata"], results_per_page=LISTING_PAGE).by_page(token)
+        try:
+            page = list(next(pages))
+        except (StopIteration, ResourceNotFoundError):  # nothing, or no container yet
+            page = []
+        for index, blob in enumerate(page[skip:], skip):
+            parsed = parse_blob_name(blob.name)
+            if parsed is None:
+                continue
+            if study and study[0][0].study != parsed[0]:
+                yield study
+                study = []
+            study.append((StoredInstance(*parsed, size=None, etag=None), indexed_attributes(blob.metadata),
+                          (token, index)))
+        token, skip = getattr(pages, "continuation_token", None), 0  # a study cut by the page goes on in the next
+        if not token:
+            if study:
+                yield study
+            return
+
+
+def _after(study: list[Listed]) -> list[Any]:
+    """The cursor just past `study`: the place of its last blob, plus one."""
+    token, index = study[-1][2]
+    return [token, index + 1, 0]
+
+
+def _select(store: DicomStore, pool: ThreadPoolExecutor, query: Query,
+            study: list[Listed]) -> list[tuple[StoredInstance, dict[str, list[str]]]]:
+    """The instances of one study the query selects, each with its attributes."""
+    instances = [instance for instance, _, _ in study]
+    rows = list(pool.map(lambda item: dict(item[1]) if item[1] is not None else _read_header(store, item[0]), study))
     series_modalities: dict[str, set[str]] = defaultdict(set)
     series_sizes: dict[str, int] = defaultdict(int)
     for instance, row in zip(instances, rows):
@@ -77,20 +101,21 @@ def _select(store: DicomStore, query: Query, study: str) -> list[tuple[StoredIns
     study_modalities = sorted(set().union(*series_modalities.values()))
     for instance, row in zip(instances, rows):
         row.update(StudyInstanceUID=[instance.study], SeriesInstanceUID=[instance.series],
-                   SOPInstanceUID=[instance.instance], ModalitiesInStudy=study_modalities, NumberOfStudyRelatedInstances=[str(len(instances))],
+                   SOPInstanceUID=[instance.instance], ModalitiesInStudy=study_modalities,
+                   NumberOfStudyRelatedInstances=[str(len(instances))],
                    NumberOfSeriesRelatedInstances=[str(series_sizes[instance.series])])
     if query.level == "instance":
         return [(i, r) for i, r in zip(instances, rows) if query.selects(r)]
     unit = (lambda i: i.study) if query.level == "study" else (lambda i: i.series)
-    first: dict[str, Attributes] = {}
+    first: dict[str, dict[str, list[str]]] = {}
     for instance, row in zip(instances, rows):
         first.setdefault(unit(instance), row)
     chosen = {name for name, row in first.items() if query.selects(row)}
     return [(i, r) for i, r in zip(instances, rows) if unit(i) in chosen]
 
 
-def _attributes(store: DicomStore, instance: StoredInstance) -> dict[str, list[str]]:
-    """The instance's header as attributes (empty when it is gone or is not DICOM: it then matches nothing)."""
+def _read_header(store: DicomStore, instance: StoredInstance) -> dict[str, list[str]]:
+    """An unindexed instance's header as attributes (empty when it is gone or is not DICOM: it matches nothing)."""
     blob = store.container.get_blob_client(instance.blob_name)
     try:
         head = blob.download_blob(offset=0, length=HEAD).readall()

@@ -81,8 +81,8 @@ class DicomWebStore(Store):
         fields = [*query.matches, *(k for k in include if k not in query.matches)]
         params: dict[str, Any] = {tag_of(k): _sent_value(k, v) for k, v in query.matches.items()
                                   if query.kind(k) not in self.untrusted}
-        params.update(includefield=sorted({STUDY_UID, SERIES_UID, SOP_UID, *map(tag_of, fields)}),
-                      fuzzymatching="false")
+        params.update(includefield=sorted({STUDY_UID, SERIES_UID, SOP_UID, STUDY_INSTANCES, SERIES_INSTANCES,
+                                           *map(tag_of, fields)}), fuzzymatching="false")
         found: list[tuple[StoredInstance, Attributes]] = []
         dropped = 0
         while True:
@@ -99,8 +99,9 @@ class DicomWebStore(Store):
                 else:
                     identifier = _identifier(row, query.level)
                     if identifier is not None:
+                        count = _value(row, STUDY_INSTANCES if query.level == "study" else SERIES_INSTANCES)
                         page, inner = self._list_under(identifier, int(inner or 0), page_size - len(found),
-                                                       fields, attributes)
+                                                       fields, attributes, _number(count))
                         found.extend(page)
                         if inner:
                             return SearchPage(found, f"{offset}:{inner}", dropped)
@@ -124,8 +125,9 @@ class DicomWebStore(Store):
             raise
 
     def _list_under(self, identifier: Identifier, offset: int, page_size: int, fields: list[str] | None = None,
-                    parent: Attributes | None = None) -> Any:
-        """One page of a study's or series' instances from `offset`, checked against the count reported.
+                    parent: Attributes | None = None, expected: int | None = None) -> Any:
+        """One page of a study's or series' instances from `offset`, checked against the count reported
+        (`expected`, when the caller already has it from the study's or series' own row).
 
         With `fields` (keywords), each instance comes with its attributes (`parent`'s, then its own row's)."""
         path = f"studies/{identifier.study}" + (f"/series/{identifier.series}" if identifier.series else "")
@@ -138,7 +140,7 @@ class DicomWebStore(Store):
         reached = offset + len(rows)
         if len(rows) == limit:
             return page, str(reached)
-        expected = self._count(identifier)
+        expected = expected if expected is not None else self._count(identifier)
         if expected is None:  # no count to check against: only an empty page ends the listing
             return page, str(reached) if rows else None
         if reached >= expected:
@@ -158,10 +160,7 @@ class DicomWebStore(Store):
         else:
             rows = self._qido("studies", StudyInstanceUID=identifier.study, includefield=STUDY_INSTANCES)
             tag = STUDY_INSTANCES
-        if not rows:
-            return 0
-        value = _value(rows[0], tag)
-        return int(value) if isinstance(value, int | float | str) and str(value).isdigit() else None
+        return _number(_value(rows[0], tag)) if rows else 0
 
     def _list_store(self, cursor: str | None, page_size: int) -> tuple[list[StoredInstance], str | None]:
         """Every study in turn (QIDO /studies, paged), and in each its instances; the cursor is
@@ -234,6 +233,11 @@ def _instances(rows: list[dict]) -> list[StoredInstance]:
         if all(map(is_uid, uids)):
             found.setdefault(uids, StoredInstance(*uids, size=None, etag=None))
     return list(found.values())
+
+
+def _number(value: Any) -> int | None:
+    """A count as the server wrote it (a number or its text), or None when it wrote none."""
+    return int(value) if isinstance(value, int | float | str) and str(value).isdigit() else None
 
 
 def _identifier(row: Mapping[str, Any], level: str) -> Identifier | None:

@@ -1,0 +1,196 @@
+"""Selecting by query: the export's search against a plain script over the same server, and the index's cost.
+
+    .venv/bin/python bench/query.py [--runs 3] [--studies 10000] [--selected 1000] [--stow-requests 40]
+
+Makes `--studies` one-instance studies (64-byte Secondary Captures), `--selected` of them dated 2023 and the
+rest 2015, and selects `StudyDate=20230101-20231231`, timing only the selection (every instance of every
+matching study named, as the expand step needs them; nothing copied), in one process, in alternating order:
+- Orthanc (tests/orthanc_server.py), the studies stored through STOW-RS:
+  export: `DicomWebStore.search_page` page by page (pages of 1 000, an export generation's reach);
+  script: QIDO-RS `/studies?StudyDate=...` paged by 1 000, then `/studies/{s}/instances` of each study;
+- the built-in store on Azurite, the blobs put with their index metadata as STOW writes it:
+  export: `DicomStore.search_page` page by page;
+  script: one listing of the container with metadata, the index read and the date range compared;
+  and once, the same search over a container of the same blobs without the index (headers read).
+Then the index's cost per STOW-RS request (20 files each), in process against Azurite: `store_request`
+as it is, against `store_request` with the index switched off (no extra tags read, no metadata), alternating.
+Prints and appends to bench/RESULTS.md the medians; targets: the export within 1.1x of the script, the index
+under 10 % of a STOW's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+from common import add_results_argument, container_client, median, report, table, uid
+
+from devhost.azurite import Azurite, free_port
+from shared.query import parse_query
+from shared.stores.blob import stow
+from shared.stores.blob.index import index_metadata
+from shared.stores.blob.store import DicomStore
+from shared.stores.dicomweb.session import dicomweb_session
+from shared.stores.dicomweb.settings import DicomWebSettings
+from shared.stores.dicomweb.store import DicomWebStore
+from tests.orthanc_server import Orthanc
+from tests.store.instances import encode, make_dataset
+
+QUERY = {"StudyDate": "20230101-20231231"}
+PAGE = 1000
+
+
+def make_files(studies: int, selected: int) -> list[tuple[str, bytes, dict[str, str]]]:
+    """(blob name, bytes, index metadata) of each one-instance study."""
+    made = []
+    for n in range(studies):
+        study, series, sop = uid(), uid(), uid()
+        ds = make_dataset(study, series, sop, pixel_bytes=64, StudyDate="20230615" if n < selected else "20150101")
+        made.append((f"{study}/{series}/{sop}.dcm", encode(ds), index_metadata(ds)))
+    return made
+
+
+def select(store, query) -> int:
+    """Every instance the query selects, page by page: how many."""
+    count, cursor = 0, None
+    while True:
+        page = store.search_page(query, cursor, PAGE)
+        count += len(page.instances)
+        if not (cursor := page.cursor):
+            return count
+
+
+def qido_script(session: requests.Session, url: str) -> int:
+    """The plain script: QIDO the matching studies page by page, then each study's instances."""
+    studies, offset = [], 0
+    while True:
+        rows = session.get(f"{url}/studies", params={**QIDO_QUERY, "limit": PAGE, "offset": offset,
+                                                     "includefield": "0020000D"}, timeout=120).json()
+        studies += [r["0020000D"]["Value"][0] for r in rows]
+        offset += len(rows)
+        if not rows:
+            break
+    return sum(len(session.get(f"{url}/studies/{s}/instances", timeout=120).json()) for s in studies)
+
+
+QIDO_QUERY = {"StudyDate": QUERY["StudyDate"]}
+
+
+def list_script(store: DicomStore) -> int:
+    """The plain script over the built-in store: list everything with metadata, compare the dates."""
+    found = 0
+    for blob in store.container.list_blobs(include=["metadata"]):
+        date = (blob.metadata or {}).get("dicomindex", "")
+        found += "%5B%2220230" in date.split("StudyDate", 1)[-1][:20]
+    return found
+
+
+def timed(measure) -> tuple[float, int]:
+    start = time.perf_counter()
+    count = measure()
+    return time.perf_counter() - start, count
+
+
+def side_by_side(runs: int, export, script, expected: int) -> tuple[list[float], list[float]]:
+    export_times, script_times = [], []
+    for run in range(runs):
+        order = [("export", export, export_times), ("script", script, script_times)]
+        for name, measure, times in order if run % 2 == 0 else order[::-1]:
+            seconds, count = timed(measure)
+            assert count == expected, f"{name} selected {count}, not {expected}"
+            times.append(seconds)
+            print(f"  run {run + 1}: {name} {seconds:.2f} s", flush=True)
+    return export_times, script_times
+
+
+def stow_cost(store: DicomStore, files: list, requests_count: int, runs: int) -> tuple[list[float], list[float]]:
+    """Seconds per STOW request of 20 files, with the index and without, alternating."""
+    bodies = []
+    for n in range(requests_count):
+        parts = b"".join(b"--b\r\nContent-Type: application/dicom\r\n\r\n%s\r\n" % data
+                         for _, data, _ in files[n * 20:(n + 1) * 20])
+        bodies.append(parts + b"--b--\r\n")
+    content_type = 'multipart/related; type="application/dicom"; boundary=b'
+    indexed, plain = [], []
+    saved = (stow.index_metadata, stow.TAGS)
+    for run in range(runs):
+        for with_index in ((True, False) if run % 2 == 0 else (False, True)):
+            stow.index_metadata, stow.TAGS = saved if with_index else (lambda _: {}, ())
+            start = time.perf_counter()
+            for body in bodies:
+                assert stow.store_request(store, body, content_type, "http://bench").status == 200
+            (indexed if with_index else plain).append((time.perf_counter() - start) / len(bodies))
+    stow.index_metadata, stow.TAGS = saved
+    return indexed, plain
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--studies", type=int, default=10_000)
+    parser.add_argument("--selected", type=int, default=1_000)
+    parser.add_argument("--stow-requests", type=int, default=40)
+    add_results_argument(parser)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench-query-"))
+    print(f"making {args.studies} studies ...", flush=True)
+    files = make_files(args.studies, args.selected)
+    query = parse_query(QUERY)
+    rows = []
+
+    orthanc = Orthanc(folder / "orthanc").start()
+    try:
+        print("storing them in Orthanc ...", flush=True)
+        orthanc.stow(*(data for _, data, _ in files))
+        config = DicomWebSettings.from_settings(orthanc.app_settings())
+        store = DicomWebStore(config.url, dicomweb_session(config))
+        session = dicomweb_session(config)
+        session.headers["Accept"] = "application/dicom+json"
+        export, script = side_by_side(args.runs, lambda: select(store, query),
+                                      lambda: qido_script(session, config.url), args.selected)
+        rows.append(("Orthanc (DICOMweb)", median(export), median(script), median(export) / median(script)))
+    finally:
+        orthanc.stop()
+
+    azurite = Azurite(folder / "azurite", free_port(), log_path=folder / "azurite.log").start()
+    try:
+        print("putting them in the built-in store ...", flush=True)
+        indexed = DicomStore(container_client(azurite.connection_string, f"q{uuid.uuid4().hex[:8]}"))
+        bare = DicomStore(container_client(azurite.connection_string, f"q{uuid.uuid4().hex[:8]}"))
+        with ThreadPoolExecutor(32) as pool:
+            list(pool.map(lambda f: indexed.put(*f[0][:-4].split("/"), io.BytesIO(f[1]), len(f[1]), f[2]), files))
+            list(pool.map(lambda f: bare.put(*f[0][:-4].split("/"), io.BytesIO(f[1]), len(f[1])), files))
+        export, script = side_by_side(args.runs, lambda: select(indexed, query), lambda: list_script(indexed),
+                                      args.selected)
+        rows.append(("built-in store (index in blob metadata)", median(export), median(script),
+                     median(export) / median(script)))
+        seconds, count = timed(lambda: select(bare, query))
+        assert count == args.selected
+        rows.append(("built-in store, blobs without the index (headers read), 1 run", seconds, median(script),
+                     seconds / median(script)))
+        print("STOW with and without the index ...", flush=True)
+        stow_store = DicomStore(container_client(azurite.connection_string, f"q{uuid.uuid4().hex[:8]}"))
+        with_index, without = stow_cost(stow_store, files, args.stow_requests, args.runs)
+    finally:
+        azurite.stop()
+
+    body = table(["store", "export's search (s)", "plain script (s)", "ratio"], rows)
+    cost = median(with_index) - median(without)
+    body += "\n\n" + table(["STOW-RS request of 20 files", "ms"], [
+        ("with the index", median(with_index) * 1000), ("without", median(without) * 1000),
+        ("the index's cost", cost * 1000), ("as a share of the STOW", f"{100 * cost / median(without):.1f} %")])
+    report(f"Selecting {args.selected} of {args.studies} studies by query (issue 19)", body,
+           f"Medians of {args.runs} runs, export and script alternating. The built-in store has no QIDO-RS "
+           "to script against: its plain script is one listing with metadata and a date comparison, the least "
+           "any selection over this store must do.", results=args.results)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
