@@ -92,7 +92,9 @@ def _select(store: DicomStore, pool: ThreadPoolExecutor, query: Query,
             study: list[Listed]) -> list[tuple[StoredInstance, dict[str, list[str]]]]:
     """The instances of one study the query selects, each with its attributes."""
     instances = [instance for instance, _, _ in study]
-    rows = list(pool.map(lambda item: dict(item[1]) if item[1] is not None else _read_header(store, item[0]), study))
+    unindexed = [instance for instance, index, _ in study if index is None]
+    headers = dict(zip(unindexed, pool.map(lambda i: _read_header(store, i), unindexed)))
+    rows = [dict(index) if index is not None else headers[instance] for instance, index, _ in study]
     series_modalities: dict[str, set[str]] = defaultdict(set)
     series_sizes: dict[str, int] = defaultdict(int)
     for instance, row in zip(instances, rows):
