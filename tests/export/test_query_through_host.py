@@ -15,6 +15,7 @@ import sys
 import pytest
 import requests
 
+from shared.export.expand import Searched, expand
 from shared.query import parse_query
 from shared.stores.blob import search
 from shared.stores.blob.index import indexed_attributes
@@ -129,3 +130,16 @@ def test_the_cli_searches_then_exports_by_query(hosts, archive, destination, sto
 
     refused = cli(host, "search", "--query", "StudyDate=2023")
     assert refused.returncode == 3 and "queries[0].StudyDate" in refused.stderr
+
+
+@pytest.mark.parametrize(("queries", "counts"), [
+    ([{"Modality": "MR"}, {"ModalitiesInStudy": "MR"}, {"PatientID": "P-0042"}], {0: [3, 0], 1: [2, 0], 2: [0, 0]}),
+    ([{"ModalitiesInStudy": "MR"}, {"Modality": "MR"}, {"InstanceNumber": "2"}], {0: [5, 0], 1: [0, 0], 2: [0, 0]}),
+])
+def test_several_queries_take_each_instance_once_as_on_orthanc(store, archive, queries, counts):
+    files, uids = archive
+    parsed = [parse_query(q) for q in queries]
+    items = [Searched(n, q, tuple(parsed[:n])) for n, q in enumerate(parsed)]
+    expansion = expand(store, list(items), None, batch_size=100, max_batches=4)
+    assert sorted(i.blob_name for b in expansion.batches for i in b) == sorted(corpus.selected({"S1", "S3"}, uids, files))
+    assert expansion.searched == counts

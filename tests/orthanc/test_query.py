@@ -106,3 +106,15 @@ def test_an_export_by_query_through_the_host(orthanc, archive, tmp_path, storage
     assert sorted(path for path, _ in manifest(destination, operation["id"])) == sorted(expected)
     [line] = error_log(destination, operation["id"])
     assert "1 rows that do not match their query" in line["error"]
+
+
+def test_an_instance_a_study_query_took_is_not_taken_again_by_a_later_series_query(orthanc, archive):
+    files, uids = archive
+    store = open_store(orthanc.app_settings())
+    queries = [parse_query({"ModalitiesInStudy": "MR"}), parse_query({"Modality": "MR"}),
+               parse_query({"InstanceNumber": "2"})]
+    items = [Searched(n, q, tuple(queries[:n])) for n, q in enumerate(queries)]
+    expansion = expand(store, list(items), None, batch_size=100, max_batches=4)
+    names = [i.blob_name for batch in expansion.batches for i in batch]
+    assert sorted(names) == sorted(corpus.selected({"S1", "S3"}, uids, files))
+    assert expansion.searched == {0: [5, 0], 1: [0, 0], 2: [0, 0]}

@@ -31,7 +31,7 @@ import requests
 from pydicom.datadict import tag_for_keyword
 
 from shared.query import Attributes, Query, attributes_from_json
-from shared.query.query import vr_of
+from shared.query.query import LEVEL_OF, LEVELS, vr_of
 from shared.secrets import scrub
 from shared.stores.dicomweb.multipart import DicomPart
 from shared.stores.dicomweb.session import dicomweb_session
@@ -85,13 +85,14 @@ class DicomWebStore(Store):
                                            *map(tag_of, fields)}), fuzzymatching="false")
         found: list[tuple[StoredInstance, Attributes]] = []
         dropped = 0
+        parents: dict[tuple[str, ...], dict[str, list[str]]] = {}
         while True:
             limit = min(page_size - len(found), QIDO_LIMIT) if query.level == "instance" else STUDIES_PAGE
             rows = self._qido(LEVEL_PATHS[query.level], limit=limit, offset=offset, **params)
             if not rows:  # only an empty page ends it: a short one may be capped
                 return SearchPage(found, None, dropped)
             for row in rows:
-                attributes = attributes_from_json(row)
+                attributes = self._with_parents(attributes_from_json(row), row, query.level, fields, parents)
                 if not query.selects(attributes):
                     dropped += 1
                 elif query.level == "instance":
@@ -108,6 +109,25 @@ class DicomWebStore(Store):
                 offset += 1
                 if len(found) >= page_size:
                     return SearchPage(found, str(offset), dropped)
+
+    def _with_parents(self, attributes: dict[str, list[str]], row: Mapping[str, Any], level: str,
+                      fields: list[str], cache: dict[tuple[str, ...], dict[str, list[str]]]) -> dict[str, list[str]]:
+        """`attributes` with the study- and series-level `fields` the row lacks, read from its study's or series'
+        own row (once per search page: `cache`). Servers return a parent's attributes on a child's row only in
+        part (Orthanc: no ModalitiesInStudy on a series), and a row must be judged on all it is asked about."""
+        for parent in LEVELS[: LEVELS.index(level)]:
+            missing = [k for k in fields if LEVEL_OF[k] == parent and not attributes.get(k)]
+            study, series = _value(row, STUDY_UID), _value(row, SERIES_UID)
+            key = (study,) if parent == "study" else (study, series)
+            if not missing or not all(map(is_uid, key)):
+                continue
+            if key not in cache:
+                tags = sorted(tag_of(k) for k in fields if LEVEL_OF[k] == parent)
+                found = self._qido("studies", StudyInstanceUID=study, includefield=tags) if parent == "study" else \
+                    self._qido(f"studies/{study}/series", SeriesInstanceUID=series, includefield=tags)
+                cache[key] = attributes_from_json(found[0]) if found else {}
+            attributes = {**attributes, **{k: v for k, v in cache[key].items() if k in missing}}
+        return attributes
 
     def open(self, instance: StoredInstance) -> DicomPart:
         what = f"WADO-RS of instance {instance.identifier}"
