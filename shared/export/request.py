@@ -172,14 +172,8 @@ def _queries(settings: Mapping[str, Any]) -> tuple[Query, ...]:
 
 def parse_queries(queries: Any, path: str) -> tuple[Query, ...]:
     """The queries listed at `path`, each once; RequestError (400) naming `<path>[i].<key>` for a bad one."""
-    if queries is None:
-        raise RequestError(400, f"{path} is required: a list of queries (attribute -> QIDO-RS match value)", path)
-    if not isinstance(queries, list):
-        raise RequestError(400, f"{path} must be a list of objects, not {_kind(queries)}", path)
-    if not queries:
-        raise RequestError(400, f"{path} is empty; give at least one query", path)
     parsed = []
-    for index, query in enumerate(queries):
+    for index, query in enumerate(_list(queries, path, "queries (attribute -> QIDO-RS match value)", "objects")):
         try:
             parsed.append(parse_query(query))
         except QueryError as error:
@@ -193,16 +187,10 @@ def parse_queries(queries: Any, path: str) -> tuple[Query, ...]:
 
 def _identifiers(settings_object: Mapping[str, Any]) -> tuple[Identifier, ...]:
     settings = _fields(settings_object, "source.settings", ("values",))
-    values = settings.get("values")
     path = "source.settings.values"
-    if values is None:
-        raise RequestError(400, f"{path} is required: a list of study[/series[/instance]] identifiers", path)
-    if not isinstance(values, list):
-        raise RequestError(400, f"{path} must be a list of strings, not {_kind(values)}", path)
-    if not values:
-        raise RequestError(400, f"{path} is empty; list at least one identifier", path)
     parsed = []
-    for index, value in enumerate(values):
+    for index, value in enumerate(_list(settings.get("values"), path, "study[/series[/instance]] identifiers",
+                                        "strings")):
         where = f"{path}[{index}]"
         if not isinstance(value, str):
             raise RequestError(400, f"{where} must be a string, not {_kind(value)}", where)
@@ -211,6 +199,17 @@ def _identifiers(settings_object: Mapping[str, Any]) -> tuple[Identifier, ...]:
         except ValueError as error:
             raise RequestError(400, f"{where}: {str(error)[:400]}", where) from None
     return _without_overlaps(parsed)
+
+
+def _list(value: Any, path: str, what: str, items: str) -> list:
+    """`value` as a non-empty list; RequestError naming `path` when it is missing, not a list, or empty."""
+    if value is None:
+        raise RequestError(400, f"{path} is required: a list of {what}", path)
+    if not isinstance(value, list):
+        raise RequestError(400, f"{path} must be a list of {items}, not {_kind(value)}", path)
+    if not value:
+        raise RequestError(400, f"{path} is empty; list at least one", path)
+    return value
 
 
 def _without_overlaps(identifiers: list[Identifier]) -> tuple[Identifier, ...]:

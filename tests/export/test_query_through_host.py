@@ -15,11 +15,10 @@ import sys
 import pytest
 import requests
 
-from shared.export.expand import Searched, expand
 from shared.query import parse_query
 from shared.stores.blob import search
 from shared.stores.blob.index import indexed_attributes
-from tests.exporting import error_log, finished, host_fixtures, manifest, results, start
+from tests.exporting import error_log, finished, host_fixtures, results, start
 from tests.query import corpus
 
 hosts, store, destination = host_fixtures("query-hosts")
@@ -48,12 +47,6 @@ def test_stow_indexes_each_instance_in_its_metadata_and_a_blob_put_straight_has_
     assert all(metadata[n] is None for n in files if n.startswith(uids["S4"]))
 
 
-def body(queries: object, destination, conn: str) -> dict:
-    return {"source": {"type": "query", "settings": {"queries": queries}},
-            "destination": {"type": "azureblob", "settings": {"connectionString": conn,
-                                                              "blobContainerName": destination.container_name}}}
-
-
 @pytest.mark.parametrize(("template", "units"), corpus.CASES, ids=[str(q) for q, _ in corpus.CASES])
 def test_each_kind_of_matching_selects_what_orthanc_selects(store, archive, template, units, monkeypatch):
     monkeypatch.setattr(search, "LISTING_PAGE", 3)  # studies cut across listing pages too
@@ -71,16 +64,8 @@ def test_each_kind_of_matching_selects_what_orthanc_selects(store, archive, temp
 def test_an_export_by_overlapping_queries_takes_each_instance_once(hosts, archive, destination,
                                                                    storage_connection_string):
     files, uids = archive
-    queries = [{"PatientID": "P-0042", "Modality": "MR"}, {"ModalitiesInStudy": "MR"}, {"AccessionNumber": "NOPE"}]
-    operation = start(hosts(), body(queries, destination, storage_connection_string))
-    done = finished(operation["href"])
-    expected = {n: d for n, d in files.items() if n in corpus.selected({"S1", "S3"}, uids, files)}
-    assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", 5, 0)
-    assert done["results"]["queries"] == [{"query": queries[0], "selected": 2, "dropped": 0},
-                                          {"query": queries[1], "selected": 3, "dropped": 0},
-                                          {"query": queries[2], "selected": 0, "dropped": 0}]
-    assert results(destination, operation["id"]) == expected
-    assert sorted(path for path, _ in manifest(destination, operation["id"])) == sorted(expected)
+    operation = start(hosts(), corpus.export_body(corpus.EXPORTED, destination, storage_connection_string))
+    corpus.check_exported(finished(operation["href"]), destination, operation["id"], files, uids, dropped=0)
     assert error_log(destination, operation["id"]) == []
 
 
@@ -94,7 +79,7 @@ def test_an_export_by_overlapping_queries_takes_each_instance_once(hosts, archiv
 ])
 def test_a_bad_query_is_a_400_naming_it_and_nothing_starts(hosts, destination, storage_connection_string,
                                                            queries, field, words):
-    r = requests.post(f"{hosts().base_url}/export", json=body(queries, destination, storage_connection_string),
+    r = requests.post(f"{hosts().base_url}/export", json=corpus.export_body(queries, destination, storage_connection_string),
                       timeout=60)
     assert r.status_code == 400, r.text
     assert r.json()["error"].startswith(field) and words in r.json()["error"], r.text
@@ -132,14 +117,10 @@ def test_the_cli_searches_then_exports_by_query(hosts, archive, destination, sto
     assert refused.returncode == 3 and "queries[0].StudyDate" in refused.stderr
 
 
-@pytest.mark.parametrize(("queries", "counts"), [
-    ([{"Modality": "MR"}, {"ModalitiesInStudy": "MR"}, {"PatientID": "P-0042"}], {0: [3, 0], 1: [2, 0], 2: [0, 0]}),
-    ([{"ModalitiesInStudy": "MR"}, {"Modality": "MR"}, {"InstanceNumber": "2"}], {0: [5, 0], 1: [0, 0], 2: [0, 0]}),
-])
+
+@pytest.mark.parametrize(("queries", "counts"), corpus.UNIONS)
 def test_several_queries_take_each_instance_once_as_on_orthanc(store, archive, queries, counts):
     files, uids = archive
-    parsed = [parse_query(q) for q in queries]
-    items = [Searched(n, q, tuple(parsed[:n])) for n, q in enumerate(parsed)]
-    expansion = expand(store, list(items), None, batch_size=100, max_batches=4)
-    assert sorted(i.blob_name for b in expansion.batches for i in b) == sorted(corpus.selected({"S1", "S3"}, uids, files))
-    assert expansion.searched == counts
+    names, searched = corpus.expand_union(store, queries)
+    assert names == sorted(corpus.selected({"S1", "S3"}, uids, files))
+    assert searched == counts

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.export.expand import Searched, expand
 from shared.query import parse_query
 from shared.stores.factory import open_store
-from tests.exporting import error_log, export_host, finished, manifest, new_container, results, start
+from tests.exporting import error_log, export_host, finished, new_container, start
 from tests.orthanc_server import Orthanc
 from tests.query import corpus
 from tests.query.proxy import FilterDroppingProxy
@@ -68,16 +67,12 @@ def test_a_server_that_ignores_a_filter_never_widens_the_selection(orthanc, arch
     assert dropped == 1  # S1's MR series came back and was left out
 
 
-def test_several_queries_take_each_instance_once(orthanc, archive):
+@pytest.mark.parametrize(("queries", "counts"), corpus.UNIONS)
+def test_several_queries_take_each_instance_once(orthanc, archive, queries, counts):
     files, uids = archive
-    store = open_store(orthanc.app_settings())
-    queries = [parse_query({"Modality": "MR"}), parse_query({"ModalitiesInStudy": "MR"}),
-               parse_query({"PatientID": "P-0042"})]
-    items = [Searched(n, q, tuple(queries[:n])) for n, q in enumerate(queries)]
-    expansion = expand(store, list(items), None, batch_size=100, max_batches=4)
-    names = [i.blob_name for batch in expansion.batches for i in batch]
-    assert sorted(names) == sorted(corpus.selected({"S1", "S3"}, uids, files))
-    assert expansion.searched == {0: [3, 0], 1: [2, 0], 2: [0, 0]}  # S1b+S3a, then S1a, then nothing new
+    names, searched = corpus.expand_union(open_store(orthanc.app_settings()), queries)
+    assert names == sorted(corpus.selected({"S1", "S3"}, uids, files))
+    assert searched == counts
 
 
 def test_an_export_by_query_through_the_host(orthanc, archive, tmp_path, storage_connection_string):
@@ -88,33 +83,12 @@ def test_an_export_by_query_through_the_host(orthanc, archive, tmp_path, storage
                        **{**orthanc.app_settings(), "DicomStore__DicomWebUrl": proxy.url}).start()
     try:
         destination = new_container(storage_connection_string)
-        queries = [{"PatientID": "P-0042", "Modality": "MR"}, {"ModalitiesInStudy": "MR"}, {"AccessionNumber": "NOPE"}]
-        body = {"source": {"type": "query", "settings": {"queries": queries}},
-                "destination": {"type": "azureblob", "settings": {
-                    "connectionString": storage_connection_string, "blobContainerName": destination.container_name}}}
-        operation = start(host, body)
+        operation = start(host, corpus.export_body(corpus.EXPORTED, destination, storage_connection_string))
         done = finished(operation["href"])
     finally:
         host.stop()
         proxy.stop()
-    expected = {n: d for n, d in files.items() if n in corpus.selected({"S1", "S3"}, uids, files)}
-    assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", 5, 0)
-    assert done["results"]["queries"] == [{"query": queries[0], "selected": 2, "dropped": 1},
-                                          {"query": queries[1], "selected": 3, "dropped": 0},
-                                          {"query": queries[2], "selected": 0, "dropped": 0}]
-    assert results(destination, operation["id"]) == expected
-    assert sorted(path for path, _ in manifest(destination, operation["id"])) == sorted(expected)
+    corpus.check_exported(done, destination, operation["id"], files, uids, dropped=1)
     [line] = error_log(destination, operation["id"])
     assert "1 rows that do not match their query" in line["error"]
 
-
-def test_an_instance_a_study_query_took_is_not_taken_again_by_a_later_series_query(orthanc, archive):
-    files, uids = archive
-    store = open_store(orthanc.app_settings())
-    queries = [parse_query({"ModalitiesInStudy": "MR"}), parse_query({"Modality": "MR"}),
-               parse_query({"InstanceNumber": "2"})]
-    items = [Searched(n, q, tuple(queries[:n])) for n, q in enumerate(queries)]
-    expansion = expand(store, list(items), None, batch_size=100, max_batches=4)
-    names = [i.blob_name for batch in expansion.batches for i in batch]
-    assert sorted(names) == sorted(corpus.selected({"S1", "S3"}, uids, files))
-    assert expansion.searched == {0: [5, 0], 1: [0, 0], 2: [0, 0]}

@@ -11,6 +11,12 @@ import uuid
 from pathlib import Path
 
 import pydicom
+from azure.storage.blob import ContainerClient
+
+from shared.export.expand import Searched, expand
+from shared.query import parse_query
+from shared.stores.interface import Store
+from tests.exporting import manifest, results
 
 TEMPLATE = Path(pydicom.data.__file__).parent / "test_files" / "CT_small.dcm"
 
@@ -78,3 +84,43 @@ def query(template: dict[str, str], uids: dict[str, str]) -> dict[str, str]:
 
 def _uid() -> str:
     return f"2.25.{uuid.uuid4().int}"[:60]
+
+
+# Several queries in one export, in both orders of level: (queries, per query [instances taken, rows dropped]).
+# Each selects S1 and S3 together, each instance once, taken by the first query that selects it.
+UNIONS = [
+    ([{"Modality": "MR"}, {"ModalitiesInStudy": "MR"}, {"PatientID": "P-0042"}], {0: [3, 0], 1: [2, 0], 2: [0, 0]}),
+    ([{"ModalitiesInStudy": "MR"}, {"Modality": "MR"}, {"InstanceNumber": "2"}], {0: [5, 0], 1: [0, 0], 2: [0, 0]}),
+]
+
+
+def expand_union(store: Store, queries: list[dict[str, str]]) -> tuple[list[str], dict[int, list[int]]]:
+    """The instance names an export's expand step takes for `queries` on `store`, and its counts per query."""
+    parsed = [parse_query(q) for q in queries]
+    items = [Searched(n, q, tuple(parsed[:n])) for n, q in enumerate(parsed)]
+    expansion = expand(store, list(items), None, batch_size=100, max_batches=4)
+    return sorted(i.blob_name for batch in expansion.batches for i in batch), expansion.searched
+
+
+# The queries of the exports through the host: overlapping (S3's MR series is selected by both of the first
+# two), one selecting nothing. Together: S1 and S3, 5 instances.
+EXPORTED = [{"PatientID": "P-0042", "Modality": "MR"}, {"ModalitiesInStudy": "MR"}, {"AccessionNumber": "NOPE"}]
+
+
+def export_body(queries: list[dict[str, str]], destination: ContainerClient, conn: str) -> dict:
+    return {"source": {"type": "query", "settings": {"queries": queries}},
+            "destination": {"type": "azureblob", "settings": {"connectionString": conn,
+                                                              "blobContainerName": destination.container_name}}}
+
+
+def check_exported(done: dict, destination: ContainerClient, operation_id: str, files: dict[str, bytes],
+                   uids: dict[str, str], dropped: int) -> None:
+    """The export of EXPORTED completed with S1 and S3 each once, and its status counts each query;
+    `dropped`: the rows the store returned for the first query that did not match it."""
+    expected = {n: d for n, d in files.items() if n in selected({"S1", "S3"}, uids, files)}
+    assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", 5, 0)
+    assert done["results"]["queries"] == [{"query": EXPORTED[0], "selected": 2, "dropped": dropped},
+                                          {"query": EXPORTED[1], "selected": 3, "dropped": 0},
+                                          {"query": EXPORTED[2], "selected": 0, "dropped": 0}]
+    assert results(destination, operation_id) == expected
+    assert sorted(path for path, _ in manifest(destination, operation_id)) == sorted(expected)
