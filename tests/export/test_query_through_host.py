@@ -14,6 +14,7 @@ import sys
 
 import pytest
 import requests
+from dicomweb_client.api import DICOMwebClient
 
 from shared.query import parse_query
 from shared.stores.blob import search
@@ -124,3 +125,32 @@ def test_several_queries_take_each_instance_once_as_on_orthanc(store, archive, q
     names, searched = corpus.expand_union(store, queries)
     assert names == sorted(corpus.selected({"S1", "S3"}, uids, files))
     assert searched == counts
+
+
+def test_dicomweb_client_searches_the_built_in_store_as_the_export_selects(hosts, archive):
+    _, uids = archive
+    client = DICOMwebClient(hosts().base_url)
+    studies = client.search_for_studies(search_filters={"StudyDate": "20230101-20231231"})
+    assert {s["0020000D"]["Value"][0] for s in studies} == {uids["S1"], uids["S4"]}  # S4: no index, still found
+    s1 = next(s for s in studies if s["0020000D"]["Value"][0] == uids["S1"])
+    assert s1["00080061"]["Value"] == ["CT", "MR"] and s1["00201208"]["Value"] == [3]
+    assert s1["00100010"]["Value"] == [{"Alphabetic": "Doe^John"}]
+
+    series = client.search_for_series(uids["S1"], search_filters={"Modality": "MR"}, fields=["BodyPartExamined"])
+    assert [(s["0020000E"]["Value"][0], s["00180015"]["Value"]) for s in series] == [(uids["S1b"], ["BRAIN"])]
+    instances = client.search_for_instances(uids["S1"], uids["S1a"], search_filters={"InstanceNumber": "2"})
+    assert [i["00080018"]["Value"][0] for i in instances] == [uids["S1a2"]]
+
+    everything = client.search_for_studies(search_filters={"PatientID": "P-00*"})
+    paged = [row for offset in range(3) for row in client.search_for_studies(
+        search_filters={"PatientID": "P-00*"}, limit=1, offset=offset)]
+    assert paged == everything and len(everything) == 3
+
+
+@pytest.mark.parametrize(("path", "param"), [
+    ("studies?Modality=CT", "Modality"), ("studies?limit=0", "limit"), ("studies?StudyDate=2023", "StudyDate"),
+    ("studies?includefield=NotAKeyword", "includefield"), ("studies/1.2/series?offset=-1", "offset"),
+])
+def test_a_bad_qido_parameter_is_a_400_naming_it(hosts, path, param):
+    r = requests.get(f"{hosts().base_url}/{path}", timeout=30)
+    assert r.status_code == 400 and f"'{param}'" in r.json()["error"], r.text

@@ -44,9 +44,9 @@ def search_page(store: DicomStore, query: Query, cursor: str | None, page_size: 
     wanted = {*query.matches, *include}
     found: list[tuple[StoredInstance, Attributes]] = []
     with ThreadPoolExecutor(READERS) as pool:
-        for study in _studies(store, token, skip):
+        for study in studies(store, token, skip):
             place = study[0][2]
-            selected = _select(store, pool, query, study)[taken:]
+            selected = select(query, described(store, pool, study))[taken:]
             room = page_size - len(found)
             found.extend((instance, {k: v for k, v in row.items() if k in wanted}) for instance, row in selected[:room])
             if len(selected) > room:
@@ -57,11 +57,14 @@ def search_page(store: DicomStore, query: Query, cursor: str | None, page_size: 
     return SearchPage(found, None)
 
 
-def _studies(store: DicomStore, token: str | None, skip: int) -> Iterator[list[Listed]]:
-    """The container's blobs from (`token`, `skip`) on, a study at a time, each with its place in the listing."""
+def studies(store: DicomStore, token: str | None = None, skip: int = 0,
+            prefix: str | None = None) -> Iterator[list[Listed]]:
+    """The container's blobs (under `prefix`) from (`token`, `skip`) on, a study at a time, each with its place
+    in the listing."""
     study: list[Listed] = []
     while True:
-        pages: Any = store.container.list_blobs(include=["metadata"], results_per_page=LISTING_PAGE).by_page(token)
+        pages: Any = store.container.list_blobs(name_starts_with=prefix, include=["metadata"],
+                                                results_per_page=LISTING_PAGE).by_page(token)
         try:
             page = list(next(pages))
         except (StopIteration, ResourceNotFoundError):  # nothing, or no container yet
@@ -88,9 +91,10 @@ def _after(study: list[Listed]) -> list[Any]:
     return [token, index + 1, 0]
 
 
-def _select(store: DicomStore, pool: ThreadPoolExecutor, query: Query,
-            study: list[Listed]) -> list[tuple[StoredInstance, dict[str, list[str]]]]:
-    """The instances of one study the query selects, each with its attributes."""
+def described(store: DicomStore, pool: ThreadPoolExecutor,
+              study: list[Listed]) -> list[tuple[StoredInstance, dict[str, list[str]]]]:
+    """Each instance of one study with its attributes: its index (or header), its UIDs, and the study's and its
+    series' computed ones (ModalitiesInStudy, the related-instance and related-series counts)."""
     instances = [instance for instance, _, _ in study]
     unindexed = [instance for instance, index, _ in study if index is None]
     headers = dict(zip(unindexed, pool.map(lambda i: _read_header(store, i), unindexed)))
@@ -105,15 +109,28 @@ def _select(store: DicomStore, pool: ThreadPoolExecutor, query: Query,
         row.update(StudyInstanceUID=[instance.study], SeriesInstanceUID=[instance.series],
                    SOPInstanceUID=[instance.instance], ModalitiesInStudy=study_modalities,
                    NumberOfStudyRelatedInstances=[str(len(instances))],
+                   NumberOfStudyRelatedSeries=[str(len(series_sizes))],
                    NumberOfSeriesRelatedInstances=[str(series_sizes[instance.series])])
-    if query.level == "instance":
-        return [(i, r) for i, r in zip(instances, rows) if query.selects(r)]
-    unit = (lambda i: i.study) if query.level == "study" else (lambda i: i.series)
+    return list(zip(instances, rows))
+
+
+def select(query: Query, rows: list[tuple[StoredInstance, dict[str, list[str]]]],
+           level: str | None = None) -> list[tuple[StoredInstance, dict[str, list[str]]]]:
+    """The instances (of one study) whose study, series or instance (`level`, by default the query's) the query
+    selects: a study or series is judged on its first instance's row, which carries its attributes."""
+    level = level or query.level
+    if level == "instance":
+        return [(i, r) for i, r in rows if query.selects(r)]
     first: dict[str, dict[str, list[str]]] = {}
-    for instance, row in zip(instances, rows):
-        first.setdefault(unit(instance), row)
+    for instance, row in rows:
+        first.setdefault(unit_of(instance, level), row)
     chosen = {name for name, row in first.items() if query.selects(row)}
-    return [(i, r) for i, r in zip(instances, rows) if unit(i) in chosen]
+    return [(i, r) for i, r in rows if unit_of(i, level) in chosen]
+
+
+def unit_of(instance: StoredInstance, level: str) -> str:
+    """The study, series or instance UID of `instance` at `level`."""
+    return {"study": instance.study, "series": instance.series, "instance": instance.instance}[level]
 
 
 def _read_header(store: DicomStore, instance: StoredInstance) -> dict[str, list[str]]:
