@@ -43,17 +43,26 @@ def search_page(store: DicomStore, query: Query, cursor: str | None, page_size: 
     token, skip, taken = json.loads(cursor) if cursor else (None, 0, 0)
     wanted = {*query.matches, *include}
     found: list[tuple[StoredInstance, Attributes]] = []
+    full_at: list[Any] | None = None  # the cursor once the page is full, moved on past studies that do not match
     with ThreadPoolExecutor(READERS) as pool:
         for study in studies(store, token, skip):
             place = study[0][2]
+            resume = [place[0], place[1], 0]
+            if full_at is not None and place[0] != full_at[0]:  # it starts on the next listing page: resume there
+                return SearchPage(found, json.dumps(resume))
             selected = select(query, described(store, pool, study))[taken:]
+            if full_at is not None:
+                if selected:  # the next study that matches: the next page starts with it
+                    return SearchPage(found, json.dumps(resume))
+                full_at = _after(study)
+                continue
             room = page_size - len(found)
             found.extend((instance, {k: v for k, v in row.items() if k in wanted}) for instance, row in selected[:room])
             if len(selected) > room:
                 return SearchPage(found, json.dumps([place[0], place[1], taken + room]))
             taken = 0
-            if len(found) >= page_size:
-                return SearchPage(found, json.dumps(_after(study)))
+            if len(found) >= page_size:  # full; the rest of this listing page is read on, so a search whose
+                full_at = _after(study)  # last match is near the end needs no listing again to end
     return SearchPage(found, None)
 
 
