@@ -111,26 +111,77 @@ def side_by_side(runs: int, export, script, expected: int) -> tuple[list[float],
     return export_times, script_times
 
 
-def stow_cost(store: DicomStore, kib: int, requests_count: int, runs: int) -> tuple[list[float], list[float]]:
-    """Seconds per STOW request of 20 files, with the index and without, alternating."""
+def stow_bodies(kib: int, count: int) -> list[bytes]:
+    """`count` STOW-RS bodies of 20 new instances of `kib` KiB each."""
     bodies = []
-    for _ in range(requests_count):
+    for _ in range(count):
         parts = b"".join(b"--b\r\nContent-Type: application/dicom\r\n\r\n%s\r\n" % encode(make_dataset(
             uid(), uid(), uid(), pixel_bytes=kib * 1024, StudyDate="20230615", PatientName="Doe^John"))
             for _ in range(20))
         bodies.append(parts + b"--b--\r\n")
+    return bodies
+
+
+def stow_cost(store: DicomStore, kib: int, requests_count: int, runs: int) -> tuple[list[float], list[float]]:
+    """Seconds per STOW request of 20 files, with the index and without, alternating; every measurement stores
+    new instances (an overwrite costs the emulator otherwise than a first write)."""
+    store.ensure_container()
     content_type = 'multipart/related; type="application/dicom"; boundary=b'
     indexed, plain = [], []
     saved = (stow.index_metadata, stow.TAGS)
     for run in range(runs):
         for with_index in ((True, False) if run % 2 == 0 else (False, True)):
             stow.index_metadata, stow.TAGS = saved if with_index else (lambda _: {}, ())
+            bodies = stow_bodies(kib, requests_count)
             start = time.perf_counter()
             for body in bodies:
                 assert stow.store_request(store, body, content_type, "http://bench").status == 200
             (indexed if with_index else plain).append((time.perf_counter() - start) / len(bodies))
     stow.index_metadata, stow.TAGS = saved
     return indexed, plain
+
+
+def measure_orthanc(folder: Path, files: list, runs: int, selected: int) -> tuple:
+    orthanc = Orthanc(folder / "orthanc").start()
+    try:
+        print("storing them in Orthanc ...", flush=True)
+        orthanc.stow(*(data for _, data, _ in files))
+        config = DicomWebSettings.from_settings(orthanc.app_settings())
+        store = DicomWebStore(config.url, dicomweb_session(config))
+        session = dicomweb_session(config)
+        session.headers["Accept"] = "application/dicom+json"
+        export, script = side_by_side(runs, lambda: select(store, parse_query(QUERY)),
+                                      lambda: qido_script(session, config.url), selected)
+    finally:
+        orthanc.stop()
+    return "Orthanc (DICOMweb)", median(export), median(script), median(export) / median(script)
+
+
+def measure_builtin(azurite: Azurite, files: list, runs: int, selected: int) -> list[tuple]:
+    print("putting them in the built-in store ...", flush=True)
+    indexed = DicomStore(container_client(azurite.connection_string, f"q{uuid.uuid4().hex[:8]}"))
+    bare = DicomStore(container_client(azurite.connection_string, f"q{uuid.uuid4().hex[:8]}"))
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(lambda f: indexed.put(*f[0][:-4].split("/"), io.BytesIO(f[1]), len(f[1]), f[2]), files))
+        list(pool.map(lambda f: bare.put(*f[0][:-4].split("/"), io.BytesIO(f[1]), len(f[1])), files))
+    query = parse_query(QUERY)
+    export, script = side_by_side(runs, lambda: select(indexed, query), lambda: list_script(indexed), selected)
+    seconds, count = timed(lambda: select(bare, query))
+    assert count == selected
+    return [("built-in store (index in blob metadata)", median(export), median(script),
+             median(export) / median(script)),
+            ("built-in store, blobs without the index (headers read), 1 run", seconds, median(script),
+             seconds / median(script))]
+
+
+def measure_stow(azurite: Azurite, kib: int, requests_count: int, runs: int) -> str:
+    print("STOW with and without the index ...", flush=True)
+    store = DicomStore(container_client(azurite.connection_string, f"q{uuid.uuid4().hex[:8]}"))
+    with_index, without = stow_cost(store, kib, requests_count, runs)
+    cost = median(with_index) - median(without)
+    return table([f"STOW-RS request of 20 files of {kib} KiB", "ms"], [
+        ("with the index", median(with_index) * 1000), ("without", median(without) * 1000),
+        ("the index's cost", cost * 1000), ("as a share of the STOW", f"{100 * cost / median(without):.1f} %")])
 
 
 def main() -> None:
@@ -140,59 +191,32 @@ def main() -> None:
     parser.add_argument("--selected", type=int, default=1_000)
     parser.add_argument("--stow-requests", type=int, default=20)
     parser.add_argument("--stow-kib", type=int, default=256)
+    parser.add_argument("--parts", default="orthanc,builtin,stow", help="which measures (comma-separated)")
     add_results_argument(parser)
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     folder = Path(tempfile.mkdtemp(prefix="bench-query-"))
-    print(f"making {args.studies} studies ...", flush=True)
-    files = make_files(args.studies, args.selected)
-    query = parse_query(QUERY)
-    rows = []
-
-    orthanc = Orthanc(folder / "orthanc").start()
-    try:
-        print("storing them in Orthanc ...", flush=True)
-        orthanc.stow(*(data for _, data, _ in files))
-        config = DicomWebSettings.from_settings(orthanc.app_settings())
-        store = DicomWebStore(config.url, dicomweb_session(config))
-        session = dicomweb_session(config)
-        session.headers["Accept"] = "application/dicom+json"
-        export, script = side_by_side(args.runs, lambda: select(store, query),
-                                      lambda: qido_script(session, config.url), args.selected)
-        rows.append(("Orthanc (DICOMweb)", median(export), median(script), median(export) / median(script)))
-    finally:
-        orthanc.stop()
-
+    files = []
+    if parts & {"orthanc", "builtin"}:
+        print(f"making {args.studies} studies ...", flush=True)
+        files = make_files(args.studies, args.selected)
+    rows = [measure_orthanc(folder, files, args.runs, args.selected)] if "orthanc" in parts else []
+    sections = []
     azurite = Azurite(folder / "azurite", free_port(), log_path=folder / "azurite.log").start()
     try:
-        print("putting them in the built-in store ...", flush=True)
-        indexed = DicomStore(container_client(azurite.connection_string, f"q{uuid.uuid4().hex[:8]}"))
-        bare = DicomStore(container_client(azurite.connection_string, f"q{uuid.uuid4().hex[:8]}"))
-        with ThreadPoolExecutor(32) as pool:
-            list(pool.map(lambda f: indexed.put(*f[0][:-4].split("/"), io.BytesIO(f[1]), len(f[1]), f[2]), files))
-            list(pool.map(lambda f: bare.put(*f[0][:-4].split("/"), io.BytesIO(f[1]), len(f[1])), files))
-        export, script = side_by_side(args.runs, lambda: select(indexed, query), lambda: list_script(indexed),
-                                      args.selected)
-        rows.append(("built-in store (index in blob metadata)", median(export), median(script),
-                     median(export) / median(script)))
-        seconds, count = timed(lambda: select(bare, query))
-        assert count == args.selected
-        rows.append(("built-in store, blobs without the index (headers read), 1 run", seconds, median(script),
-                     seconds / median(script)))
-        print("STOW with and without the index ...", flush=True)
-        stow_store = DicomStore(container_client(azurite.connection_string, f"q{uuid.uuid4().hex[:8]}"))
-        with_index, without = stow_cost(stow_store, args.stow_kib, args.stow_requests, args.runs)
+        if "builtin" in parts:
+            rows += measure_builtin(azurite, files, args.runs, args.selected)
+        if "stow" in parts:
+            sections.append(measure_stow(azurite, args.stow_kib, args.stow_requests, args.runs))
     finally:
         azurite.stop()
-
-    body = table(["store", "export's search (s)", "plain script (s)", "ratio"], rows)
-    cost = median(with_index) - median(without)
-    body += "\n\n" + table([f"STOW-RS request of 20 files of {args.stow_kib} KiB", "ms"], [
-        ("with the index", median(with_index) * 1000), ("without", median(without) * 1000),
-        ("the index's cost", cost * 1000), ("as a share of the STOW", f"{100 * cost / median(without):.1f} %")])
-    report(f"Selecting {args.selected} of {args.studies} studies by query (issue 19)", body,
-           f"Medians of {args.runs} runs, export and script alternating. The built-in store has no QIDO-RS "
-           "to script against: its plain script is one listing with metadata and a date comparison, the least "
-           "any selection over this store must do.", results=args.results)
+    if rows:
+        sections.insert(0, table(["store", "export's search (s)", "plain script (s)", "ratio"], rows))
+    report(f"Selecting {args.selected} of {args.studies} studies by query, and the index's cost (issue 19)",
+           "\n\n".join(sections),
+           f"Medians of {args.runs} runs, export and script alternating. The built-in store's plain script is one "
+           "listing with metadata, the index read and the date compared: the least any selection over this store "
+           "must do.", results=args.results)
 
 
 if __name__ == "__main__":
