@@ -63,16 +63,28 @@ def _executable() -> str:
 
 @dataclass
 class Azurite:
-    """A running Azurite blob service; `stop()` ends it, `start()` brings it back on the same data."""
+    """A running Azurite blob service; `stop()` ends it, `start()` brings it back on the same data.
+
+    With `cert` and `key` (PEM files) it serves HTTPS; with `oauth` also, it accepts Entra bearer tokens
+    (`--oauth basic`: it checks a token's issuer, audience and lifetime, not its signature).
+    """
 
     data_dir: Path
     blob_port: int
     log_path: Path | None = None
     process: subprocess.Popen | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    oauth: bool = False
 
     @property
     def connection_string(self) -> str:
         return connection_string(self.blob_port)
+
+    @property
+    def blob_endpoint(self) -> str:
+        """The account's blob endpoint, http or https as started."""
+        return f"{'https' if self.cert else 'http'}://127.0.0.1:{self.blob_port}/{ACCOUNT}"
 
     def start(self, timeout: float = 30.0) -> Azurite:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -86,6 +98,8 @@ class Azurite:
                 "--location", str(self.data_dir),
                 "--skipApiVersionCheck",
                 "--silent",
+                *(["--cert", str(self.cert), "--key", str(self.key)] if self.cert and self.key else []),
+                *(["--oauth", "basic"] if self.oauth else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

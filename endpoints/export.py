@@ -16,6 +16,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared import settings
+from shared.export import events
 from shared.export.destination import DestinationRefused
 from shared.export.operation import ORCHESTRATOR, durable_json
 from shared.export.request import RequestError, parse_export_request
@@ -85,7 +86,8 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
         if repeat is None:
             raise
         return repeat
-    log.info("export %s started: %d identifiers", operation_id, len(checkpoint.identifiers))
+    events.emit(events.STARTED, operationId=operation_id, identifiers=len(checkpoint.identifiers),
+                deidentified=checkpoint.deidentification is not None)
     return accepted(req, version, operation_id)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
+from shared.export import events
 from shared.export.checkpoint import Batching, Checkpoint
 from shared.export.operation import ORCHESTRATOR, failure_reason
 
@@ -67,7 +68,17 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
     except Exception as error:  # noqa: BLE001 - an activity failed after its retries: the export fails
         reason = failure_reason(str(error))
         context.set_custom_status(checkpoint.status(error=reason))
+        _log_end(context, checkpoint, "failed", error=reason)
         raise ExportFailed(reason) from None
     final = checkpoint.status(manifest_href=committed["manifestHref"])
     context.set_custom_status(final)
+    _log_end(context, checkpoint, "completed")
     return final
+
+
+def _log_end(context: df.DurableOrchestrationContext, checkpoint: Checkpoint, status: str, **fields: str) -> None:
+    """The `export.ended` line, once: a replay of this last episode logs nothing."""
+    if not context.is_replaying:
+        events.emit(events.ENDED, operationId=checkpoint.operation_id, status=status, exported=checkpoint.exported,
+                    skipped=checkpoint.skipped, generations=checkpoint.generation,
+                    durationMs=events.duration_ms(checkpoint.created_time, context.current_utc_datetime), **fields)

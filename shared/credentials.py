@@ -17,3 +17,15 @@ def managed_identity_credential(env: Mapping[str, str] | None = None) -> TokenCr
     if client_id:
         return ManagedIdentityCredential(client_id=client_id)
     return DefaultAzureCredential()
+
+
+def host_storage_credential(env: Mapping[str, str] | None = None) -> TokenCredential:
+    """The credential of the host's identity-based storage connection, read as the Functions host reads it:
+    `AzureWebJobsStorage__credential=managedidentity` (with `__clientId` for a user-assigned identity) is a
+    managed identity; without it, DefaultAzureCredential (a developer's own sign-in)."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    kind = (settings.get("AzureWebJobsStorage__credential", None, env) or "").strip().lower()
+    if kind == "managedidentity":
+        return ManagedIdentityCredential(client_id=settings.get("AzureWebJobsStorage__clientId", None, env) or None)
+    return DefaultAzureCredential()

@@ -38,7 +38,7 @@ from shared.stores.factory import open_store
 from shared.stores.interface import Store, StoreError, StoreMisconfigured
 from shared.uids import parse_identifier
 
-from . import errors_log, manifest
+from . import errors_log, events, manifest
 
 
 def _fail_fast() -> LinearRetry:
@@ -97,7 +97,16 @@ def expand_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str
 
 
 def copy_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str, int]:
-    """The copy activity: one batch copied and its manifest block staged; {"exported", "skipped"}."""
+    """The copy activity: one batch copied and its manifest block staged; {"exported", "skipped"}. Logs one
+    `export.batch` line (shared/export/events.py), also for an attempt that fails."""
+    with events.timed_batch(operationId=work["operationId"], generation=work["generation"], batch=work["batch"],
+                            instances=len(work["instances"])) as logged:
+        counts = _copy_batch(work, store)
+        logged.update(counts)
+    return counts
+
+
+def _copy_batch(work: Mapping[str, Any], store: Store | None) -> dict[str, int]:
     destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
     copier = BatchCopier(
         store or _store(), client, work["operationId"],

@@ -1,5 +1,7 @@
-"""Managed identity destinations. A managed identity cannot exist on this machine, so the credential is a
-fake standing in for azure-identity's (stated here as the guide asks); everything else is real."""
+"""Managed identity destinations. A managed identity cannot exist on this machine: where a request is sent,
+azure-identity's own credential gets its token from a stand-in for the platform's token endpoint and sends it to
+Azurite in its OAuth mode (tests/entra_azurite.py), which refuses a wrong or missing one. The tests that send
+nothing use a fake credential (stated here as the guide asks)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,13 @@ import json
 
 import pytest
 from azure.core.credentials import AccessToken
-from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+from azure.core.exceptions import ClientAuthenticationError
 
 from shared import credentials
 from shared.export.destination import destination_problem, parse_destination
 from shared.export.request import RequestError, parse_export_request
 from shared.export.settings import ExportSettings
+from tests.entra_azurite import STORAGE, entra_azurite, identity_endpoint  # noqa: F401 - fixtures
 
 
 class FakeManagedIdentity:
@@ -33,17 +36,19 @@ def identity(monkeypatch: pytest.MonkeyPatch) -> FakeManagedIdentity:
     return fake
 
 
-def test_a_managed_identity_destination_asks_azure_identity_for_a_storage_token(identity):
-    destination = parse_destination(ExportSettings(), container_uri="https://acct.blob.core.windows.net/export",
-                                    use_managed_identity=True)
+def test_a_managed_identity_destination_writes_with_the_identity_s_token(entra_azurite, identity_endpoint):  # noqa: F811
+    destination = parse_destination(ExportSettings(allow_emulator=True),
+                                    container_uri=f"{entra_azurite.blob_endpoint}/export", use_managed_identity=True)
     assert destination.sas is None and destination.account_key is None
     assert destination.protected()["secret"] is None  # nothing to protect: the identity is the app's own
 
-    client = destination.container_client(retry_total=0)
-    assert client.credential is identity
-    with pytest.raises(ServiceRequestError):  # no network here; the token was requested before sending
-        client.get_container_properties()
-    assert identity.scopes == [("https://storage.azure.com/.default",)]
+    client = destination.container_client({"ManagedIdentity__ClientId": "client-1"},
+                                          connection_verify=str(entra_azurite.cert), retry_total=0)
+    client.create_container()
+    client.upload_blob("op/results/1.dcm", b"DICM")  # Azurite (OAuth mode) accepts it only with a valid token
+    assert client.download_blob("op/results/1.dcm").readall() == b"DICM"
+    assert identity_endpoint.resources() == {STORAGE}
+    assert {r.get("client_id") for r in identity_endpoint.requests} == {"client-1"}
 
 
 def test_managed_identity_tokens_only_go_to_allowed_https_endpoints(identity):

@@ -50,6 +50,16 @@ _TRANSFER_SIZES: dict[str, Any] = {"max_block_size": BLOCK_SIZE, "max_single_put
 DELETE_BATCH = 256  # the most one blob batch request may hold
 
 
+def host_blob_service_uri(env: Mapping[str, str] | None = None) -> str | None:
+    """The blob endpoint of the host's identity-based storage connection, as the Functions host derives it:
+    `AzureWebJobsStorage__blobServiceUri`, else the public-cloud endpoint of `AzureWebJobsStorage__accountName`."""
+    uri = (settings.get("AzureWebJobsStorage__blobServiceUri", None, env) or "").strip()
+    if uri:
+        return uri
+    account = (settings.get("AzureWebJobsStorage__accountName", None, env) or "").strip()
+    return f"https://{account}.blob.core.windows.net" if account else None
+
+
 class DicomStore(Store):
     """The store's container, with the few operations STOW, WADO, DELETE and export need."""
 
@@ -59,27 +69,28 @@ class DicomStore(Store):
 
     @classmethod
     def from_settings(cls, env: Mapping[str, str] | None = None, **options: Any) -> DicomStore:
-        """The store named by `DicomStore__*` settings (connection string, or service URI with managed identity);
-        `options` go to the blob client (a retry policy, timeouts)."""
+        """The store named by `DicomStore__*` settings (connection string, or service URI with managed identity),
+        else in the host's storage (`AzureWebJobsStorage`: a connection string, or the identity-based
+        `AzureWebJobsStorage__blobServiceUri` / `__accountName`); `options` go to the blob client."""
         name = settings.get("DicomStore__ContainerName", DEFAULT_CONTAINER, env) or DEFAULT_CONTAINER
+        client_options = {**shared_pool(), **_TRANSFER_SIZES, **options}
         service_uri = settings.get("DicomStore__ServiceUri", None, env)
         if service_uri:
-            from shared.credentials import managed_identity_credential
+            from shared import credentials
 
-            container = ContainerClient(
-                account_url=service_uri, container_name=name,
-                credential=managed_identity_credential(env), **shared_pool(), **_TRANSFER_SIZES, **options,
-            )
-        else:
-            conn = settings.get("DicomStore__ConnectionString", None, env) or settings.get(
-                "AzureWebJobsStorage", None, env
-            )
-            if not conn:
-                raise StoreMisconfigured(
-                    "no blob store configured: set DicomStore__ConnectionString or AzureWebJobsStorage")
-            container = ContainerClient.from_connection_string(conn, name, **shared_pool(), **_TRANSFER_SIZES,
-                                                               **options)
-        return cls(container)
+            return cls(ContainerClient(account_url=service_uri, container_name=name,
+                                       credential=credentials.managed_identity_credential(env), **client_options))
+        conn = settings.get("DicomStore__ConnectionString", None, env) or settings.get("AzureWebJobsStorage", None, env)
+        if conn:
+            return cls(ContainerClient.from_connection_string(conn, name, **client_options))
+        host_uri = host_blob_service_uri(env)
+        if host_uri:
+            from shared import credentials
+
+            return cls(ContainerClient(account_url=host_uri, container_name=name,
+                                       credential=credentials.host_storage_credential(env), **client_options))
+        raise StoreMisconfigured("no blob store configured: set DicomStore__ConnectionString or AzureWebJobsStorage "
+                                 "(a connection string, or AzureWebJobsStorage__blobServiceUri with managed identity)")
 
     def ensure_container(self) -> None:
         """Create the container on first use (idempotent)."""
