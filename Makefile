@@ -12,11 +12,13 @@ HOST ?= 127.0.0.1
 PORT ?= 7071
 PYTEST_ARGS ?=
 
-.PHONY: install orthanc run test demo lint check-infra bench clean
+.PHONY: install orthanc run test test-fast demo lint check-infra bench clean
 
-install: $(VENV)/.installed node_modules/.installed orthanc $(INFRA_VENV)/.installed
+# Python and Node packages only: enough for run, demo and lint. Orthanc comes with `make test` (or `make orthanc`).
+install: $(VENV)/.installed node_modules/.installed $(INFRA_VENV)/.installed
 
 # Orthanc and its DICOMweb plugin from Debian, for the tests against an external DICOMweb store (CI runs as root).
+# Only `test` needs it; run and demo use the built-in blob store on Azurite.
 orthanc:
 	@test -x /usr/sbin/Orthanc && ls /usr/lib/orthanc/libOrthancDicomWeb.so* >/dev/null 2>&1 || { \
 		apt-get update && apt-get install -y --no-install-recommends orthanc orthanc-dicomweb; }
@@ -47,10 +49,16 @@ run: install
 		$(PY) -m devhost --app-dir . --host $(HOST) --port $(PORT)
 
 # The whole suite against a throw-away Azurite on free ports; Azurite is stopped whatever happens.
-test: install
-	rm -rf .azurite/test && mkdir -p .azurite/test
-	$(PY) -m devhost.azurite --data-dir .azurite/test/data -- \
-		$(PY) -m pytest $(PYTEST_ARGS)
+PYTEST_ON_AZURITE = rm -rf .azurite/test && mkdir -p .azurite/test && \
+	$(PY) -m devhost.azurite --data-dir .azurite/test/data -- $(PY) -m pytest
+# The one target that installs Orthanc (through apt-get, if /usr/sbin/Orthanc or its plugin is missing).
+test: install orthanc
+	$(PYTEST_ON_AZURITE) $(PYTEST_ARGS)
+
+# The tests that start no local host and no Orthanc (markers from tests/conftest.py), in under a minute.
+test-fast: export TESTKIT_NO_SERVERS := 1
+test-fast: install
+	$(PYTEST_ON_AZURITE) -m "not host and not orthanc" $(PYTEST_ARGS)
 
 # pydicom's sample files loaded, exported and reported, on Azurite and the local host on free ports;
 # everything it starts is stopped at the end, also on Ctrl-C. Output and logs in .demo/.

@@ -1,6 +1,6 @@
 """Export__CopyMode stream, server and auto, side by side: to the store's own Azurite, and to another one.
 
-    .venv/bin/python bench/copy_modes.py [--runs 3] [--small 2000] [--large 200]
+    .venv/bin/python -m bench.copy_modes [--runs 3] [--small 2000] [--large 200]
 
 Starts Azurite (the store) and one local host per copy mode on it, plus a second Azurite standing for another
 storage account. Seeds `--small` instances of 256 KiB (20 studies) and `--large` of 4 MiB. Per run, each host
@@ -19,23 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-from common import (
-    KIB,
-    MIB,
-    Seeded,
-    Stack,
-    add_results_argument,
-    container_client,
-    median,
-    report,
-    run_export,
-    seed,
-    stack,
-    table,
-)
 
+from bench.measure import KIB, MIB, median, run_export
+from bench.report import add_results_argument, report, table
 from devhost.azurite import Azurite, free_port
-from tests.hosting import Host
+from testkit.host import Host
+from testkit.seed import Seeded, seed
+from testkit.stack import Stack, container_client, stack
 
 MODES = ("stream", "server", "auto")
 

@@ -1,6 +1,6 @@
 """The export's copy step against the raw copy, in one process and without the host: what each file costs.
 
-    .venv/bin/python bench/copy_path.py [--runs 5] [--small 2000] [--small-kib 128]
+    .venv/bin/python -m bench.copy_path [--runs 5] [--small 2000] [--small-kib 128]
 
 Seeds one Azurite as bench/throughput.py does, lists the files once as the expand activity does, then per run,
 in rotating order, copies all of them to a fresh container three ways with 50 copies in flight:
@@ -26,23 +26,16 @@ from pathlib import Path
 
 import psutil
 from azure.storage.blob import ContainerClient
-from common import (
-    KIB,
-    STORE_CONTAINER,
-    add_results_argument,
-    container_client,
-    cpu_seconds,
-    median,
-    report,
-    seed,
-    table,
-)
 
+from bench.measure import KIB, cpu_seconds, median
+from bench.report import add_results_argument, report, table
 from devhost.azurite import Azurite, free_port
 from shared.export.copy import TRANSFER_OPTIONS, BatchCopier
 from shared.export.expand import expand
 from shared.stores.blob.store import DicomStore
 from shared.uids import parse_identifier
+from testkit.seed import seed
+from testkit.stack import STORE_CONTAINER, container_client
 
 BATCHES, THREADS = 10, 5
 

@@ -1,11 +1,11 @@
 """Throughput of a de-identified export against a plain one of the same files, side by side in one run.
 
-    .venv/bin/python bench/deidentify.py [--runs 3] [--files 1000] [--kib 256] [--studies 10]
+    .venv/bin/python -m bench.deidentify [--runs 3] [--files 1000] [--kib 256] [--studies 10]
 
 Seeds the store (one Azurite) with two sets of `--files` DICOM instances of about `--kib` KiB in
 `--studies` studies: one with a minimal header (a dozen attributes), one with the identifying test
 corpus' header (every attribute of PS3.15 Table E.1-1 that can be filled, ~17 KiB, nested
-sequences and private tags: tests/deid/corpus.py). Per run and per set, in alternating order,
+sequences and private tags: testkit/corpus.py). Per run and per set, in alternating order,
 exports it plainly and de-identified (Basic Profile) to fresh containers with the published
 defaults; prints and appends to bench/RESULTS.md the medians of files/s for each and the
 de-identified/plain ratio (the median of the per-run ratios).
@@ -18,21 +18,11 @@ import io
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from common import (
-    KIB,
-    Stack,
-    add_results_argument,
-    dicom_file,
-    median,
-    repeat,
-    report,
-    run_export,
-    stack,
-    table,
-    uid,
-)
-
-from tests.deid.corpus import identifying_instance  # importable once common put the project on sys.path
+from bench.measure import KIB, median, repeat, run_export
+from bench.report import add_results_argument, report, table
+from testkit.corpus import identifying_instance
+from testkit.seed import dicom_file, uid
+from testkit.stack import Stack, stack
 
 DEID = {"profile": "basic"}
 

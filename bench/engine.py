@@ -1,8 +1,8 @@
 """Durable engine overhead on the local host: no-op activity throughput and per-activity scheduling cost.
 
-    .venv/bin/python bench/engine.py [--fan-out 2000] [--chain 200] [--runs 3] [--results bench/RESULTS.md]
+    .venv/bin/python -m bench.engine [--fan-out 2000] [--chain 200] [--runs 3] [--results bench/RESULTS.md]
 
-Starts the local host (`tests/hosting.py`) on the durable sample app (tests/devhost/apps/durable_sample) and,
+Starts the local host (`testkit/host.py`) on the durable sample app (tests/devhost/apps/durable_sample) and,
 per run, starts through the public webhook:
 - `fan_out_fan_in`: a fan-out of `--fan-out` no-op activities (`double`) and their fan-in. Throughput is
   activities per second between the ExecutionStarted and ExecutionCompleted history timestamps.
@@ -30,10 +30,7 @@ from pathlib import Path
 import psutil
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.hosting import Host
+from testkit.host import ROOT, Host
 
 APP = ROOT / "tests" / "devhost" / "apps" / "durable_sample"
 

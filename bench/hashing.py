@@ -1,6 +1,6 @@
 """What hashing every exported file (Content-MD5, SHA-256 manifest) costs in throughput, with and without, in one run.
 
-    .venv/bin/python bench/hashing.py [--runs 3] [--small 2000] [--large 200] [--before REF] [--keep]
+    .venv/bin/python -m bench.hashing [--runs 3] [--small 2000] [--large 200] [--before REF] [--keep]
 
 "Without" is the app as it was just before hashing came in (by default the parent of the commit that
 added shared/export/upload.py; `--before` for another git ref), run from an archive of that commit by a
@@ -20,8 +20,11 @@ import os
 import subprocess
 import time
 
-from common import MIB, ROOT, add_results_argument, checkout, median, report, stack, table
-from copy_modes import export, row, seeded_sets
+from bench.copy_modes import export, row, seeded_sets
+from bench.measure import MIB, median
+from bench.report import add_results_argument, report, table
+from testkit.host import ROOT
+from testkit.stack import checkout, stack
 
 MODES = ("stream", "server")
 

@@ -1,6 +1,6 @@
 """API latency on the local host: POST /export → 202, and GET /v1/operations/{id}, p50 and p99.
 
-    .venv/bin/python bench/latency.py [--runs 3] [--requests 200]
+    .venv/bin/python -m bench.latency [--runs 3] [--requests 200]
 
 Starts Azurite and the local host, seeds a study of one small instance and, per run, from one keep-alive
 client session:
@@ -22,19 +22,13 @@ import uuid
 
 import requests
 from azure.storage.blob import ContainerClient
-from common import (
-    KIB,
-    TERMINAL,
-    Stack,
-    add_results_argument,
-    median,
-    repeat,
-    report,
-    seed,
-    stack,
-    start_export,
-    table,
-)
+
+from bench.measure import KIB, median, repeat, start_export
+from bench.report import add_results_argument, report, table
+from cli.api import Api, is_terminal
+from testkit.exporting import export_body
+from testkit.seed import seed
+from testkit.stack import Stack, stack
 
 TARGETS_MS = {"POST /export": 50, "GET /v1/operations/{id}": 10}
 
@@ -49,25 +43,13 @@ def timed(session: requests.Session, method: str, url: str, **kwargs) -> tuple[f
     return (time.perf_counter() - started) * 1000, response
 
 
-def export_body(study: str, connection_string: str, container: str) -> dict:
-    return {
-        "source": {"type": "identifiers", "settings": {"values": [study]}},
-        "destination": {
-            "type": "azureblob",
-            "settings": {"connectionString": connection_string, "blobContainerName": container},
-        },
-    }
-
-
-def wait_ended(session: requests.Session, base: str, ids: list[str], timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
+def wait_ended(base: str, ids: list[str], timeout: float = 300) -> None:
+    api = Api(base)
     for operation_id in ids:
-        while (
-            session.get(f"{base}/v1/operations/{operation_id}", timeout=60).json()["status"] not in TERMINAL
-        ):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"operation {operation_id} did not end within {timeout}s")
-            time.sleep(0.1)
+        try:
+            api.wait(operation_id, interval=0.1, timeout=timeout)
+        except TimeoutError as e:
+            raise SystemExit(str(e)) from None
 
 
 def copying(target: ContainerClient, operation_id: str, timeout: float = 120) -> None:
@@ -83,7 +65,7 @@ def measure(bench: Stack, one: str, busy: list[str], count: int) -> dict:
     base = bench.host.base_url
     container = f"lat-{uuid.uuid4().hex[:12]}"
     bench.container(container)
-    body = export_body(one, bench.connection_string, container)
+    body = export_body([one], connectionString=bench.connection_string, blobContainerName=container)
     figures: dict = {}
     with requests.Session() as session:
         posts, ids = [], []
@@ -93,7 +75,7 @@ def measure(bench: Stack, one: str, busy: list[str], count: int) -> dict:
                 raise SystemExit(f"POST /export answered {response.status_code}: {response.text}")
             posts.append(ms)
             ids.append(response.json()["id"])
-        wait_ended(session, base, ids)
+        wait_ended(base, ids)
         gets = []
         for n in range(count):
             ms, response = timed(session, "GET", f"{base}/v1/operations/{ids[n % len(ids)]}")
@@ -108,9 +90,9 @@ def measure(bench: Stack, one: str, busy: list[str], count: int) -> dict:
         for _ in range(count):
             ms, response = timed(session, "GET", f"{base}/v1/operations/{running}")
             loaded.append(ms)
-            if response.json()["status"] in TERMINAL:
+            if is_terminal(response.json()):
                 raise SystemExit("the busy export ended before the measurement did: give it more instances")
-        wait_ended(session, base, [running])
+        wait_ended(base, [running])
     for name, values in (("post", posts), ("get", gets), ("get_busy", loaded)):
         figures[f"{name}_p50"] = percentile(values, 50)
         figures[f"{name}_p99"] = percentile(values, 99)

@@ -1,6 +1,6 @@
 """What listing the store costs the export's host in CPU, per 1 000 listed instances.
 
-    .venv/bin/python bench/listing.py [--runs 5] [--studies 10]
+    .venv/bin/python -m bench.listing [--runs 5] [--studies 10]
 
 Seeds `--studies` studies of 1 000 small instances, then per run lists each study in one page three ways and
 measures this process's CPU time (which is what the host's one Python process spends on it, under its GIL):
@@ -21,11 +21,14 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-from common import KIB, STORE_CONTAINER, add_results_argument, median, report, seed, stack, table
 
+from bench.measure import KIB, median
+from bench.report import add_results_argument, report, table
 from devhost.azurite import ACCOUNT, ACCOUNT_KEY
 from shared.stores.blob.store import DicomStore
 from shared.uids import parse_identifier
+from testkit.seed import seed
+from testkit.stack import STORE_CONTAINER, stack
 
 PER_STUDY = 1000
 

@@ -1,6 +1,6 @@
 """Peak memory of the host during exports: one 1 GiB instance (copied, and de-identified), and 10 000 small ones.
 
-    .venv/bin/python bench/memory.py [--runs 3] [--large-mib 1024] [--small 10000] [--small-kib 16]
+    .venv/bin/python -m bench.memory [--runs 3] [--large-mib 1024] [--small 10000] [--small-kib 16]
 
 Starts Azurite and the local host with the published defaults (BatchSize 100, MaxParallelBatches 10,
 MaxParallelThreads 5), reads the idle host's RSS, then seeds the store directly: one DICOM instance of
@@ -19,25 +19,11 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from common import (
-    KIB,
-    MIB,
-    PeakRss,
-    Stack,
-    add_results_argument,
-    encode,
-    make_dataset,
-    median,
-    repeat,
-    report,
-    run_export,
-    seed,
-    settle_rss,
-    stack,
-    table,
-    uid,
-    upload_file,
-)
+from bench.measure import KIB, MIB, PeakRss, median, repeat, run_export, settle_rss
+from bench.report import add_results_argument, report, table
+from testkit.instances import encode, make_dataset
+from testkit.seed import seed, uid, upload_file
+from testkit.stack import Stack, stack
 
 TARGET_MIB = 150
 

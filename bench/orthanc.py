@@ -1,9 +1,9 @@
 """Export from Orthanc against a plain WADO-RS-and-upload copy of the same instances, side by side in one run;
 and the host's memory while it exports one 1 GiB instance from Orthanc.
 
-    .venv/bin/python bench/orthanc.py [--runs 3] [--files 2000] [--studies 20] [--kib 256] [--large-mib 1024]
+    .venv/bin/python -m bench.orthanc [--runs 3] [--files 2000] [--studies 20] [--kib 256] [--large-mib 1024]
 
-Starts Orthanc with its DICOMweb plugin (tests/orthanc_server.py: free loopback port, basic auth), Azurite,
+Starts Orthanc with its DICOMweb plugin (testkit/orthanc.py: free loopback port, basic auth), Azurite,
 and the local host with DicomStore__Type=dicomweb and the published defaults (BatchSize 100,
 MaxParallelBatches 10, MaxParallelThreads 5). Stores `--files` instances of `--kib` KiB in `--studies`
 studies through STOW-RS. Per run, in alternating order:
@@ -33,27 +33,15 @@ from pathlib import Path
 
 import requests
 from azure.storage.blob import ContainerClient
-from common import (
-    KIB,
-    MIB,
-    PeakRss,
-    Stack,
-    add_results_argument,
-    dicom_file,
-    median,
-    repeat,
-    report,
-    run_export,
-    settle_rss,
-    stack,
-    table,
-    uid,
-)
-from memory import write_large_instance
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from tests.orthanc_server import Orthanc
+from bench.measure import KIB, MIB, PeakRss, median, repeat, run_export, settle_rss
+from bench.memory import write_large_instance
+from bench.report import add_results_argument, report, table
+from testkit.orthanc import Orthanc
+from testkit.seed import dicom_file, uid
+from testkit.stack import Stack, stack
 
 CONCURRENCY = 10 * 5
 SETTINGS = {"Export__BatchSize": "100", "Export__MaxParallelBatches": "10", "Export__MaxParallelThreads": "5"}

@@ -1,6 +1,6 @@
 """Summarise a py-spy `raw` (collapsed stacks) profile of the host: where its Python time goes, by part.
 
-    .venv/bin/python bench/profile_summary.py PROFILE.txt
+    .venv/bin/python -m bench.profile_summary PROFILE.txt
 
 Each sample is attributed to the first part (in the order below) whose marker appears in its stack, so the
 shares add up to 100 %. Used by `bench/throughput.py --profile`.

@@ -1,11 +1,11 @@
 """Selecting by query: the export's search against a plain script over the same server, and the index's cost.
 
-    .venv/bin/python bench/query.py [--runs 3] [--studies 10000] [--selected 1000] [--stow-requests 20] [--stow-kib 256]
+    .venv/bin/python -m bench.query [--runs 3] [--studies 10000] [--selected 1000] [--stow-requests 20] [--stow-kib 256]
 
 Makes `--studies` one-instance studies (64-byte Secondary Captures), `--selected` of them dated 2023 and the
 rest 2015, and selects `StudyDate=20230101-20231231`, timing only the selection (every instance of every
 matching study named, as the expand step needs them; nothing copied), in one process, in alternating order:
-- Orthanc (tests/orthanc_server.py), the studies stored through STOW-RS:
+- Orthanc (testkit/orthanc.py), the studies stored through STOW-RS:
   export: `DicomWebStore.search_page` page by page (pages of 1 000, an export generation's reach);
   script: QIDO-RS `/studies?StudyDate=...` paged by 1 000, then `/studies/{s}/instances` of each study;
 - the built-in store on Azurite, the blobs put with their index metadata as STOW writes it:
@@ -31,8 +31,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-from common import add_results_argument, container_client, median, report, table, uid
 
+from bench.measure import median
+from bench.report import add_results_argument, report, table
 from devhost.azurite import Azurite, free_port
 from shared.query import parse_query
 from shared.stores.blob import stow
@@ -41,8 +42,10 @@ from shared.stores.blob.store import DicomStore
 from shared.stores.dicomweb.session import dicomweb_session
 from shared.stores.dicomweb.settings import DicomWebSettings
 from shared.stores.dicomweb.store import DicomWebStore
-from tests.orthanc_server import Orthanc
-from tests.store.instances import encode, make_dataset
+from testkit.instances import encode, make_dataset
+from testkit.orthanc import Orthanc
+from testkit.seed import uid
+from testkit.stack import container_client
 
 QUERY = {"StudyDate": "20230101-20231231"}
 PAGE = 1000

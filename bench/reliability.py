@@ -1,12 +1,12 @@
 """Full-size reliability runs: 3 000-instance exports through host crashes and storage outages, checked file by file.
 
-    .venv/bin/python bench/reliability.py [--instances 3000] [--size 16384] [--runs 3] [--outage 10]
+    .venv/bin/python -m bench.reliability [--instances 3000] [--size 16384] [--runs 3] [--outage 10]
                                           [--results bench/RESULTS.md]
 
-Each run starts its own Azurite and local host (bench/common.py), seeds the store with `--instances` DICOM
+Each run starts its own Azurite and local host (testkit/stack.py), seeds the store with `--instances` DICOM
 files of about `--size` bytes in one study of 10 series, and exports the study in generations of 4 × 50:
 - crash: the host is SIGKILLed three times within the export — during expansion, during the copy fan-out
-  and around continue-as-new (tests/reliability/crashes.py freezes it, reads its task hub and kills it
+  and around continue-as-new (testkit/crashes.py freezes it, reads its task hub and kills it
   exactly there) — and restarted on the same data each time;
 - outage: Azurite is stopped for `--outage` seconds once a quarter of the files are exported, then started
   again on the same data and port; the operation, durable status and host status are polled throughout
@@ -28,11 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from azure.storage.blob import ContainerClient
-from common import Stack, add_results_argument, report, seed, stack, table  # puts the project on sys.path
 
-from tests.exporting import export_body, finished, start, view
-from tests.hosting import wait_for
-from tests.reliability.crashes import POINTS, kill_at
+from bench.report import add_results_argument, report, table
+from shared.export import manifest
+from testkit.crashes import POINTS, kill_at
+from testkit.exporting import export_body, finished, start, view
+from testkit.host import wait_for
+from testkit.seed import seed
+from testkit.stack import Stack, stack
 
 SETTINGS = {
     "Export__BatchSize": "50",
@@ -60,7 +63,8 @@ def compare(running: Stack, destination: ContainerClient, operation_id: str, fil
 
     with ThreadPoolExecutor(32) as pool:
         compared = list(pool.map(same, files))
-    expected = {f"{operation_id}/results/{name}" for name in files} | {f"{operation_id}/errors.log"}
+    expected = {f"{operation_id}/results/{name}" for name in files} | {
+        f"{operation_id}/errors.log", f"{operation_id}/{manifest.NAME}"}
     found = {b.name for b in destination.list_blobs()}
     errors = destination.download_blob(f"{operation_id}/errors.log").readall().decode().splitlines()
     return {"files": len(compared), "bytes": sum(size for size, _ in compared),

@@ -1,9 +1,9 @@
 """Exports of 2 000 to 100 000 instances: seconds per 1 000, task hub size, host memory, status latency.
 
-    .venv/bin/python bench/scale.py [--runs 1] [--sizes 2000,10000,20000,50000,100000] [--kib 2]
+    .venv/bin/python -m bench.scale [--runs 1] [--sizes 2000,10000,20000,50000,100000] [--kib 2]
 
 Seeds the store with the largest size, in studies of 1 000 instances of `--kib` KiB put straight into the
-store's container (`common.seed`), then per run exports the first n / 1 000 studies for each size n (order
+store's container (`testkit.seed.seed`), then per run exports the first n / 1 000 studies for each size n (order
 rotating from run to run), each to a fresh container of a second Azurite, deleted afterwards (Azurite's
 writes cost it more the more blobs it holds, so the destinations must not share the store's emulator), with
 the published defaults (BatchSize 100, MaxParallelBatches 10, MaxParallelThreads 5: 1 000 instances per
@@ -32,29 +32,14 @@ import uuid
 from contextlib import closing
 
 import psutil
-from common import (
-    KIB,
-    MIB,
-    Peak,
-    PeakRss,
-    Stack,
-    add_results_argument,
-    container_client,
-    cpu_seconds,
-    median,
-    report,
-    rss,
-    run_export,
-    seed,
-    settle_rss,
-    stack,
-    table,
-    task_hub,
-)
-from profile_summary import timeline
 
+from bench.measure import KIB, MIB, Peak, PeakRss, cpu_seconds, median, rss, run_export, settle_rss, task_hub
+from bench.profile_summary import timeline
+from bench.report import add_results_argument, report, table
 from devhost.azurite import Azurite, free_port
 from shared.connection_pool import POOL_SIZE
+from testkit.seed import seed
+from testkit.stack import Stack, container_client, stack
 
 PER_STUDY = 1000
 

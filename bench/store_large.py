@@ -1,8 +1,8 @@
 """Store and retrieve one large DICOM instance through the local host; report time and memory.
 
-    .venv/bin/python bench/store_large.py [--size-mib 200] [--runs 3] [--results bench/RESULTS.md]
+    .venv/bin/python -m bench.store_large [--size-mib 200] [--runs 3] [--results bench/RESULTS.md]
 
-On its own Azurite and host (bench/common.py), makes a valid Secondary Capture instance with
+On its own Azurite and host (testkit/stack.py), makes a valid Secondary Capture instance with
 `--size-mib` of random OB pixel data, then per run: STOW-RS it (the request body streamed from a
 file), WADO-RS it back as application/dicom and as multipart/related, and checks the bytes are
 identical. The host's RSS is sampled every 10 ms to give each phase's peak. Then the same code is
@@ -21,11 +21,13 @@ from pathlib import Path
 
 import psutil
 import requests
-from common import MIB, PeakRss, add_results_argument, median, report, rss, stack, table
 
+from bench.measure import MIB, PeakRss, median, rss
+from bench.report import add_results_argument, report, table
 from shared.stores.blob import stow, wado
 from shared.stores.blob.store import DicomStore
-from tests.store.instances import make_dataset, stow_content_type, write
+from testkit.instances import make_dataset, stow_content_type, write
+from testkit.stack import stack
 
 BOUNDARY = "bench-boundary"
 MULTIPART = 'multipart/related; type="application/dicom"'

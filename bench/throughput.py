@@ -1,6 +1,6 @@
 """Export throughput against a raw copy of the same files, side by side in one run.
 
-    .venv/bin/python bench/throughput.py [--runs 3] [--small 2000] [--studies 20] [--large 200]
+    .venv/bin/python -m bench.throughput [--runs 3] [--small 2000] [--studies 20] [--large 200]
 
 Seeds the store (one Azurite) with `--small` instances of `--small-kib` (256 KiB) in `--studies` studies
 and `--large` instances of 4 MiB, then per run and per size, in alternating order:
@@ -30,24 +30,13 @@ from pathlib import Path
 
 import psutil
 from azure.storage.blob import ContainerClient
-from common import (
-    KIB,
-    MIB,
-    Seeded,
-    Stack,
-    add_results_argument,
-    cpu_seconds,
-    median,
-    repeat,
-    report,
-    run_export,
-    seed,
-    stack,
-    table,
-)
-from profile_summary import summarise, timeline, top_frames
 
-from tests.hosting import Host
+from bench.measure import KIB, MIB, cpu_seconds, median, repeat, run_export
+from bench.profile_summary import summarise, timeline, top_frames
+from bench.report import add_results_argument, report, table
+from testkit.host import Host
+from testkit.seed import Seeded, seed
+from testkit.stack import Stack, stack
 
 SETTINGS = {"Export__BatchSize": "100", "Export__MaxParallelBatches": "10", "Export__MaxParallelThreads": "5"}
 CONCURRENCY = 10 * 5

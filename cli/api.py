@@ -7,13 +7,22 @@ One `Api` holds a requests Session with the base URL and the function key (sent 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
 
 DEFAULT_URL = "http://127.0.0.1:7071"
+# The statuses after which an operation never changes (v1 says "completed", v2 "succeeded"); the one list for
+# every client (the CLI, tests, benchmarks, the demo). shared/export/operation.py holds the service's, and
+# tests/cli/test_commands.py pins the two equal.
 TERMINAL = frozenset({"completed", "succeeded", "failed", "canceled"})
+
+
+def is_terminal(operation: dict) -> bool:
+    return str(operation.get("status", "")).lower() in TERMINAL
 
 
 class SizedReader(Protocol):
@@ -107,10 +116,10 @@ class Api:
 
     # --- export operations ------------------------------------------------------------------------
 
-    def start_export(self, request: dict, idempotency_key: str | None = None) -> dict:
+    def start_export(self, request: dict, idempotency_key: str | None = None, route: str = "/v1/export") -> dict:
         """POST /export; the answer is {"id", "href"}."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return self.request("POST", "/v1/export", json=request, headers=headers).json()
+        return self.request("POST", route, json=request, headers=headers).json()
 
     def search(self, queries: list[dict[str, str]], limit: int) -> list[dict]:
         """POST /export/search: per query, what an export by it would take."""
@@ -118,6 +127,35 @@ class Api:
 
     def operation(self, operation_id: str) -> dict:
         return self.request("GET", f"/v1/operations/{operation_id}").json()
+
+    def wait(self, operation_id: str, interval: float = 1.0, patience: float = 60.0, timeout: float | None = None,
+             seen: Callable[[dict, Exception | None], None] | None = None) -> dict:
+        """Poll the operation every `interval` seconds until it ends; its final status.
+
+        A long export outlives network blips and host restarts: polls may go unanswered (or answer 5xx)
+        for up to `patience` seconds in a row before we give up (a 4xx ends it at once). `seen(operation,
+        error)` is told each answer (error None) and each failed poll (with the last answer). TimeoutError
+        if it is still running after `timeout` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        operation = self.operation(operation_id)
+        unanswered_since: float | None = None
+        while not is_terminal(operation):
+            if seen:
+                seen(operation, None)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"operation {operation_id} still {operation.get('status')} after {timeout:g} s")
+            time.sleep(interval)
+            try:
+                operation = self.operation(operation_id)
+                unanswered_since = None
+            except (Unreachable, ApiError) as e:
+                unanswered_since = unanswered_since or time.monotonic()
+                if time.monotonic() - unanswered_since > patience or (isinstance(e, ApiError) and e.status < 500):
+                    raise
+                if seen:
+                    seen(operation, e)
+        return operation
 
     def cancel(self, operation_id: str) -> None:
         self.request("POST", f"/v1/operations/{operation_id}/cancel", ok=(200, 202, 204))

@@ -1,6 +1,6 @@
 """The bulk loader: walk folders, keep the DICOM files, STOW them in parallel batches, say what happened.
 
-    dicom-export load PATH...        (or: python -m cli.loader PATH...)
+    dicom-export load PATH...        (or, in the repository: python -m cli load PATH...)
 
 A file is DICOM when it has the Part 10 preamble ('DICM' at byte 128), or when pydicom finds a
 dataset with a SOP Class or SOP Instance UID in it (a dataset written without the Part 10 header);
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -22,13 +21,11 @@ from pathlib import Path
 
 import pydicom
 from requests.adapters import HTTPAdapter
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
-from cli.api import Api, ApiError
-from cli.progress import plural, transfer_progress
-from cli.stow import MultipartBody, parse_stow_response
+from .api import Api, ApiError
+from .progress import plural, transfer_progress
+from .stow import MultipartBody, parse_stow_response
 
 PREAMBLE_LENGTH = 128
 # Requests whose answer is an operator problem, not a per-file one: stop the whole load.
@@ -97,6 +94,14 @@ class Report:
     @property
     def skipped(self) -> list[Outcome]:
         return self.of(NOT_DICOM, DUPLICATE)
+
+    @property
+    def not_dicom(self) -> list[Outcome]:
+        return self.of(NOT_DICOM)
+
+    @property
+    def duplicates(self) -> list[Outcome]:
+        return self.of(DUPLICATE)
 
     @property
     def exit_code(self) -> int:
@@ -292,25 +297,3 @@ def load(api: Api, paths: list[Path], progress_console: Console, workers: int = 
         progress.update(task, completed=total)
     report.outcomes.sort(key=lambda o: o.path)
     return report
-
-
-def print_summary(report: Report, console: Console) -> None:
-    """Counts, then one line per file that was not stored, with the reason."""
-    console.print(f"[bold]{len(report.stored)} stored[/], {len(report.failed)} failed, {len(report.skipped)} "
-                  f"skipped ({len(report.of(NOT_DICOM))} not DICOM, {len(report.of(DUPLICATE))} duplicates), "
-                  f"{report.bytes_sent:,} bytes sent")
-    under = f" (under {report.root})" if report.root else ""
-    for title, outcomes in (("failed", report.failed), ("skipped", report.skipped)):
-        if outcomes:
-            table = Table(title=f"{title}{under}", title_justify="left", box=box.SIMPLE_HEAD)
-            table.add_column("file", overflow="fold")
-            table.add_column("reason", overflow="fold")
-            for o in outcomes:
-                table.add_row(report.show(o.path), o.reason)
-            console.print(table)
-
-
-if __name__ == "__main__":
-    from cli.main import main
-
-    sys.exit(main(["load", *sys.argv[1:]]))

@@ -15,19 +15,19 @@ from typing import TYPE_CHECKING, NoReturn
 from azure.core.exceptions import AzureError, HttpResponseError
 from rich.console import Console
 
-from cli.api import DEFAULT_URL, Api, ApiError, Unreachable
-from cli.destination import Destination, read_errors_log
-from cli.query import add_query_flags, queries_of, search_lines
+from .api import DEFAULT_URL, Api, ApiError, Unreachable, is_terminal
+from .destination import Destination, read_errors_log
+from .query import add_query_flags, queries_of, search_lines
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
-from cli.progress import (
+from .progress import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     errors_table,
     exit_code,
-    is_terminal,
+    load_summary,
     operations_table,
     status_table,
     watch,
@@ -190,7 +190,7 @@ class Cli:
         return exit_code(operation)
 
     def cmd_load(self) -> int:
-        from cli import loader  # pydicom is slow to import; only `load` needs it
+        from . import loader  # pydicom is slow to import; only `load` needs it
 
         a = self.args
         report = loader.load(self.api, a.paths, self.err, workers=a.workers, max_files=a.batch_files,
@@ -198,7 +198,7 @@ class Cli:
         if self.json:
             self.print_json(report.as_json())
         else:
-            loader.print_summary(report, self.out)
+            load_summary(report, self.out)
         return report.exit_code
 
     def cmd_export(self) -> int:
@@ -282,7 +282,7 @@ class Cli:
         return 0
 
     def cmd_verify(self) -> int:
-        from cli import verify
+        from . import verify
 
         operation_id = self.args.operation_id
         href = self.result_href("manifestHref")

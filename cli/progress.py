@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
@@ -17,7 +18,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from cli.api import TERMINAL, Api, ApiError, Unreachable
+from .api import Api, is_terminal
+
+if TYPE_CHECKING:
+    from .loader import Report
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
 
@@ -55,10 +59,6 @@ def elapsed_seconds(operation: dict, now: datetime | None = None) -> float | Non
     return max(0.0, (end - created).total_seconds())
 
 
-def is_terminal(operation: dict) -> bool:
-    return str(operation.get("status", "")).lower() in TERMINAL
-
-
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
     """'1 file', '2 files', '1,024 files'; `nouns` for irregular plurals ('studies')."""
     return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
@@ -92,20 +92,11 @@ def watch(api: Api, operation_id: str, console: Console, interval: float = 1.0, 
         # The service's times may be whole seconds; what we watched ourselves is a floor.
         return progress_line(operation, max(elapsed_seconds(operation) or 0.0, time.monotonic() - started))
 
-    operation = api.operation(operation_id)
-    unanswered_since: float | None = None
-    with console.status(line(operation)) as status:
-        while not is_terminal(operation):
-            time.sleep(interval)
-            try:
-                operation = api.operation(operation_id)
-                unanswered_since = None
-                status.update(line(operation))
-            except (Unreachable, ApiError) as e:
-                unanswered_since = unanswered_since or time.monotonic()
-                if time.monotonic() - unanswered_since > patience or (isinstance(e, ApiError) and e.status < 500):
-                    raise
-                status.update(f"{line(operation)} · no answer ({e}), trying again")
+    with console.status("") as status:
+        def seen(operation: dict, error: Exception | None) -> None:
+            status.update(line(operation) + (f" · no answer ({error}), trying again" if error else ""))
+
+        operation = api.wait(operation_id, interval, patience, seen=seen)
     console.print(line(operation))
     return operation
 
@@ -159,3 +150,19 @@ def errors_table(href: str, entries: list[dict]) -> Table:
     for entry in entries:
         table.add_row(entry["timestamp"], entry["identifier"], entry["error"])
     return table
+
+
+def load_summary(report: Report, console: Console) -> None:
+    """What `load` did: counts, then one line per file that was not stored, with the reason."""
+    console.print(f"[bold]{len(report.stored)} stored[/], {len(report.failed)} failed, {len(report.skipped)} "
+                  f"skipped ({len(report.not_dicom)} not DICOM, {len(report.duplicates)} duplicates), "
+                  f"{report.bytes_sent:,} bytes sent")
+    under = f" (under {report.root})" if report.root else ""
+    for title, outcomes in (("failed", report.failed), ("skipped", report.skipped)):
+        if outcomes:
+            table = Table(title=f"{title}{under}", title_justify="left", box=box.SIMPLE_HEAD)
+            table.add_column("file", overflow="fold")
+            table.add_column("reason", overflow="fold")
+            for o in outcomes:
+                table.add_row(report.show(o.path), o.reason)
+            console.print(table)

@@ -23,8 +23,8 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from rich.console import Console
 from rich.table import Table
 
-from cli.destination import blob_lines
-from cli.progress import plural, transfer_progress
+from .destination import blob_lines
+from .progress import plural, transfer_progress
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobProperties, ContainerClient

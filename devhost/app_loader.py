@@ -95,10 +95,11 @@ class LoadedApp:
         return {name: spec for name, spec in self.functions.items() if spec.kind == kind}
 
 
-def read_settings(app_dir: Path, environ: dict[str, str] | None = None) -> dict[str, str]:
-    """local.settings.json `Values`, overridden by the environment — as `func start` does."""
+def read_settings(app_dir: Path, environ: dict[str, str] | None = None,
+                  settings_file: Path | None = None) -> dict[str, str]:
+    """local.settings.json `Values` (or `settings_file`'s), overridden by the environment — as `func start` does."""
     values: dict[str, str] = {}
-    path = app_dir / "local.settings.json"
+    path = settings_file or app_dir / "local.settings.json"
     if path.exists():
         raw = json.loads(path.read_text(encoding="utf-8-sig"))
         values = {str(k): str(v) for k, v in (raw.get("Values") or {}).items()}
@@ -126,7 +127,8 @@ def describe(name: str, function_id: str, bindings: list[dict[str, Any]]) -> Fun
     return spec
 
 
-async def load_app(app_dir: Path, environ: dict[str, str] | None = None) -> LoadedApp:
+async def load_app(app_dir: Path, environ: dict[str, str] | None = None,
+                   settings_file: Path | None = None) -> LoadedApp:
     """Put the app's settings in the environment, then have Azure's Python worker index and load the app.
 
     WorkerRefused carries the worker's own message when it refuses the app.
@@ -136,7 +138,7 @@ async def load_app(app_dir: Path, environ: dict[str, str] | None = None) -> Load
     config = HostConfig.from_host_json(
         json.loads(host_json.read_text(encoding="utf-8-sig")) if host_json.exists() else {}
     )
-    settings = read_settings(app_dir, environ)
+    settings = read_settings(app_dir, environ, settings_file)
     os.environ.update(settings)  # the worker sees app settings as environment variables, before init
     worker = Worker(app_dir)
     loaded = LoadedApp(app_dir=app_dir, config=config, settings=settings, worker=worker)

@@ -2,22 +2,22 @@
 
 Both serve the same operations, with the extension's paths, query parameters, status codes and JSON fields
 (HttpApiHandler): start, status (showHistory/showHistoryOutput/showInput), list with filters and continuation,
-terminate, raise event, suspend, resume, purge one or by filter.
+terminate, raise event, suspend, resume, purge one or by filter. It also builds what the extension hands to
+`durableClient` bindings (the webhook and RPC URLs) and runs the RPC endpoint's web server.
+
+It drives the runtime only through `Runtime`, the few operations it needs; `python -m devhost` wires the two.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from . import history as h
-
-if TYPE_CHECKING:
-    from .engine import DurableRuntime
-    from .taskhub import InstanceRecord
+from .taskhub import InstanceRecord
 
 RUNTIME_STATUSES = ("Running", "Completed", "ContinuedAsNew", "Failed", "Canceled", "Terminated", "Pending",
                     "Suspended")
@@ -34,6 +34,24 @@ class StartError(ValueError):
 
 class InstanceConflict(RuntimeError):
     """The instance exists and is still running (409; the extension answers 500)."""
+
+
+class Runtime(Protocol):
+    """What the durable HTTP API needs from the runtime: instances, their history, and messages to them."""
+
+    ready: bool  # the task hub is open and all unfinished work is loaded
+
+    def record(self, instance_id: str) -> InstanceRecord | None: ...
+    def history_of(self, instance_id: str) -> list[dict[str, Any]]: ...
+    def query_instances(self, statuses: list[str], created_from: str | None, created_to: str | None,
+                        prefix: str | None, page_size: int, token: str | None
+                        ) -> tuple[list[InstanceRecord], str | None]: ...
+    def start_new(self, name: str, instance_id: str | None, input_json: str | None) -> str:
+        """Raises StartError or InstanceConflict."""
+        ...
+    def send(self, instance_id: str, event: dict[str, Any]) -> None: ...
+    def purge(self, instance_ids: list[str]) -> int: ...
+    async def wait_until_ended(self, instance_id: str, timeout: float, interval: float) -> InstanceRecord | None: ...
 
 
 def _flag(request: web.Request, name: str, default: bool) -> bool:
@@ -76,12 +94,88 @@ def _error(status: int, message: str, exception: Exception | None = None) -> web
     return web.json_response(body, status=status)
 
 
-class DurableApi:
-    def __init__(self, runtime: DurableRuntime):
-        self.runtime = runtime
+WEBHOOK_PREFIX = "/runtime/webhooks/durabletask"
+RPC_PREFIX = "/durabletask"
 
+
+class DurableApi:
+    """The durable HTTP API of one task hub: its routes, the URLs it hands to clients, and the local RPC server."""
+
+    def __init__(self, runtime: Runtime, hub_name: str, public_base_url: str, system_key: str | None = None):
+        self.runtime = runtime
+        self.hub_name = hub_name
+        self.public_base_url = public_base_url.rstrip("/")
+        self.system_key = system_key
+        self.rpc_base_url = ""
+        self._rpc_runner: web.AppRunner | None = None
+        self._binding = ""
+
+    # ------------------------------------------------------------------ the RPC endpoint the durable client calls
+    async def start(self) -> None:
+        """Serve the RPC endpoint on a free loopback port."""
+        rpc_app = web.Application(client_max_size=100 * 1024 * 1024)
+        self.add_routes(rpc_app, RPC_PREFIX, public=False)
+        self._rpc_runner = web.AppRunner(rpc_app, access_log=None, handle_signals=False)
+        await self._rpc_runner.setup()
+        await web.TCPSite(self._rpc_runner, "127.0.0.1", 0).start()
+        self.rpc_base_url = f"http://127.0.0.1:{self._rpc_runner.addresses[0][1]}{RPC_PREFIX}/"
+        self._binding = ""
+
+    async def stop(self) -> None:
+        if self._rpc_runner:
+            await self._rpc_runner.cleanup()
+
+    # ------------------------------------------------------------------ client binding, webhooks
+    def webhook_base(self, origin: str | None = None) -> str:
+        return f"{(origin or self.public_base_url).rstrip('/')}{WEBHOOK_PREFIX}"
+
+    def _key_query(self) -> str:
+        return f"code={self.system_key}" if self.system_key else ""
+
+    def management_urls(self, instance_id: str, origin: str | None = None) -> dict[str, str]:
+        """The check-status payload: management URLs of one instance, as the extension builds them."""
+        prefix = f"{self.webhook_base(origin)}/instances/{instance_id}"
+        suffix = f"taskHub={self.hub_name}&connection=Storage" + (f"&{self._key_query()}" if self.system_key else "")
+        return {
+            "id": instance_id,
+            "statusQueryGetUri": f"{prefix}?{suffix}",
+            "sendEventPostUri": f"{prefix}/raiseEvent/{{eventName}}?{suffix}",
+            "terminatePostUri": f"{prefix}/terminate?reason={{text}}&{suffix}",
+            "rewindPostUri": f"{prefix}/rewind?reason={{text}}&{suffix}",
+            "purgeHistoryDeleteUri": f"{prefix}?{suffix}",
+            "restartPostUri": f"{prefix}/restart?{suffix}",
+            "suspendPostUri": f"{prefix}/suspend?reason={{text}}&{suffix}",
+            "resumePostUri": f"{prefix}/resume?reason={{text}}&{suffix}",
+        }
+
+    def client_binding(self) -> str:
+        """The JSON the host hands to `durableClient` inputs."""
+        if not self._binding:
+            base = self.webhook_base()
+            query = self._key_query()
+            creation = f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
+            self._binding = json.dumps({
+                "taskHubName": self.hub_name,
+                "creationUrls": {
+                    "createNewInstancePostUri": f"{creation}?{query}",
+                    "createAndWaitOnNewInstancePostUri":
+                        f"{creation}?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{query}",
+                },
+                "managementUrls": self.management_urls("INSTANCEID"),
+                "baseUrl": base,
+                "requiredQueryStringParameters": query,
+                "rpcBaseUrl": self.rpc_base_url,
+                "httpBaseUrl": self.public_base_url,
+                "connectionName": None,
+            })
+        return self._binding
+
+    def add_webhook_routes(self, web_app: web.Application) -> None:
+        self.add_routes(web_app, WEBHOOK_PREFIX, public=True)
+
+    # ------------------------------------------------------------------ routes
     def add_routes(self, app: web.Application, prefix: str, public: bool) -> None:
-        handlers = _Handlers(self.runtime, public)
+        handlers = _Handlers(self, public)
         for method, path, handler in (
             ("POST", "/orchestrators/{functionName}", handlers.start),
             ("POST", "/orchestrators/{functionName}/{instanceId}", handlers.start),
@@ -105,8 +199,9 @@ class DurableApi:
 
 
 class _Handlers:
-    def __init__(self, runtime: DurableRuntime, public: bool):
-        self.runtime = runtime
+    def __init__(self, api: DurableApi, public: bool):
+        self.api = api
+        self.runtime = api.runtime
         self.public = public
 
     def _origin(self, request: web.Request) -> str | None:
@@ -129,7 +224,7 @@ class _Handlers:
         return body
 
     def _check_status(self, request: web.Request, instance_id: str) -> web.Response:
-        payload = self.runtime.management_urls(instance_id, self._origin(request))
+        payload = self.api.management_urls(instance_id, self._origin(request))
         del payload["rewindPostUri"]
         return web.json_response(payload, status=202, headers={"Location": payload["statusQueryGetUri"],
                                                                "Retry-After": "10"})
@@ -196,7 +291,7 @@ class _Handlers:
             return _error(400, "query parameter 'top' must be a positive integer")
         token = request.headers.get("x-ms-continuation-token") or None
         try:
-            records, next_token = self.runtime.hub.query_instances(  # type: ignore[union-attr]
+            records, next_token = self.runtime.query_instances(
                 statuses, created_from, created_to, request.query.get("instanceIdPrefix"), page_size, token)
         except ValueError:
             return _error(400, "header 'x-ms-continuation-token' is not a token this host issued")
@@ -218,11 +313,9 @@ class _Handlers:
             return _error(400, str(exc))
         if created_from is None:
             return web.json_response("Please provide value for 'createdTimeFrom' parameter.", status=400)
-        hub = self.runtime.hub
-        assert hub is not None
         ids, token = [], None
         while True:
-            records, token = hub.query_instances(statuses, created_from, created_to, None, 1000, token)
+            records, token = self.runtime.query_instances(statuses, created_from, created_to, None, 1000, token)
             ids += [r.instance_id for r in records if r.runtime_status in h.TERMINAL]
             if token is None:
                 break

@@ -15,16 +15,15 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from . import history as h
 from . import protos
 from .app_loader import FunctionSpec, LoadedApp, format_timespan
-from .durable_api import DurableApi, InstanceConflict, StartError
+from .durable_api import InstanceConflict, StartError
 from .replay import Decision, Plan, ReplayError, plan_episode
 from .taskhub import ActivityWork, InstanceRecord, Message, TaskHub
 
@@ -112,45 +111,39 @@ def _unknown_function(name: str, kind: str, known: dict[str, FunctionSpec]) -> s
     return message + f"No {kind} functions are currently registered!"
 
 
+def _no_client_binding() -> str:
+    raise RuntimeError("no durable HTTP API is wired to this runtime for durableClient bindings")
+
+
 class DurableRuntime:
-    def __init__(self, app: LoadedApp, data_dir: Path, public_base_url: str, logger: logging.Logger,
-                 verbose: bool = False, system_key: str | None = None):
+    """The dispatcher: runs episodes and activity calls; the durable HTTP API (durable_api.py) drives it from outside."""
+
+    def __init__(self, app: LoadedApp, data_dir: Path, logger: logging.Logger, verbose: bool = False):
         self.app = app
         self.data_dir = data_dir
-        self.public_base_url = public_base_url.rstrip("/")
         self.log = logger
         self.verbose = verbose
-        self.system_key = system_key
         self.hub_name = app.config.hub_name
         self.orchestrators = app.of_kind("orchestrator")
         self.activities = app.of_kind("activity")
-        self.api = DurableApi(self)
-        self.rpc_base_url = ""
         self.hub: TaskHub | None = None
         self.live: dict[str, _Live] = {}
         self._finished: list[tuple[ActivityWork, dict[str, Any] | None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._rpc_runner: web.AppRunner | None = None
         self._stopping = False
-        self._binding = ""
-        self.ready = False  # the task hub is open and all unfinished work is loaded
+        self.ready = False
+        # What `durableClient` bindings of activities receive: the durable HTTP API's URLs (durable_api.py).
+        # `python -m devhost` sets it to DurableApi.client_binding.
+        self.client_binding: Callable[[], str] = _no_client_binding  # the task hub is open and all unfinished work is loaded
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        """Open the task hub, serve the RPC endpoint, start the pools and resume all unfinished work."""
+        """Open the task hub, start the pools and resume all unfinished work."""
         config = self.app.config
         self.hub = TaskHub(self.data_dir / f"{self.hub_name}.sqlite")
         self._loop = asyncio.get_running_loop()
         self._orchestrator_slots = asyncio.Semaphore(config.max_orchestrators)
         self._activity_queue: asyncio.Queue[ActivityWork] = asyncio.Queue()
-
-        rpc_app = web.Application(client_max_size=100 * 1024 * 1024)
-        self.api.add_routes(rpc_app, "/durabletask", public=False)
-        self._rpc_runner = web.AppRunner(rpc_app, access_log=None, handle_signals=False)
-        await self._rpc_runner.setup()
-        await web.TCPSite(self._rpc_runner, "127.0.0.1", 0).start()
-        self.rpc_base_url = f"http://127.0.0.1:{self._rpc_runner.addresses[0][1]}/durabletask/"
-        self._binding = ""
 
         for record in self.hub.active_instances(h.TERMINAL):
             self.live[record.instance_id] = _Live(record)
@@ -177,8 +170,6 @@ class DurableRuntime:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._rpc_runner:
-            await self._rpc_runner.cleanup()
         if self.hub:
             self.hub.close()
 
@@ -186,54 +177,6 @@ class DurableRuntime:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    # ------------------------------------------------------------------ client binding, webhooks
-    def webhook_base(self, origin: str | None = None) -> str:
-        return f"{(origin or self.public_base_url).rstrip('/')}/runtime/webhooks/durabletask"
-
-    def _key_query(self) -> str:
-        return f"code={self.system_key}" if self.system_key else ""
-
-    def management_urls(self, instance_id: str, origin: str | None = None) -> dict[str, str]:
-        """The check-status payload: management URLs of one instance, as the extension builds them."""
-        prefix = f"{self.webhook_base(origin)}/instances/{instance_id}"
-        suffix = f"taskHub={self.hub_name}&connection=Storage" + (f"&{self._key_query()}" if self.system_key else "")
-        return {
-            "id": instance_id,
-            "statusQueryGetUri": f"{prefix}?{suffix}",
-            "sendEventPostUri": f"{prefix}/raiseEvent/{{eventName}}?{suffix}",
-            "terminatePostUri": f"{prefix}/terminate?reason={{text}}&{suffix}",
-            "rewindPostUri": f"{prefix}/rewind?reason={{text}}&{suffix}",
-            "purgeHistoryDeleteUri": f"{prefix}?{suffix}",
-            "restartPostUri": f"{prefix}/restart?{suffix}",
-            "suspendPostUri": f"{prefix}/suspend?reason={{text}}&{suffix}",
-            "resumePostUri": f"{prefix}/resume?reason={{text}}&{suffix}",
-        }
-
-    def client_binding(self) -> str:
-        """The JSON the host hands to `durableClient` inputs."""
-        if not self._binding:
-            base = self.webhook_base()
-            query = self._key_query()
-            creation = f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
-            self._binding = json.dumps({
-                "taskHubName": self.hub_name,
-                "creationUrls": {
-                    "createNewInstancePostUri": f"{creation}?{query}",
-                    "createAndWaitOnNewInstancePostUri":
-                        f"{creation}?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{query}",
-                },
-                "managementUrls": self.management_urls("INSTANCEID"),
-                "baseUrl": base,
-                "requiredQueryStringParameters": query,
-                "rpcBaseUrl": self.rpc_base_url,
-                "httpBaseUrl": self.public_base_url,
-                "connectionName": None,
-            })
-        return self._binding
-
-    def add_webhook_routes(self, web_app: web.Application) -> None:
-        self.api.add_routes(web_app, "/runtime/webhooks/durabletask", public=True)
 
     # ------------------------------------------------------------------ client operations (used by the HTTP API)
     def record(self, instance_id: str) -> InstanceRecord | None:
@@ -250,6 +193,11 @@ class DurableRuntime:
         if live and live.events is not None:
             return live.events
         return [json.loads(e) for e in self._hub.load_history(instance_id)]
+
+    def query_instances(self, statuses: list[str], created_from: str | None, created_to: str | None,
+                        prefix: str | None, page_size: int, token: str | None) -> tuple[list[InstanceRecord], str | None]:
+        """One page of instance status rows by filter, and the continuation token of the next page (None: last)."""
+        return self._hub.query_instances(statuses, created_from, created_to, prefix, page_size, token)
 
     def start_new(self, name: str, instance_id: str | None, input_json: str | None) -> str:
         """Create an instance (Pending) and queue its start; an ended instance with the same ID is replaced."""

@@ -17,12 +17,12 @@ from aiohttp import web
 
 from . import protos
 from .app_loader import FunctionSpec, LoadedApp
+from .durable_api import WEBHOOK_PREFIX
 from .http_rpc import to_rpc_http, to_web_response
 from .keys import Keys
 from .routes import RouteTable
 
 DEFAULT_BODY_LIMIT = 104_857_600  # the Functions host's default request body limit (100 MB)
-WEBHOOK_PREFIX = "/runtime/webhooks/durabletask"
 
 
 class Runtime(Protocol):

@@ -10,6 +10,7 @@ own message, and what it runs here is what it runs in Azure.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import uuid
@@ -28,6 +29,34 @@ HOST_CAPABILITIES = {"MultiStream": "10"}
 HOST_VERSION = "4.0.0"  # the host version devhost stands in for (Functions runtime 4.x)
 # The host sets this for the worker process when the app does not (DefaultWorkerProcessFactory).
 HOST_THREAD_COUNT = "1000"
+
+
+INDEXED = "Successfully indexed function app."
+
+
+class IndexedSummary(logging.Filter):
+    """The worker's "Successfully indexed function app." line, short at INFO, whole at DEBUG.
+
+    azure-functions-runtime 1.3.0 logs it as one JSON object whose "functions" text repeats, for every
+    function, the bindings of all functions before it (index_functions never resets its list), so it grows
+    with the square of the app's size: 37 KB for this app. Here it becomes a one-line summary; the worker's
+    own text goes to the `devhost.worker` logger at DEBUG (`python -m devhost --verbose` shows it).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if not text.startswith("{") or INDEXED not in text:
+            return True
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return True
+        if data.get("message") != INDEXED:
+            return True
+        logging.getLogger("devhost.worker").debug("%s", text)
+        record.msg, record.args = ("%s %s function(s), azure-functions %s (the worker's full text at DEBUG)",
+                                   (INDEXED, data.get("function_count"), data.get("azure-functions version")))
+        return True
 
 
 class WorkerRefused(Exception):

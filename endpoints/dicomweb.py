@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlsplit
 
@@ -19,21 +18,19 @@ import azure.durable_functions as df
 import azure.functions as func
 from azure.core.exceptions import AzureError
 
+from shared.errors import ClientError, Misconfigured
 from shared.stores.blob import qido, stow, wado
-from shared.stores.blob.store import DicomStore, InstanceChangedOrGone
+from shared.stores.blob.store import DicomStore
 from shared.stores.factory import TYPE_SETTING, store_type
-from shared.stores.interface import StoreMisconfigured
+from shared.stores.interface import InstanceChangedOrGone
 from shared.uids import Identifier, uid_problem
 
-log = logging.getLogger(__name__)
+from .responses import error, error_response
+
 bp = df.Blueprint()
 
 VERSION_PREFIXES = ("", "v1/", "v2/")
 DICOM_JSON = "application/dicom+json"
-
-
-class BadParameter(ValueError):
-    pass
 
 
 @functools.cache
@@ -42,19 +39,15 @@ def _store() -> DicomStore:
     return DicomStore.from_settings()
 
 
-def _error(status: int, message: str) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps({"error": message}), status_code=status, mimetype="application/json")
-
-
 def _uids(req: func.HttpRequest, *names: str) -> list[str]:
-    """The named route parameters, each a valid UID; BadParameter names the first that is not."""
+    """The named route parameters, each a valid UID; a ClientError names the first that is not."""
     values = []
     for name in names:
         value = req.route_params.get(name, "")
         problem = uid_problem(value)
         if problem:
             shown = value if len(value) <= 80 else value[:80] + "..."
-            raise BadParameter(f"route parameter '{name}' ({shown!r}) {problem}")
+            raise ClientError(400, f"route parameter '{name}' ({shown!r}) {problem}", name)
         values.append(value)
     return values
 
@@ -68,12 +61,7 @@ def _base_url(req: func.HttpRequest) -> str:
 def store_instances(req: func.HttpRequest) -> func.HttpResponse:
     """STOW-RS: POST studies[/{study}]."""
     study = _uids(req, "study")[0] if "study" in req.route_params else None
-    try:
-        result = stow.store_request(
-            _store(), req.get_body(), req.headers.get("Content-Type"), _base_url(req), study
-        )
-    except stow.RequestRejected as rejected:
-        return _error(rejected.status, str(rejected))
+    result = stow.store_request(_store(), req.get_body(), req.headers.get("Content-Type"), _base_url(req), study)
     return func.HttpResponse(
         json.dumps(result.dataset), status_code=result.status, mimetype=DICOM_JSON,
         headers={"Content-Type": DICOM_JSON},
@@ -85,10 +73,8 @@ def retrieve_instance(req: func.HttpRequest) -> func.HttpResponse:
     study, series, sop = _uids(req, "study", "series", "sop")
     try:
         found = wado.retrieve(_store(), study, series, sop, req.headers.get("Accept"))
-    except wado.NotAcceptable as refused:
-        return _error(406, str(refused))
     except InstanceChangedOrGone:
-        return _error(404, f"instance {study}/{series}/{sop} is not in the store")
+        return error(404, f"instance {study}/{series}/{sop} is not in the store")
     mimetype = found.content_type.split(";")[0]
     return func.HttpResponse(found.body, mimetype=mimetype, headers={"Content-Type": found.content_type})
 
@@ -97,11 +83,8 @@ def search(req: func.HttpRequest) -> func.HttpResponse:
     """QIDO-RS: GET studies, studies/{study}/series, studies/{study}/series/{series}/instances."""
     names = [name for name in ("study", "series") if name in req.route_params]
     level = ("study", "series", "instance")[len(names)]
-    try:
-        rows = qido.search(_store(), level, parse_qsl(urlsplit(req.url).query, keep_blank_values=True),
-                           *_uids(req, *names))
-    except qido.QidoRefused as refused:
-        return _error(400, str(refused))
+    rows = qido.search(_store(), level, parse_qsl(urlsplit(req.url).query, keep_blank_values=True),
+                       *_uids(req, *names))
     return func.HttpResponse(json.dumps(rows), mimetype=DICOM_JSON, headers={"Content-Type": DICOM_JSON})
 
 
@@ -110,7 +93,7 @@ def delete(req: func.HttpRequest) -> func.HttpResponse:
     names = [name for name in ("study", "series", "sop") if name in req.route_params]
     identifier = Identifier(*_uids(req, *names))
     if not _store().delete(identifier):
-        return _error(404, f"nothing stored under {identifier.level} {identifier}")
+        return error(404, f"nothing stored under {identifier.level} {identifier}")
     return func.HttpResponse(status_code=204)
 
 
@@ -131,17 +114,11 @@ def _register(name: str, method: str, route: str, handler: Callable[[func.HttpRe
     def function(req: func.HttpRequest) -> func.HttpResponse:
         try:
             if store_type() != "blob":
-                return _error(404, f"this server has no DICOM store of its own: the export reads the external "
+                return error(404, f"this server has no DICOM store of its own: the export reads the external "
                                    f"store named by setting {TYPE_SETTING}; store into that server instead")
             return handler(req)
-        except StoreMisconfigured as misconfigured:
-            log.error("%s: %s", name, misconfigured)
-            return _error(500, f"the server is misconfigured: {misconfigured}")
-        except BadParameter as bad:
-            return _error(400, str(bad))
-        except AzureError as error:  # the store is down or refusing us: not the client's fault, not a crash
-            log.exception("%s: storage error", name)
-            return _error(503, f"the DICOM store is unavailable ({type(error).__name__}); try again later")
+        except (ClientError, Misconfigured, AzureError) as problem:  # AzureError: the store is down or refusing us
+            return error_response(problem, name)
 
     bp.function_name(name)(bp.route(route=route, methods=[method])(function))
 

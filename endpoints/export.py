@@ -16,16 +16,16 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared import settings
+from shared.errors import ClientError, Misconfigured
 from shared.export import events
-from shared.export.destination import DestinationRefused
 from shared.export.operation import ORCHESTRATOR, durable_json
-from shared.export.request import RequestError, parse_export_request
+from shared.export.request import parse_export_request
 from shared.export.settings import ExportSettings
 from shared.export.steps import prepare
-from shared.secrets import SecretKeyError, digest
+from shared.secrets import digest
 from shared.stores.factory import check_settings
 
-from .responses import error, json_response
+from .responses import error, error_response, json_response
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
@@ -56,8 +56,8 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
     try:
         policy = ExportSettings.from_settings()
         check_settings()
-    except ValueError as misconfigured:
-        return _misconfigured(misconfigured)
+    except Misconfigured as misconfigured:
+        return error_response(misconfigured, "export cannot start")
     try:
         request = parse_export_request(req.get_body(), req.headers.get("Content-Type"), policy)
         key = req.headers.get("Idempotency-Key")
@@ -72,12 +72,8 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
             if repeat:
                 return repeat
         checkpoint = prepare(request, operation_id, policy, request_digest)
-    except RequestError as refused:
-        return error(refused.status, str(refused))
-    except DestinationRefused as refused:
-        return error(400, str(refused))
-    except SecretKeyError as misconfigured:
-        return _misconfigured(misconfigured)
+    except (ClientError, Misconfigured) as problem:  # the request (destination included), or a secret key setting
+        return error_response(problem, "export cannot start")
     try:
         await client.start_new(ORCHESTRATOR, operation_id, checkpoint.to_json())
     except Exception:  # the SDK's only sign of a refused start (the id is taken)
@@ -100,12 +96,6 @@ async def _repeat(req: func.HttpRequest, client: df.DurableOrchestrationClient, 
     if (durable_json(existing.input_) or {}).get("requestDigest") != request_digest:
         return error(422, "header Idempotency-Key was already used for a different export request")
     return accepted(req, version, operation_id)
-
-
-def _misconfigured(problem: Exception) -> func.HttpResponse:
-    """The app's settings, not the request, are wrong: say which, to the operator and the client."""
-    log.error("export cannot start: %s", problem)
-    return error(500, f"the server is misconfigured: {problem}")
 
 
 def _register(route: str, version: str) -> None:

@@ -7,21 +7,20 @@ query source is (a 400 names `queries[i].<key>`). Answer: `{"queries": [...]}`, 
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 import azure.functions as func
+from azure.core.exceptions import AzureError
 
 from shared import settings
-from shared.export.request import RequestError, parse_queries
+from shared.errors import ClientError, Misconfigured, Unavailable
+from shared.export.request import parse_queries
 from shared.query.preview import preview
 from shared.stores.factory import open_store
-from shared.stores.interface import StoreError
 
 from .export import FEATURE_FLAG
-from .responses import error, json_response
+from .responses import error, error_response, json_response
 
-log = logging.getLogger(__name__)
 bp = func.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
@@ -33,16 +32,9 @@ def search(req: func.HttpRequest) -> func.HttpResponse:
         return error(404, f"export is not enabled on this server (setting {FEATURE_FLAG})")
     try:
         queries, limit = _parse(req.get_body())
-    except RequestError as refused:
-        return error(refused.status, str(refused))
-    try:
-        store = open_store()
-        return json_response({"queries": preview(store, list(queries), limit)})
-    except ValueError as misconfigured:  # StoreMisconfigured
-        log.error("search cannot run: %s", misconfigured)
-        return error(500, f"the server is misconfigured: {misconfigured}")
-    except StoreError as failed:
-        return error(502, f"the DICOM store could not be searched: {failed}")
+        return json_response({"queries": preview(open_store(), list(queries), limit)})
+    except (ClientError, Misconfigured, Unavailable, AzureError) as problem:  # Unavailable: the store is down
+        return error_response(problem, "search")
 
 
 for _route in ("export/search", "v1/export/search", "v2/export/search"):
@@ -51,17 +43,17 @@ for _route in ("export/search", "v1/export/search", "v2/export/search"):
 
 def _parse(body: bytes) -> tuple[tuple[Any, ...], int]:
     if len(body) > MAX_BODY:
-        raise RequestError(413, f"the request body is {len(body)} bytes; the limit is {MAX_BODY}")
+        raise ClientError(413, f"the request body is {len(body)} bytes; the limit is {MAX_BODY}")
     try:
         document = json.loads(body.decode("utf-8-sig") or "null")
     except (UnicodeDecodeError, ValueError):
-        raise RequestError(400, "the request body is not a JSON object") from None
+        raise ClientError(400, "the request body is not a JSON object") from None
     if not isinstance(document, dict):
-        raise RequestError(400, "the request body must be a JSON object with queries")
+        raise ClientError(400, "the request body must be a JSON object with queries")
     unknown = sorted(set(document) - {"queries", "limit"})
     if unknown:
-        raise RequestError(400, f"unknown property '{unknown[0][:100]}'; expected one of: queries, limit", unknown[0])
+        raise ClientError(400, f"unknown property '{unknown[0][:100]}'; expected one of: queries, limit", unknown[0])
     limit = document.get("limit", DEFAULT_LIMIT)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
-        raise RequestError(400, f"limit must be a whole number from 1 to {MAX_LIMIT}", "limit")
+        raise ClientError(400, f"limit must be a whole number from 1 to {MAX_LIMIT}", "limit")
     return parse_queries(document.get("queries"), "queries"), limit

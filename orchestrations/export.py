@@ -14,6 +14,7 @@ import azure.durable_functions as df
 from shared.export import events
 from shared.export.checkpoint import Batching, Checkpoint
 from shared.export.operation import ORCHESTRATOR, failure_reason
+from shared.export.work import Committed, Copied, Expanded
 
 bp = df.Blueprint()
 
@@ -51,26 +52,28 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
     try:
         expansion = checkpoint.prefetched
         if expansion is None:
-            expansion = yield context.call_activity_with_retry(EXPAND, retry, checkpoint.expand_input())
+            expansion = Expanded.from_json(
+                (yield context.call_activity_with_retry(EXPAND, retry, checkpoint.expand_input().to_json())))
         rest = checkpoint.listed(expansion)
-        tasks = [context.call_activity_with_retry(COPY, retry, checkpoint.copy_input(batch, number))
-                 for number, batch in enumerate(expansion["batches"])]
+        tasks = [context.call_activity_with_retry(COPY, retry, checkpoint.copy_input(batch, number).to_json())
+                 for number, batch in enumerate(expansion.batches)]
         if not rest.done:  # list the next generation while this one copies (last: it waits for a free worker)
-            tasks.append(context.call_activity_with_retry(EXPAND, retry, rest.expand_input()))
+            tasks.append(context.call_activity_with_retry(EXPAND, retry, rest.expand_input().to_json()))
         results = (yield context.task_all(tasks)) if tasks else []
-        prefetched = None if rest.done else results.pop()
-        checkpoint = checkpoint.advance(expansion, results, prefetched)
+        prefetched = None if rest.done else Expanded.from_json(results.pop())  # the look-ahead is the last task
+        checkpoint = checkpoint.advance(expansion, [Copied.from_json(r) for r in results], prefetched)
         context.set_custom_status(checkpoint.status())
         if not checkpoint.done:
             context.continue_as_new(checkpoint.to_json())
             return None
-        committed = yield context.call_activity_with_retry(COMMIT, retry, checkpoint.commit_input())
+        committed = Committed.from_json(
+            (yield context.call_activity_with_retry(COMMIT, retry, checkpoint.commit_input().to_json())))
     except Exception as error:  # noqa: BLE001 - an activity failed after its retries: the export fails
         reason = failure_reason(str(error))
         context.set_custom_status(checkpoint.status(error=reason))
         _log_end(context, checkpoint, "failed", error=reason)
         raise ExportFailed(reason) from None
-    final = checkpoint.status(manifest_href=committed["manifestHref"])
+    final = checkpoint.status(manifest_href=committed.manifest_href)
     context.set_custom_status(final)
     _log_end(context, checkpoint, "completed")
     return final

@@ -32,9 +32,8 @@ from cli.api import Api
 from cli.destination import Destination, read_errors_log
 from cli.progress import errors_table, plural, status_table, watch
 from devhost.azurite import Azurite, free_port
-from tests.hosting import Host
+from testkit.host import ROOT, Host
 
-ROOT = Path(__file__).resolve().parent.parent
 CONTAINER = "export"
 UNKNOWN_STUDY = "1.2.3.4.5.6.7.8.9"  # in no pydicom file: shows a skipped identifier in errors.log
 PYDICOM_DATA = Path(pydicom.data.__file__).parent
@@ -42,10 +41,13 @@ PYDICOM_DATA = Path(pydicom.data.__file__).parent
 DATA_FOLDERS = [PYDICOM_DATA / name for name in ("test_files", "charset_files", "palettes")]
 
 
-def app_settings(storage: str) -> dict[str, str]:
-    """local.settings.json.example's values, with storage pointed at our Azurite."""
+def app_settings(storage: str, work: Path) -> dict[str, str]:
+    """local.settings.json.example's values, with storage pointed at our Azurite and the secret key in `work`.
+
+    Only these: the host reads neither local.settings.json nor app settings from the caller's environment.
+    """
     values = json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
-    return {**values, "AzureWebJobsStorage": storage}
+    return {**values, "AzureWebJobsStorage": storage, "Export__SecretKeyFile": str(work / "export.key")}
 
 
 def load_summary(report: loader.Report) -> Table:
@@ -85,7 +87,7 @@ def exported_tree(service: BlobServiceClient, operation_id: str) -> Tree:
 def run(console: Console, work: Path, started: float) -> int:
     shutil.rmtree(work, ignore_errors=True)
     azurite = Azurite(work / "azurite", free_port(), log_path=work / "azurite.log")
-    host = Host(ROOT, work / "hub", env=app_settings(azurite.connection_string), log_path=work / "host.log")
+    host = Host(ROOT, work / "hub", env=app_settings(azurite.connection_string, work), log_path=work / "host.log")
     try:
         console.print(Rule("1. Azurite and the local host"))
         azurite.start()

@@ -27,6 +27,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from shared import settings
+from shared.errors import Misconfigured
 
 DEFAULT_KEY_FILE = Path(__file__).resolve().parent.parent / ".secrets" / "export.key"
 REDACTED = "<redacted>"
@@ -41,8 +42,14 @@ _SECRET_PATTERNS = (
 )
 
 
-class SecretKeyError(RuntimeError):
+class SecretKeyError(Misconfigured):
     """The app's secret key is missing, unusable or not the one a secret was protected with."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of what `error` says (its `message` when it has one), scrubbed, at most 500 characters."""
+    message = str(getattr(error, "message", None) or error).strip()
+    return scrub(message.splitlines()[0] if message else type(error).__name__)[:500]
 
 
 def scrub(text: object) -> str:
@@ -60,8 +67,9 @@ def protect(secret: str, env: Mapping[str, str] | None = None) -> str:
 
 def unprotect(token: str, env: Mapping[str, str] | None = None) -> str:
     """The secret behind a `protect` token; SecretKeyError when the key does not open it."""
+    fernet = _fernet(env)  # its own SecretKeyError (a ValueError) is not this one
     try:
-        return _fernet(env).decrypt(token.encode("ascii")).decode()
+        return fernet.decrypt(token.encode("ascii")).decode()
     except (InvalidToken, UnicodeError, ValueError):
         raise SecretKeyError(
             "the destination's credentials cannot be decrypted: Export__SecretKey changed since the export "
@@ -76,8 +84,9 @@ def digest(text: str, env: Mapping[str, str] | None = None) -> str:
 
 
 def _fernet(env: Mapping[str, str] | None) -> MultiFernet:
+    keys = _keys(env)  # its own SecretKeyError (a ValueError) is not this one
     try:
-        return MultiFernet([Fernet(key) for key in _keys(env)])
+        return MultiFernet([Fernet(key) for key in keys])
     except (ValueError, TypeError):
         raise SecretKeyError(
             "setting Export__SecretKey must hold Fernet keys (32 url-safe base64-encoded bytes), comma-separated"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
+from shared.errors import Misconfigured
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -31,7 +33,7 @@ def get_bool(name: str, default: bool = False, env: Mapping[str, str] | None = N
         return True
     if lowered in _FALSE:
         return False
-    raise ValueError(f"setting {name} must be true or false, not {value!r}")
+    raise Misconfigured(f"setting {name} must be true or false, not {value!r}")
 
 
 def get_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
@@ -50,4 +52,4 @@ def _get_number[N: (int, float)](name: str, default: N, env: Mapping[str, str] |
     try:
         return parse(value)
     except ValueError:
-        raise ValueError(f"setting {name} must be {kind}, not {value!r}") from None
+        raise Misconfigured(f"setting {name} must be {kind}, not {value!r}") from None

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from shared.export.settings import ExportSettings
+from shared.export.work import CommitWork, Copied, CopyWork, Expanded, ExpandWork
 
 WHOLE_STORE = "*"  # the one identifier of an export without a source: every instance in the store
 QUERY = "?"  # `?<n>` stands for query n of `Checkpoint.search` (a query source)
@@ -47,7 +48,7 @@ class Checkpoint:
     skipped: int = 0
     generation: int = 1
     request_digest: str | None = None  # keyed digest of the request, for Idempotency-Key repeats
-    prefetched: dict[str, Any] | None = None  # expansion of what is left, listed during the last copies
+    prefetched: Expanded | None = None  # expansion of what is left, listed during the last copies
     deidentification: dict[str, Any] | None = None  # Deidentifier.to_json(): profile, options, key id (no key)
     search: dict[str, Any] | None = None  # a query source: {"queries": [...], "counts": [[selected, dropped], ...]}
 
@@ -71,48 +72,41 @@ class Checkpoint:
                                  in zip(self.search["queries"], self.search["counts"])]
         return status
 
-    def expand_input(self) -> dict[str, Any]:
+    def expand_input(self) -> ExpandWork:
         """What the expand activity needs for the next generation (the identifiers it can reach)."""
         reach = self.batching.batch_size * self.batching.max_parallel_batches
-        return {
-            "operationId": self.operation_id, "destination": self.destination,
-            "identifiers": list(self.identifiers[:reach]), "cursor": self.cursor,
-            "batchSize": self.batching.batch_size, "maxBatches": self.batching.max_parallel_batches,
-            "threads": self.batching.max_parallel_threads,
-            "deidentification": self.deidentification,
-            **({"queries": self.search["queries"]} if self.search else {}),
-        }
+        return ExpandWork(self.operation_id, self.destination, self.identifiers[:reach], self.cursor,
+                          self.batching.batch_size, self.batching.max_parallel_batches,
+                          self.batching.max_parallel_threads, self.deidentification,
+                          tuple(self.search["queries"]) if self.search else ())
 
-    def copy_input(self, batch: list, number: int) -> dict[str, Any]:
+    def copy_input(self, batch: tuple[list, ...], number: int) -> CopyWork:
         """What the copy activity needs for batch `number` of this generation (its place names its manifest block)."""
-        return {"operationId": self.operation_id, "destination": self.destination, "instances": batch,
-                "threads": self.batching.max_parallel_threads, "deidentification": self.deidentification,
-                "generation": self.generation, "batch": number}
+        return CopyWork(self.operation_id, self.destination, tuple(batch), self.batching.max_parallel_threads,
+                        self.generation, number, self.deidentification)
 
-    def commit_input(self) -> dict[str, Any]:
+    def commit_input(self) -> CommitWork:
         """What the commit activity needs at the end."""
         dropped = sum(d for _, d in self.search["counts"]) if self.search else 0
-        return {"operationId": self.operation_id, "destination": self.destination,
-                **({"dropped": dropped} if dropped else {})}
+        return CommitWork(self.operation_id, self.destination, dropped)
 
-    def listed(self, expansion: dict[str, Any]) -> Checkpoint:
+    def listed(self, expansion: Expanded) -> Checkpoint:
         """What is left once `expansion` (of this checkpoint's identifiers) is taken."""
-        return replace(self, identifiers=self.identifiers[expansion["consumed"]:], cursor=expansion["cursor"],
+        return replace(self, identifiers=self.identifiers[expansion.consumed:], cursor=expansion.cursor,
                        prefetched=None)
 
-    def advance(self, expansion: dict[str, Any], copies: list[dict[str, Any]],
-                prefetched: dict[str, Any] | None = None) -> Checkpoint:
+    def advance(self, expansion: Expanded, copies: list[Copied], prefetched: Expanded | None = None) -> Checkpoint:
         """The checkpoint after a generation that expanded `expansion` and copied `copies`.
 
         `prefetched` is the next generation's expansion when it was listed during the copies.
         """
         return replace(
             self.listed(expansion),
-            exported=self.exported + sum(c["exported"] for c in copies),
-            skipped=self.skipped + expansion["notFound"] + sum(c["skipped"] for c in copies),
+            exported=self.exported + sum(c.exported for c in copies),
+            skipped=self.skipped + expansion.not_found + sum(c.skipped for c in copies),
             generation=self.generation + 1,
             prefetched=prefetched,
-            search=self._searched(expansion.get("searched") or {}),
+            search=self._searched(expansion.searched or {}),
         )
 
     def _searched(self, counts: dict[str, list[int]]) -> dict[str, Any] | None:
@@ -129,7 +123,8 @@ class Checkpoint:
             "destination": self.destination, "batching": asdict(self.batching),
             "createdTime": self.created_time, "errorHref": self.error_href,
             "exported": self.exported, "skipped": self.skipped, "generation": self.generation,
-            "requestDigest": self.request_digest, "prefetched": self.prefetched,
+            "requestDigest": self.request_digest,
+            "prefetched": self.prefetched.to_json() if self.prefetched is not None else None,
             "deidentification": self.deidentification, "search": self.search,
         }
 
@@ -141,6 +136,6 @@ class Checkpoint:
             created_time=data["createdTime"], error_href=data["errorHref"],
             exported=data.get("exported", 0), skipped=data.get("skipped", 0),
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
-            prefetched=data.get("prefetched"), deidentification=data.get("deidentification"),
-            search=data.get("search"),
+            prefetched=Expanded.from_json(data["prefetched"]) if data.get("prefetched") else None,
+            deidentification=data.get("deidentification"), search=data.get("search"),
         )

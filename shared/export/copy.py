@@ -41,12 +41,13 @@ from azure.storage.blob import BlobClient, ContainerClient
 
 from shared.deid.dataset import Deidentifier, NotDeidentified
 from shared.deid.stream import deidentify_file
+from shared.errors import CopyFailed
 from shared.export import manifest
 from shared.export.errors_log import ErrorEntry, ErrorLog
 from shared.export.upload import ContentMismatch, Digests, hash_blob, upload
-from shared.secrets import scrub
-from shared.stores.blob.store import BLOCK_SIZE, DICOM_CONTENT, SINGLE_PUT_SIZE
+from shared.secrets import first_line
 from shared.stores.interface import InstanceChangedOrGone, Opened, Store, StoredInstance, blob_name
+from shared.transfer import BLOCK_SIZE, DICOM_CONTENT, SINGLE_PUT_SIZE
 from shared.uids import Identifier
 
 # Destination transfers in the store's block sizes: a large file is never whole in memory.
@@ -57,10 +58,6 @@ _COPY_REFUSALS = {
     "CannotVerifyCopySource", "FeatureNotSupported", "NotImplemented", "InvalidSourceBlobUrl",
     "InvalidSourceBlobType", "UnsupportedHeader", "InvalidHeaderValue", "InvalidQueryParameterValue",
 }
-
-
-class CopyFailed(RuntimeError):
-    """The batch cannot go on: the message (already scrubbed of secrets) says why."""
 
 
 class _SourceFault(Exception):
@@ -92,7 +89,7 @@ def result_path(operation_id: str, instance: StoredInstance | Identifier) -> str
 
 def store_problem(error: BaseException) -> str:
     """Why reading the DICOM store failed, in words, with any secret scrubbed."""
-    return f"reading the DICOM store failed: {_first_line(error)}"
+    return f"reading the DICOM store failed: {first_line(error)}"
 
 
 def fault_policy(error: BaseException, side: str) -> str | None:
@@ -245,7 +242,3 @@ def _source_chunks(download: Opened) -> Iterator[bytes]:
     except Exception as error:  # noqa: BLE001 - tagged and re-raised
         raise _SourceFault(error) from None
 
-
-def _first_line(error: BaseException) -> str:
-    message = str(getattr(error, "message", None) or error).strip() or type(error).__name__
-    return scrub(message.splitlines()[0])[:500]

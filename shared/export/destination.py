@@ -21,7 +21,8 @@ import binascii
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -37,7 +38,9 @@ from azure.core.exceptions import (
 from azure.storage.blob import ContainerClient
 
 from shared import secrets
+from shared.errors import ClientError, CopyFailed
 from shared.export.settings import ExportSettings
+from shared.secrets import first_line
 
 EMULATOR_ACCOUNT = "devstoreaccount1"
 # The emulator's well-known development key, published by Microsoft: not a secret.
@@ -53,12 +56,11 @@ MANAGED_IDENTITY = f"{SETTINGS}.useManagedIdentity"
 _CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
 
 
-class DestinationRefused(ValueError):
-    """This destination cannot be used; the message says why, `field` names the setting at fault."""
+class DestinationRefused(ClientError):
+    """This destination cannot be used (400); the message says why, `field` names the setting at fault."""
 
     def __init__(self, message: str, field: str = SETTINGS):
-        super().__init__(message)
-        self.field = field
+        super().__init__(400, message, field)
 
 
 @dataclass(frozen=True)
@@ -330,9 +332,9 @@ def destination_problem(error: BaseException, destination: Destination) -> str:
     """Why writing to `destination` failed, in words, with any secret scrubbed."""
     where = destination.describe()
     if isinstance(error, ClientAuthenticationError) and error.response is None:  # raised by the credential
-        return f"managed identity could not get a token for {where}: {_first_line(error)}"
+        return f"managed identity could not get a token for {where}: {first_line(error)}"
     if isinstance(error, (ServiceRequestError, ServiceResponseError)):
-        return f"storage account '{destination.account}' is unreachable: {_first_line(error)}"
+        return f"storage account '{destination.account}' is unreachable: {first_line(error)}"
     if isinstance(error, HttpResponseError):
         code = getattr(error, "error_code", None) or ""
         if code == "ContainerNotFound" or (isinstance(error, ResourceNotFoundError) and not code):
@@ -340,12 +342,16 @@ def destination_problem(error: BaseException, destination: Destination) -> str:
         if error.status_code in (401, 403):
             return (f"{where} refused access ({code or error.status_code}): check the SAS token's permissions "
                     "and expiry, or the identity's Storage Blob Data Contributor role")
-        return f"{where} answered {error.status_code} {code}: {_first_line(error)}".rstrip()
+        return f"{where} answered {error.status_code} {code}: {first_line(error)}".rstrip()
     if isinstance(error, AzureError):
-        return f"{where}: {_first_line(error)}"
-    return f"{where}: {type(error).__name__}: {_first_line(error)}"
+        return f"{where}: {first_line(error)}"
+    return f"{where}: {type(error).__name__}: {first_line(error)}"
 
 
-def _first_line(error: BaseException) -> str:
-    message = getattr(error, "message", None) or str(error) or type(error).__name__
-    return secrets.scrub(message.strip().splitlines()[0] if message.strip() else type(error).__name__)[:500]
+@contextmanager
+def destination_faults(destination: Destination) -> Iterator[None]:
+    """Within the block, a fault of `destination` (an Azure SDK error) fails the batch: CopyFailed saying why."""
+    try:
+        yield
+    except AzureError as error:
+        raise CopyFailed(destination_problem(error, destination)) from None

@@ -17,6 +17,7 @@ import itertools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from shared.export.work import Expanded
 from shared.query import Query
 from shared.stores.interface import Store, StoredInstance, parse_blob_name
 from shared.uids import Identifier
@@ -56,14 +57,14 @@ class Expansion:
     cursor: str | None  # where to resume listing the next unfinished one
     searched: dict[int, list[int]] = field(default_factory=dict)  # query index -> [instances taken, rows dropped]
 
+    def expanded(self) -> Expanded:
+        """The form the expand activity returns."""
+        return Expanded(tuple(tuple(instance_to_json(i) for i in batch) for batch in self.batches),
+                        len(self.not_found), self.consumed, self.cursor,
+                        {str(index): counts for index, counts in self.searched.items()} or None)
+
     def to_json(self) -> dict:
-        return {
-            "batches": [[instance_to_json(i) for i in batch] for batch in self.batches],
-            "notFound": len(self.not_found),
-            "consumed": self.consumed,
-            "cursor": self.cursor,
-            "searched": {str(index): counts for index, counts in self.searched.items()},
-        }
+        return self.expanded().to_json()
 
 
 def _list(store: Store, item: Item, cursor: str | None, page_size: int) -> tuple[list[StoredInstance], str | None, int]:

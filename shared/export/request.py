@@ -16,7 +16,7 @@ Rules (the published API's, plus what its server did where the document is silen
 - `deidentification` (optional): `{"profile": "basic", "options": [...]}`, the PS3.15 Basic
   Application Level Confidentiality Profile with options (shared/deid/profile.py); profile and
   option names are case-insensitive too.
-Every error is a `RequestError` whose message starts with the field at fault.
+Every error is a `ClientError` whose message starts with the field at fault.
 """
 
 from __future__ import annotations
@@ -27,19 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.deid.profile import PROFILE, Profile, ProfileError
+from shared.errors import ClientError
 from shared.export.destination import Destination, DestinationRefused, parse_destination
 from shared.export.settings import ExportSettings
 from shared.query import Query, QueryError, parse_query
 from shared.uids import Identifier, parse_identifier
-
-
-class RequestError(ValueError):
-    """A request the server refuses: HTTP `status`, a message naming `field`."""
-
-    def __init__(self, status: int, message: str, field: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.field = field
 
 
 @dataclass(frozen=True)
@@ -61,18 +53,18 @@ class ExportRequest:
 
 
 def parse_export_request(body: bytes, content_type: str | None, policy: ExportSettings) -> ExportRequest:
-    """The request in `body`, or RequestError (400, 413 or 415) saying what is wrong."""
+    """The request in `body`, or ClientError (400, 413 or 415) saying what is wrong."""
     _check_content_type(content_type)
     if len(body) > policy.max_request_bytes:
-        raise RequestError(
+        raise ClientError(
             413, f"the request body is {len(body)} bytes; the limit is {policy.max_request_bytes} "
             "(setting Export__MaxRequestBytes)")
     document = _json(body)
     if not isinstance(document, dict):
-        raise RequestError(400, f"the request body must be a JSON object, not {_kind(document)}")
+        raise ClientError(400, f"the request body must be a JSON object, not {_kind(document)}")
     top = _fields(document, "", ("source", "sources", "destination", "deidentification"))
     if "source" in top and "sources" in top:
-        raise RequestError(400, "give 'source' or its alias 'sources', not both", "source")
+        raise ClientError(400, "give 'source' or its alias 'sources', not both", "source")
     given = "source" in top or "sources" in top
     source = _object(top.get("source", top.get("sources")), "source") if given else None
     destination = _object(top.get("destination"), "destination")
@@ -86,50 +78,50 @@ def _check_content_type(content_type: str | None) -> None:
     media = media.lower()
     if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
         shown = f"'{content_type[:100]}'" if content_type else "missing"
-        raise RequestError(415, f"Content-Type must be application/json; it is {shown}", "Content-Type")
+        raise ClientError(415, f"Content-Type must be application/json; it is {shown}", "Content-Type")
     for param in params:
         name, _, value = param.partition("=")
         if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
-            raise RequestError(415, "the request body must be UTF-8 (Content-Type charset)", "Content-Type")
+            raise ClientError(415, "the request body must be UTF-8 (Content-Type charset)", "Content-Type")
 
 
 def _json(body: bytes) -> Any:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise RequestError(400, f"the request body is not valid UTF-8 (byte {error.start})") from None
+        raise ClientError(400, f"the request body is not valid UTF-8 (byte {error.start})") from None
     if not text.strip():
-        raise RequestError(400, "the request body is empty; expected a JSON object with source and destination")
+        raise ClientError(400, "the request body is empty; expected a JSON object with source and destination")
     try:
         return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:
-        raise RequestError(
+        raise ClientError(
             400, f"the request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
     except RecursionError:
-        raise RequestError(400, "the request body is nested too deeply") from None
+        raise ClientError(400, "the request body is nested too deeply") from None
     except ValueError as error:  # e.g. an integer longer than Python's 4300-digit conversion limit
-        raise RequestError(400, f"the request body is not valid JSON: {str(error)[:200]}") from None
+        raise ClientError(400, f"the request body is not valid JSON: {str(error)[:200]}") from None
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: set[str] = set()
     for key, _ in pairs:
         if key.lower() in seen:
-            raise RequestError(400, f"property '{key[:100]}' appears twice (names are case-insensitive)", key[:100])
+            raise ClientError(400, f"property '{key[:100]}' appears twice (names are case-insensitive)", key[:100])
         seen.add(key.lower())
     return dict(pairs)
 
 
 def _fields(obj: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-    """`obj` keyed by the canonical spelling of each property; RequestError for an unknown one."""
+    """`obj` keyed by the canonical spelling of each property; ClientError for an unknown one."""
     canonical = {name.lower(): name for name in allowed}
     found = {}
     for key, value in obj.items():
         name = canonical.get(key.lower())
         if name is None:
             where = f"{path}.{key}" if path else key
-            raise RequestError(
+            raise ClientError(
                 400, f"unknown property '{where[:200]}'; expected one of: {', '.join(allowed)}", where[:200])
         found[name] = value
     return found
@@ -137,23 +129,23 @@ def _fields(obj: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> dict
 
 def _object(value: Any, path: str) -> dict[str, Any]:
     if value is None:
-        raise RequestError(400, f"{path} is required", path)
+        raise ClientError(400, f"{path} is required", path)
     if not isinstance(value, dict):
-        raise RequestError(400, f"{path} must be an object, not {_kind(value)}", path)
+        raise ClientError(400, f"{path} must be an object, not {_kind(value)}", path)
     return value
 
 
 def _type(fields: Mapping[str, Any], path: str, *expected: str) -> str:
-    """The type's canonical spelling among `expected`; RequestError naming `<path>.type` otherwise."""
+    """The type's canonical spelling among `expected`; ClientError naming `<path>.type` otherwise."""
     value = fields.get("type")
     names = " or ".join(f"'{e}'" for e in expected)
     if value is None:
-        raise RequestError(400, f"{path}.type is required; expected {names}", f"{path}.type")
+        raise ClientError(400, f"{path}.type is required; expected {names}", f"{path}.type")
     chosen = next((e for e in expected if isinstance(value, str) and value.strip().lower() == e.lower()), None)
     if chosen is None:
         shown = repr(value[:100]) if isinstance(value, str) else _kind(value)
         only = f"the only {path} type is" if len(expected) == 1 else f"the {path} types are"
-        raise RequestError(400, f"{path}.type {shown} is not supported; {only} {names}", f"{path}.type")
+        raise ClientError(400, f"{path}.type {shown} is not supported; {only} {names}", f"{path}.type")
     return chosen
 
 
@@ -171,14 +163,14 @@ def _queries(settings: Mapping[str, Any]) -> tuple[Query, ...]:
 
 
 def parse_queries(queries: Any, path: str) -> tuple[Query, ...]:
-    """The queries listed at `path`, each once; RequestError (400) naming `<path>[i].<key>` for a bad one."""
+    """The queries listed at `path`, each once; ClientError (400) naming `<path>[i].<key>` for a bad one."""
     parsed = []
     for index, query in enumerate(_list(queries, path, "queries (attribute -> QIDO-RS match value)", "objects")):
         try:
             parsed.append(parse_query(query))
         except QueryError as error:
             where = f"{path}[{index}]" + (f".{error.key[:100]}" if error.key else "")
-            raise RequestError(400, f"{where}: {str(error)[:600]}", where) from None
+            raise ClientError(400, f"{where}: {str(error)[:600]}", where) from None
     unique: dict[str, Query] = {}
     for query in parsed:  # a repeat selects nothing more
         unique.setdefault(json.dumps(query.to_json(), sort_keys=True), query)
@@ -193,22 +185,22 @@ def _identifiers(settings_object: Mapping[str, Any]) -> tuple[Identifier, ...]:
                                         "strings")):
         where = f"{path}[{index}]"
         if not isinstance(value, str):
-            raise RequestError(400, f"{where} must be a string, not {_kind(value)}", where)
+            raise ClientError(400, f"{where} must be a string, not {_kind(value)}", where)
         try:
             parsed.append(parse_identifier(value))
         except ValueError as error:
-            raise RequestError(400, f"{where}: {str(error)[:400]}", where) from None
+            raise ClientError(400, f"{where}: {str(error)[:400]}", where) from None
     return _without_overlaps(parsed)
 
 
 def _list(value: Any, path: str, what: str, items: str) -> list:
-    """`value` as a non-empty list; RequestError naming `path` when it is missing, not a list, or empty."""
+    """`value` as a non-empty list; ClientError naming `path` when it is missing, not a list, or empty."""
     if value is None:
-        raise RequestError(400, f"{path} is required: a list of {what}", path)
+        raise ClientError(400, f"{path} is required: a list of {what}", path)
     if not isinstance(value, list):
-        raise RequestError(400, f"{path} must be a list of {items}, not {_kind(value)}", path)
+        raise ClientError(400, f"{path} must be a list of {items}, not {_kind(value)}", path)
     if not value:
-        raise RequestError(400, f"{path} is empty; list at least one", path)
+        raise ClientError(400, f"{path} is empty; list at least one", path)
     return value
 
 
@@ -235,10 +227,10 @@ def _destination(destination: Mapping[str, Any], policy: ExportSettings) -> Dest
     for name in ("connectionString", "blobContainerName", "blobContainerUri"):
         value = settings.get(name)
         if value is not None and not isinstance(value, str):
-            raise RequestError(400, f"{path}.{name} must be a string, not {_kind(value)}", f"{path}.{name}")
+            raise ClientError(400, f"{path}.{name} must be a string, not {_kind(value)}", f"{path}.{name}")
     managed = settings.get("useManagedIdentity")
     if managed is not None and not isinstance(managed, bool):
-        raise RequestError(400, f"{path}.useManagedIdentity must be true or false, not {_kind(managed)}",
+        raise ClientError(400, f"{path}.useManagedIdentity must be true or false, not {_kind(managed)}",
                            f"{path}.useManagedIdentity")
     try:
         return parse_destination(
@@ -249,7 +241,7 @@ def _destination(destination: Mapping[str, Any], policy: ExportSettings) -> Dest
             use_managed_identity=bool(managed),
         )
     except DestinationRefused as refused:
-        raise RequestError(400, str(refused), refused.field) from None
+        raise ClientError(400, str(refused), refused.field) from None
 
 
 def _deidentification(value: Any) -> Profile | None:
@@ -260,21 +252,21 @@ def _deidentification(value: Any) -> Profile | None:
     fields = _fields(_object(value, path), path, ("profile", "options"))
     profile = fields.get("profile")
     if profile is None:
-        raise RequestError(400, f"{path}.profile is required; the only profile is '{PROFILE}'", f"{path}.profile")
+        raise ClientError(400, f"{path}.profile is required; the only profile is '{PROFILE}'", f"{path}.profile")
     if not isinstance(profile, str) or profile.strip().lower() != PROFILE:
         shown = repr(profile[:100]) if isinstance(profile, str) else _kind(profile)
-        raise RequestError(400, f"{path}.profile {shown} is not supported; the only profile is '{PROFILE}' "
+        raise ClientError(400, f"{path}.profile {shown} is not supported; the only profile is '{PROFILE}' "
                            "(PS3.15 Basic Application Level Confidentiality Profile)", f"{path}.profile")
     options = fields.get("options")
     if options is None:
         options = []
     if not isinstance(options, list):
-        raise RequestError(400, f"{path}.options must be a list of strings, not {_kind(options)}", f"{path}.options")
+        raise ClientError(400, f"{path}.options must be a list of strings, not {_kind(options)}", f"{path}.options")
     try:
         return Profile.basic(options)
     except ProfileError as refused:
         where = f"{path}.options[{refused.index}]"
-        raise RequestError(400, f"{where}: {refused}", where) from None
+        raise ClientError(400, f"{where}: {refused}", where) from None
 
 
 def _kind(value: Any) -> str:

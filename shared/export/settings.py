@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared import settings
+from shared.errors import Misconfigured
 
 AZURE_BLOB_SUFFIXES = (
     "blob.core.windows.net",
@@ -51,7 +52,7 @@ class ExportSettings:
 
     @classmethod
     def from_settings(cls, env: Mapping[str, str] | None = None) -> ExportSettings:
-        """The settings in effect; ValueError names a setting that is out of range."""
+        """The settings in effect; Misconfigured names a setting that is out of range."""
         suffixes = settings.get("Export__AllowedHostSuffixes", None, env)
         found = cls(
             batch_size=settings.get_int("Export__BatchSize", cls.batch_size, env),
@@ -83,13 +84,13 @@ class ExportSettings:
         }
         for name, value in at_least_one.items():
             if value < 1:
-                raise ValueError(f"setting {name} must be at least 1, not {value}")
+                raise Misconfigured(f"setting {name} must be at least 1, not {value}")
         if self.first_retry_seconds <= 0:
-            raise ValueError("setting Export__RetryOptions__FirstRetryIntervalSeconds must be above 0")
+            raise Misconfigured("setting Export__RetryOptions__FirstRetryIntervalSeconds must be above 0")
         if self.backoff_coefficient < 1:
-            raise ValueError("setting Export__RetryOptions__BackoffCoefficient must be at least 1")
+            raise Misconfigured("setting Export__RetryOptions__BackoffCoefficient must be at least 1")
         if self.copy_mode not in COPY_MODES:
-            raise ValueError(f"setting Export__CopyMode must be one of {', '.join(COPY_MODES)}")
+            raise Misconfigured(f"setting Export__CopyMode must be one of {', '.join(COPY_MODES)}")
 
 
 def _suffixes(text: str) -> tuple[str, ...]:

@@ -14,7 +14,6 @@ Faults of the destination surface as DestinationRefused (starter → 400) or Cop
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -25,17 +24,25 @@ from azure.storage.blob import ContainerClient, LinearRetry
 from shared.connection_pool import shared_pool
 from shared.deid.dataset import Deidentifier, KeyChanged
 from shared.deid.pseudonyms import Pseudonyms
+from shared.errors import CopyFailed, Misconfigured
 from shared.export.checkpoint import QUERY, WHOLE_STORE, Batching, Checkpoint
-from shared.export.copy import TRANSFER_OPTIONS, BatchCopier, CopyFailed, store_problem
-from shared.export.destination import Destination, DestinationRefused, check_allowed, destination_problem
+from shared.export.copy import TRANSFER_OPTIONS, BatchCopier, store_problem
+from shared.export.destination import (
+    Destination,
+    DestinationRefused,
+    check_allowed,
+    destination_faults,
+    destination_problem,
+)
 from shared.export.errors_log import ErrorEntry, ErrorLog
 from shared.export.expand import Item, Searched, expand, instance_from_json
 from shared.export.manifest import Manifest, ManifestTooLarge, block_id
 from shared.export.request import ExportRequest
 from shared.export.settings import ExportSettings
+from shared.export.work import Committed, CommitWork, Copied, CopyWork, Expanded, ExpandWork
 from shared.query import Query
 from shared.stores.factory import open_store
-from shared.stores.interface import Store, StoreError, StoreMisconfigured
+from shared.stores.interface import Store, StoreError
 from shared.uids import parse_identifier
 
 from . import errors_log, events, manifest
@@ -76,66 +83,61 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
     )
 
 
-def expand_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str, Any]:
+def expand_step(work: ExpandWork, store: Store | None = None) -> Expanded:
     """The expand activity: the next batches, with the identifiers that match nothing logged as skipped."""
     try:
-        queries = [Query.from_json(q) for q in work.get("queries") or []]
-        expansion = expand(store or _store(), [_item(i, queries) for i in work["identifiers"]], work["cursor"],
-                           work["batchSize"], work["maxBatches"], work.get("threads", 1))
+        queries = [Query.from_json(q) for q in work.queries]
+        expansion = expand(store or _store(), [_item(i, queries) for i in work.identifiers], work.cursor,
+                           work.batch_size, work.max_batches, work.threads)
     except (AzureError, StoreError) as error:  # the store is down or refusing us: the activity fails, is retried
         raise CopyFailed(store_problem(error)) from None
     if expansion.not_found:
-        deidentifier = _deidentifier(work.get("deidentification"))
-        destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
+        deidentifier = _deidentifier(work.deidentification)
+        destination, client = _destination(_key(work.destination))
         entries = [ErrorEntry(str(deidentifier.identifier(i) if deidentifier else i),
                               "no instance in the store matches this identifier") for i in expansion.not_found]
-        try:
-            ErrorLog(client, work["operationId"]).append(entries)
-        except AzureError as error:
-            raise CopyFailed(destination_problem(error, destination)) from None
-    return expansion.to_json()
+        with destination_faults(destination):
+            ErrorLog(client, work.operation_id).append(entries)
+    return expansion.expanded()
 
 
-def copy_step(work: Mapping[str, Any], store: Store | None = None) -> dict[str, int]:
-    """The copy activity: one batch copied and its manifest block staged; {"exported", "skipped"}. Logs one
-    `export.batch` line (shared/export/events.py), also for an attempt that fails."""
-    with events.timed_batch(operationId=work["operationId"], generation=work["generation"], batch=work["batch"],
-                            instances=len(work["instances"])) as logged:
-        counts = _copy_batch(work, store)
-        logged.update(counts)
-    return counts
+def copy_step(work: CopyWork, store: Store | None = None) -> Copied:
+    """The copy activity: one batch copied and its manifest block staged. Logs one `export.batch` line
+    (shared/export/events.py), also for an attempt that fails."""
+    with events.timed_batch(operationId=work.operation_id, generation=work.generation, batch=work.batch,
+                            instances=len(work.instances)) as logged:
+        copied = _copy_batch(work, store)
+        logged.update(copied.to_json())
+    return copied
 
 
-def _copy_batch(work: Mapping[str, Any], store: Store | None) -> dict[str, int]:
-    destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
+def _copy_batch(work: CopyWork, store: Store | None) -> Copied:
+    destination, client = _destination(_key(work.destination))
     copier = BatchCopier(
-        store or _store(), client, work["operationId"],
+        store or _store(), client, work.operation_id,
         describe_fault=lambda error: destination_problem(error, destination),
-        mode=ExportSettings.from_settings().copy_mode, threads=work["threads"],
-        deidentifier=_deidentifier(work.get("deidentification")),
+        mode=ExportSettings.from_settings().copy_mode, threads=work.threads,
+        deidentifier=_deidentifier(work.deidentification),
     )
-    result = copier.copy([instance_from_json(i) for i in work["instances"]])
-    try:
-        Manifest(client, work["operationId"]).stage(block_id(work["generation"], work["batch"]), result.lines)
-    except AzureError as error:
-        raise CopyFailed(destination_problem(error, destination)) from None
-    return {"exported": result.exported, "skipped": result.skipped}
+    result = copier.copy([instance_from_json(i) for i in work.instances])
+    with destination_faults(destination):
+        Manifest(client, work.operation_id).stage(block_id(work.generation, work.batch), result.lines)
+    return Copied(result.exported, result.skipped)
 
 
-def commit_step(work: Mapping[str, Any]) -> dict[str, str]:
-    """The last activity of a completed export: the manifest committed; {"manifestHref"} (no credentials)."""
-    destination, client = _destination(json.dumps(work["destination"], sort_keys=True))
+def commit_step(work: CommitWork) -> Committed:
+    """The last activity of a completed export: the manifest committed, and where it is (no credentials)."""
+    destination, client = _destination(_key(work.destination))
     try:
-        if work.get("dropped"):
-            ErrorLog(client, work["operationId"]).append([ErrorEntry(
-                "query", f"the store returned {work['dropped']} rows that do not match their query "
-                "(a filter it ignored or matched loosely); they were left out")])
-        Manifest(client, work["operationId"]).commit()
-    except AzureError as error:
-        raise CopyFailed(destination_problem(error, destination)) from None
+        with destination_faults(destination):
+            if work.dropped:
+                ErrorLog(client, work.operation_id).append([ErrorEntry(
+                    "query", f"the store returned {work.dropped} rows that do not match their query "
+                    "(a filter it ignored or matched loosely); they were left out")])
+            Manifest(client, work.operation_id).commit()
     except ManifestTooLarge as error:
         raise CopyFailed(str(error)) from None
-    return {"manifestHref": f"{destination.container_url}/{manifest.blob_name(work['operationId'])}"}
+    return Committed(f"{destination.container_url}/{manifest.blob_name(work.operation_id)}")
 
 
 def _deidentifier(data: dict | None) -> Deidentifier | None:
@@ -160,7 +162,7 @@ def _store() -> Store:
     """The store the app settings name; CopyFailed naming the setting when they are wrong."""
     try:
         return _open_store()
-    except StoreMisconfigured as misconfigured:
+    except Misconfigured as misconfigured:
         raise CopyFailed(f"the server is misconfigured: {misconfigured}") from None
 
 
@@ -170,10 +172,15 @@ def _open_store() -> Store:
     return open_store(retry_policy=_fail_fast())
 
 
+def _key(protected: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A protected destination (flat JSON) as a key of the client cache."""
+    return tuple(sorted(protected.items()))
+
+
 @functools.lru_cache(maxsize=32)
-def _destination(protected: str) -> tuple[Destination, ContainerClient]:
+def _destination(protected: tuple[tuple[str, Any], ...]) -> tuple[Destination, ContainerClient]:
     """The destination and a client for it, reused by every batch of the same export in this process."""
-    destination = Destination.from_protected(json.loads(protected))
+    destination = Destination.from_protected(dict(protected))
     check_allowed(destination, ExportSettings.from_settings())
     return destination, destination.container_client(**shared_pool(), retry_policy=_fail_fast(),
                                                      **TRANSFER_OPTIONS)

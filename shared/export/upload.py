@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from azure.core import MatchConditions
 from azure.storage.blob import BlobBlock, BlobClient, ContentSettings
 
-from shared.stores.blob.store import BLOCK_SIZE, SINGLE_PUT_SIZE
+from shared.transfer import BLOCK_SIZE, SINGLE_PUT_SIZE
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 - `blob` (the default): the built-in store, a blob container (`shared.stores.blob`);
 - `dicomweb`: any DICOMweb server at `DicomStore__DicomWebUrl` (`shared.stores.dicomweb`).
 
-A wrong or missing setting is a StoreMisconfigured naming it, raised before anything connects.
+A wrong or missing setting is a Misconfigured naming it, raised before anything connects.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared import settings
-from shared.stores.interface import Store, StoreMisconfigured
+from shared.errors import Misconfigured
+from shared.stores.interface import Store
 
 STORE_TYPES = ("blob", "dicomweb")
 TYPE_SETTING = "DicomStore__Type"
@@ -22,12 +23,12 @@ def store_type(env: Mapping[str, str] | None = None) -> str:
     """`blob` or `dicomweb`, as the settings say."""
     chosen = (settings.get(TYPE_SETTING, "blob", env) or "blob").strip().lower()
     if chosen not in STORE_TYPES:
-        raise StoreMisconfigured(f"setting {TYPE_SETTING} must be one of {', '.join(STORE_TYPES)}, not {chosen!r}")
+        raise Misconfigured(f"setting {TYPE_SETTING} must be one of {', '.join(STORE_TYPES)}, not {chosen!r}")
     return chosen
 
 
 def check_settings(env: Mapping[str, str] | None = None) -> None:
-    """StoreMisconfigured if the store's settings are wrong; connects to nothing."""
+    """Misconfigured if the store's settings are wrong; connects to nothing."""
     if store_type(env) == "dicomweb":
         from shared.stores.dicomweb.settings import DicomWebSettings
 

@@ -18,24 +18,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+from shared.errors import Skipped, Unavailable
 from shared.query import Attributes, Query
 from shared.uids import Identifier, is_uid
 
 
-class StoreMisconfigured(ValueError):
-    """A `DicomStore__*` app setting is missing or wrong; the message names it."""
-
-
-class StoreError(RuntimeError):
+class StoreError(Unavailable):
     """Reading the store failed for a reason that is not the instance's (outage, refused credentials, a cut
     reply): the batch fails and is retried. `status_code` is the server's HTTP status, when it answered."""
 
-    def __init__(self, message: str, status_code: int | None = None):
-        super().__init__(message)
-        self.status_code = status_code
 
-
-class InstanceChangedOrGone(LookupError):
+class InstanceChangedOrGone(Skipped):
     """The instance is not in the store, or no longer the version (etag) that was listed."""
 
 

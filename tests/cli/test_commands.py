@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from cli.api import TERMINAL
 from cli.destination import Destination, container_url, parse_error_line
 from cli.main import main, read_identifiers, redact
 from cli.progress import elapsed_seconds, exit_code, operations_table, plural, progress_line
+from shared.export import operation
 
 ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
@@ -33,6 +35,11 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 ])
 def test_exit_codes_follow_the_final_status(operation: dict, code: int) -> None:
     assert exit_code(operation) == code
+
+
+def test_clients_stop_waiting_at_the_statuses_after_which_the_service_changes_nothing() -> None:
+    """cli.api.TERMINAL (the CLI, tests, benchmarks, the demo) is the service's own set."""
+    assert set(TERMINAL) == set(operation.TERMINAL)
 
 
 def test_progress_line_shows_counts_rate_and_elapsed() -> None:

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.hosting import ROOT, wait_for
+from testkit.host import ROOT, wait_for
+
+pytestmark = pytest.mark.host  # the demo starts its own host, which the conftest cannot see
 
 
 def start_demo(work: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200",
-           "Export__SecretKeyFile": str(work.parent / "export.key")}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     return subprocess.Popen([sys.executable, "-m", "scripts.demo", "--work-dir", str(work)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -23,7 +23,7 @@ from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, gener
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from tests.hosting import ROOT, Host, wait_for, write_keys
+from testkit.host import ROOT, Host, wait_for, write_keys
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 PYDICOM_FILES = sorted(TEST_FILES.glob("*.dcm"))  # the 78 files of the wheel, read locally (no downloads)

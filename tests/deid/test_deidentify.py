@@ -16,8 +16,8 @@ from shared.deid.dataset import DATE_VRS, TEXT_VRS, Deidentifier, KeyChanged, No
 from shared.deid.profile import EDITION, OPTIONS, Profile, ProfileError
 from shared.deid.pseudonyms import Pseudonyms
 from shared.deid.stream import deidentify_file
-from tests.deid.corpus import corpus, identifying_instance
-from tests.store.instances import encode, make_dataset
+from testkit.corpus import corpus, identifying_instance
+from testkit.instances import encode, make_dataset
 
 KEY = b"test key"
 BASIC = Profile()

@@ -1,6 +1,6 @@
 """De-identified exports end to end: real HTTP to the local host, Azurite as store and destination.
 
-The store holds the identifying corpus (tests/deid/corpus.py: two patients, two studies each, two
+The store holds the identifying corpus (testkit/corpus.py: two patients, two studies each, two
 series each), pydicom's own files, one instance with burned-in annotation and one that is not
 DICOM. After the export the raw bytes of every blob of the operation are searched.
 """
@@ -23,8 +23,8 @@ from shared.deid.pseudonyms import Pseudonyms
 from shared.deid.stream import deidentify_file
 from shared.stores.blob.store import DicomStore
 from shared.uids import Identifier, is_uid
-from tests.deid.corpus import UID_ROOT, corpus, identifying_instance
-from tests.exporting import error_log, export_body, finished, host_fixtures, new_container, start
+from testkit.corpus import UID_ROOT, corpus, identifying_instance
+from testkit.exporting import error_log, export_body, finished, host_fixtures, new_container, start
 
 KEY, OTHER_KEY = "the first de-identification key", "another key"
 DEID = {"profile": "basic"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from testkit.host import Host, wait_for
 from tests.devhost.test_durable_orchestrations import SAMPLE_APP, start, status, wait_until
-from tests.hosting import Host, wait_for
 
 
 def test_a_killed_host_resumes_and_no_completed_activity_runs_again(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import requests
 from azure.durable_functions import DurableOrchestrationClient
 from azure.durable_functions.models.utils import http_utils
 
-from tests.hosting import Host, wait_for
+from testkit.host import Host, wait_for
 
 SAMPLE_APP = Path(__file__).parent / "apps" / "durable_sample"
 ENDED = {"Completed", "Failed", "Terminated", "Canceled"}

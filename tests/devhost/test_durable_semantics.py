@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 import pytest
 import requests
 
+from testkit.host import Host, wait_for
 from tests.devhost.test_durable_orchestrations import SAMPLE_APP, start, status, wait_until
-from tests.hosting import Host, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.hosting import Host, write_keys
+from testkit.host import Host, hermetic_environ, write_keys
 
 APP = Path(__file__).parent / "apps" / "http_app"
 MASTER, FUNCTION_KEY, SYSTEM_KEY = "master-key-0123456789", "function-key-0123456789", "system-key-0123456789"
@@ -20,7 +22,8 @@ MASTER, FUNCTION_KEY, SYSTEM_KEY = "master-key-0123456789", "function-key-012345
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory):
     data = tmp_path_factory.mktemp("http") / "hub"
-    host = Host(APP, data, env={"OVERRIDDEN": "environment", "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": "4096"}).start()
+    host = Host(APP, data, env={"OVERRIDDEN": "environment", "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": "4096"},
+                settings_file=APP / "local.settings.json").start()
     yield host
     host.stop()
 
@@ -79,6 +82,20 @@ def test_settings_come_from_local_settings_and_the_environment_wins(host: Host) 
     get = lambda name: requests.get(f"{host.base_url}/api/setting", params={"name": name}).text
     assert get("FROM_LOCAL_SETTINGS") == "local"
     assert get("OVERRIDDEN") == "environment"
+
+
+def test_the_developers_own_settings_never_reach_a_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As a developer pointing the app at Orthanc (docs/STORE_DICOMWEB.md): a setting in the shell and in local.settings.json.
+    assert os.environ == hermetic_environ(os.environ), "conftest.py lets the developer's settings into the tests"
+    monkeypatch.setenv("DicomStore__Type", "dicomweb")
+    app = Path(shutil.copytree(APP, tmp_path / "app"))
+    (app / "local.settings.json").write_text(json.dumps({"Values": {"FROM_LOCAL_SETTINGS": "developer"}}))
+    host = Host(app, tmp_path / "hub").start()
+    try:
+        get = lambda name: requests.get(f"{host.base_url}/api/setting", params={"name": name}, timeout=30).text
+        assert (get("DicomStore__Type"), get("FROM_LOCAL_SETTINGS")) == ("<unset>", "<unset>")
+    finally:
+        host.stop()
 
 
 def test_request_body_limit_answers_413(host: Host) -> None:

@@ -9,7 +9,7 @@ import pytest
 from dicomweb_client import DICOMwebClient
 
 from shared.stores.blob.store import DicomStore
-from tests.hosting import ROOT, Host
+from testkit.host import ROOT, Host
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from dicomweb_client import DICOMwebClient
 from pydicom.uid import generate_uid
 
 from shared.uids import Identifier
-from tests.store.instances import OMIT, make_dataset, make_instance, multipart, stow_content_type
+from testkit.instances import OMIT, make_dataset, make_instance, multipart, stow_content_type
 
 MULTIPART_DICOM = 'multipart/related; type="application/dicom"'
 

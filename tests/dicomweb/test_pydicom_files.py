@@ -10,7 +10,7 @@ import pytest
 import requests
 from pydicom.data import get_testdata_files
 
-from tests.store.instances import multipart, stow_content_type
+from testkit.instances import multipart, stow_content_type
 
 NOT_PART_10 = (0xC000, "not a DICOM Part 10 file (no DICM prefix)")
 # Which files the store refuses, and why: every one lacks something a stored instance must have.

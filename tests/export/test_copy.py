@@ -15,13 +15,15 @@ from devhost.azurite import Azurite, free_port
 from shared.deid.dataset import Deidentifier
 from shared.deid.profile import Profile
 from shared.deid.pseudonyms import Pseudonyms
-from shared.export.copy import BatchCopier, CopyFailed, fault_policy, result_path
+from shared.errors import CopyFailed
+from shared.export.copy import BatchCopier, fault_policy, result_path
 from shared.export.destination import Destination, destination_problem, parse_destination
 from shared.export.errors_log import ErrorLog
 from shared.export.upload import ContentMismatch, Digests, hash_blob, upload, with_md5
-from shared.stores.blob.store import BLOCK_SIZE, DICOM_CONTENT, SINGLE_PUT_SIZE, DicomStore
+from shared.stores.blob.store import DicomStore
+from shared.transfer import BLOCK_SIZE, DICOM_CONTENT, SINGLE_PUT_SIZE
 from shared.uids import Identifier
-from tests.store.instances import make_instance
+from testkit.instances import make_instance
 
 from .conftest import POLICY, put, put_series
 
@@ -145,7 +147,7 @@ def test_an_expired_sas_fails_the_batch_without_quoting_it(store, destination, s
 def test_fault_policy_is_the_one_place_that_decides():
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 
-    from shared.stores.blob.store import InstanceChangedOrGone
+    from shared.stores.interface import InstanceChangedOrGone
 
     assert "deleted or replaced" in fault_policy(InstanceChangedOrGone("x"), "source")
     assert fault_policy(ServiceRequestError("connection refused"), "source") is None

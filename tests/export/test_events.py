@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from tests.exporting import export_body, finished, host_fixtures, put_study, start, uid
-from tests.hosting import wait_for
+from testkit.exporting import export_body, finished, host_fixtures, start
+from testkit.host import wait_for
+from testkit.seed import put_study, uid
 
 hosts, store, destination = host_fixtures("event-hosts")
 
@@ -27,7 +28,7 @@ def events(log: str, operation_id: str) -> list[tuple[str, dict]]:
 
 def test_an_export_logs_its_start_each_batch_and_its_end_with_counts_and_durations(hosts, store, destination,
                                                                                     storage_connection_string):
-    host = hosts()  # Export__BatchSize 5 (tests/exporting.py)
+    host = hosts()  # Export__BatchSize 5 (testkit/exporting.py)
     study, stored = put_study(store, 12)
     operation = start(host, export_body([study, uid()], destination, storage_connection_string))
     status = finished(operation["href"])

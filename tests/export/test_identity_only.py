@@ -18,9 +18,10 @@ from azure.storage.blob import ContainerClient
 from cryptography.fernet import Fernet
 
 from shared.stores.blob.store import DicomStore
+from testkit.exporting import EXPORT_SETTINGS, export_body, finished, results, start
+from testkit.host import ROOT, Host
+from testkit.seed import put_study
 from tests.entra_azurite import STORAGE, entra_azurite, identity_endpoint  # noqa: F401 - fixtures
-from tests.exporting import EXPORT_SETTINGS, export_body, finished, put_study, results, start
-from tests.hosting import ROOT, Host
 
 CLIENT_ID = "00000000-0000-0000-0000-0000000000dd"
 

@@ -12,8 +12,9 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
 from shared import credentials
+from shared.errors import ClientError
 from shared.export.destination import destination_problem, parse_destination
-from shared.export.request import RequestError, parse_export_request
+from shared.export.request import parse_export_request
 from shared.export.settings import ExportSettings
 from tests.entra_azurite import STORAGE, entra_azurite, identity_endpoint  # noqa: F401 - fixtures
 
@@ -55,7 +56,7 @@ def test_managed_identity_tokens_only_go_to_allowed_https_endpoints(identity):
     for uri in ("https://attacker.example.com/export", "http://acct.blob.core.windows.net/export"):
         body = {"source": {"type": "identifiers", "settings": {"values": ["1.2"]}},
                 "destination": {"type": "azureblob", "settings": {"blobContainerUri": uri, "useManagedIdentity": True}}}
-        with pytest.raises(RequestError):
+        with pytest.raises(ClientError):
             parse_export_request(json.dumps(body).encode(), "application/json", ExportSettings())
     assert identity.scopes == []
 

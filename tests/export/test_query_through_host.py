@@ -19,7 +19,7 @@ from dicomweb_client.api import DICOMwebClient
 from shared.query import parse_query
 from shared.stores.blob import search
 from shared.stores.blob.index import indexed_attributes
-from tests.exporting import error_log, finished, host_fixtures, results, start
+from testkit.exporting import error_log, finished, host_fixtures, results, start
 from tests.query import corpus
 
 hosts, store, destination = host_fixtures("query-hosts")

@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from shared.export.request import RequestError, parse_export_request
+from shared.errors import ClientError
+from shared.export.request import parse_export_request
 from shared.export.settings import ExportSettings
 from shared.uids import Identifier
 
@@ -154,7 +155,7 @@ REFUSALS = [
 
 @pytest.mark.parametrize("case,document,content_type,status,words", REFUSALS, ids=[r[0] for r in REFUSALS])
 def test_refused(case, document, content_type, status, words):
-    with pytest.raises(RequestError) as refused:
+    with pytest.raises(ClientError) as refused:
         parse(document, content_type)
     assert refused.value.status == status
     assert words in str(refused.value)
@@ -164,20 +165,20 @@ def test_refused(case, document, content_type, status, words):
 def test_a_body_nested_deeper_than_the_parser_goes_is_refused_in_words():
     """Python 3.13's parser takes the 4 000 levels that fit the default limit; deeper needs a larger one."""
     deep = b"[" * 200_000 + b"]" * 200_000
-    with pytest.raises(RequestError) as refused:
+    with pytest.raises(ClientError) as refused:
         parse(deep, policy=replace(POLICY, max_request_bytes=len(deep)))
     assert refused.value.status == 400
     assert "nested too deeply" in str(refused.value)
 
 
 def test_emulator_refused_unless_allowed():
-    with pytest.raises(RequestError, match="Export__AllowEmulator"):
+    with pytest.raises(ClientError, match="Export__AllowEmulator"):
         parse(body(destination=blob(connectionString=EMULATOR, blobContainerName="export")),
               policy=ExportSettings())
 
 
 def test_sas_refused_when_the_server_disallows_sas_tokens():
-    with pytest.raises(RequestError, match="Export__AllowSasTokens"):
+    with pytest.raises(ClientError, match="Export__AllowSasTokens"):
         parse(body(), policy=ExportSettings(allow_sas_tokens=False))
 
 
@@ -192,7 +193,7 @@ def test_sovereign_clouds_and_configured_suffixes():
     policy = ExportSettings(allowed_host_suffixes=("blob.storage.azure.net",))
     assert parse(body(destination=blob(blobContainerUri=f"https://acct.z9.blob.storage.azure.net/export?{SAS}")),
                  policy=policy).destination.container == "export"
-    with pytest.raises(RequestError, match="not an Azure Storage blob endpoint"):
+    with pytest.raises(ClientError, match="not an Azure Storage blob endpoint"):
         parse(body(), policy=policy)
 
 
@@ -226,7 +227,7 @@ def test_deidentification_is_optional_and_case_insensitive():
     ("basic", "deidentification"),
 ])
 def test_bad_deidentification_is_refused_naming_the_field(deidentification, field):
-    with pytest.raises(RequestError) as refused:
+    with pytest.raises(ClientError) as refused:
         parse(body(deidentification=deidentification))
     assert refused.value.status == 400 and refused.value.field == field
     assert field in str(refused.value)

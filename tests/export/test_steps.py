@@ -7,14 +7,17 @@ import json
 
 import pytest
 
+from orchestrations.export import COMMIT, COPY, EXPAND
 from shared.deid.profile import Profile
+from shared.errors import CopyFailed
 from shared.export import steps as export_steps
 from shared.export.checkpoint import Checkpoint
-from shared.export.copy import CopyFailed
 from shared.export.destination import DestinationRefused
 from shared.export.request import ExportRequest
+from shared.export.work import CommitWork, CopyWork, ExpandWork
 from shared.uids import Identifier
 
+from . import orchestrating
 from .conftest import POLICY, put_series
 
 OPERATION = "fedcba9876543210fedcba9876543210"
@@ -61,7 +64,7 @@ def test_one_generation_through_the_steps(store, destination):
 
     expansion = export_steps.expand_step(checkpoint.expand_input(), store)
     copies = [export_steps.copy_step(checkpoint.copy_input(batch, n), store)
-              for n, batch in enumerate(expansion["batches"])]
+              for n, batch in enumerate(expansion.batches)]
     after = checkpoint.advance(expansion, copies)
 
     assert (after.exported, after.skipped, after.done, after.generation) == (5, 1, True, 2)
@@ -82,29 +85,27 @@ def test_generations_listed_ahead_copy_everything_once_and_count_unknowns_once(s
         ExportRequest((Identifier("1.2"), Identifier("4.4")), destination), OPERATION, POLICY)
     checkpoint = replace(checkpoint, batching=replace(checkpoint.batching, batch_size=2, max_parallel_batches=1))
 
-    generations = 0
-    while not checkpoint.done:
-        expansion = checkpoint.prefetched or export_steps.expand_step(checkpoint.expand_input(), store)
-        rest = checkpoint.listed(expansion)
-        ahead = None if rest.done else export_steps.expand_step(rest.expand_input(), store)
-        copies = [export_steps.copy_step(checkpoint.copy_input(batch, n), store)
-                  for n, batch in enumerate(expansion["batches"])]
-        checkpoint = Checkpoint.from_json(json.loads(json.dumps(checkpoint.advance(expansion, copies, ahead).to_json())))
-        generations += 1
+    activities = {  # the real orchestrator, fed built histories, calls the real steps
+        EXPAND: lambda work: export_steps.expand_step(ExpandWork.from_json(work), store).to_json(),
+        COPY: lambda work: export_steps.copy_step(CopyWork.from_json(work), store).to_json(),
+        COMMIT: lambda work: export_steps.commit_step(CommitWork.from_json(work)).to_json(),
+    }
+    last, generations = orchestrating.run(checkpoint, activities)
+    done = last.state["output"]
 
-    assert (checkpoint.exported, checkpoint.skipped, generations) == (5, 1, 3)  # 2 + 2 + (1 and 4.4 unknown)
+    assert (done["exported"], done["skipped"], generations) == (5, 1, 3)  # 2 + 2 + (1 and 4.4 unknown)
     client = destination.container_client()
     assert sorted(b.name for b in client.list_blobs(name_starts_with=f"{OPERATION}/results/")) == sorted(
         f"{OPERATION}/results/{name}" for name in stored)
     lines = client.download_blob(f"{OPERATION}/errors.log").readall().decode().splitlines()
     assert [json.loads(line)["identifier"] for line in lines] == ["4.4"]
 
-    committed = export_steps.commit_step(checkpoint.commit_input())
-    assert committed == {"manifestHref": f"{destination.container_url}/{OPERATION}/manifest-sha256.txt"}
+    assert done["manifestHref"] == f"{destination.container_url}/{OPERATION}/manifest-sha256.txt"
     manifest = client.download_blob(f"{OPERATION}/manifest-sha256.txt").readall().decode()
     # one line per file, in the order the generations exported them, as sha256sum writes it
     assert manifest == "".join(f"{hashlib.sha256(stored[name]).hexdigest()}  results/{name}\n"
                                for name in sorted(stored))
+
 
 def test_a_deidentification_key_changed_during_the_export_fails_the_copies(store, destination, monkeypatch):
     monkeypatch.setenv("Export__Deidentification__Key", "the key at the start")
@@ -115,7 +116,7 @@ def test_a_deidentification_key_changed_during_the_export_fails_the_copies(store
 
     monkeypatch.setenv("Export__Deidentification__Key", "another key")
     with pytest.raises(CopyFailed, match="Export__Deidentification__Key changed since this export started"):
-        export_steps.copy_step(checkpoint.copy_input(expansion["batches"][0], 0), store)
+        export_steps.copy_step(checkpoint.copy_input(expansion.batches[0], 0), store)
 
 
 def test_a_request_without_source_exports_the_whole_blob_store_in_bounded_generations(store, destination):
@@ -129,9 +130,9 @@ def test_a_request_without_source_exports_the_whole_blob_store_in_bounded_genera
     generations = 0
     while not checkpoint.done:
         expansion = export_steps.expand_step(checkpoint.expand_input(), store)
-        assert sum(len(batch) for batch in expansion["batches"]) <= 2
+        assert sum(len(batch) for batch in expansion.batches) <= 2
         copies = [export_steps.copy_step(checkpoint.copy_input(batch, n), store)
-                  for n, batch in enumerate(expansion["batches"])]
+                  for n, batch in enumerate(expansion.batches)]
         checkpoint = checkpoint.advance(expansion, copies)
         generations += 1
 

@@ -1,7 +1,7 @@
 """The export end to end: real HTTP to the local host, real orchestrations, Azurite for both store and destination.
 
 Settings keep each export small and quick (tiny files, small batches, short retry intervals; see
-tests/exporting.py); the behaviour is the one deployed with the defaults.
+testkit/exporting.py); the behaviour is the one deployed with the defaults.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import requests
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
 from shared.export.destination import EMULATOR_KEY
-from tests.exporting import (
+from testkit.exporting import (
     FLAG,
     durable,
     error_log,
@@ -28,14 +28,12 @@ from tests.exporting import (
     host_fixtures,
     manifest,
     manifest_of,
-    open_store,
-    put_study,
     results,
     start,
-    uid,
     view,
 )
-from tests.hosting import wait_for
+from testkit.host import wait_for
+from testkit.seed import open_store, put_study, uid
 
 OPERATION_FILES = ("errors.log", "manifest-sha256.txt")  # what an export writes beside its results/
 

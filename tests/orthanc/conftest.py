@@ -1,15 +1,15 @@
-"""One Orthanc for the session (tests/orthanc_server.py), and DICOM files made for each test."""
+"""One Orthanc for the session (testkit/orthanc.py), and DICOM files made for each test."""
 
 from __future__ import annotations
 
 import io
-import uuid
 from pathlib import Path
 
 import pydicom
 import pytest
 
-from tests.orthanc_server import Orthanc
+from testkit.orthanc import Orthanc
+from testkit.seed import uid
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 TEMPLATE = TEST_FILES / "CT_small.dcm"
@@ -23,10 +23,6 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Orthanc:
     server = Orthanc(tmp_path_factory.mktemp("orthanc")).start()
     yield server
     server.stop()
-
-
-def uid() -> str:
-    return f"2.25.{uuid.uuid4().int}"[:60]
 
 
 def make_study(series: int, instances: int, study: str | None = None) -> dict[str, bytes]:

@@ -14,7 +14,7 @@ from shared.export.request import ExportRequest
 from shared.export.settings import ExportSettings
 from shared.stores.factory import open_store
 from shared.uids import Identifier
-from tests.orthanc_server import Orthanc
+from testkit.orthanc import Orthanc
 
 from .conftest import make_study
 
@@ -39,15 +39,15 @@ def test_an_instance_deleted_after_listing_is_skipped_and_logged(orthanc: Orthan
     checkpoint = export_steps.prepare(ExportRequest((Identifier(study),), destination), OPERATION,
                                       ExportSettings(allow_emulator=True))
     expansion = export_steps.expand_step(checkpoint.expand_input(), store)
-    gone = expansion["batches"][0][0][0]  # the first instance's path
+    gone = expansion.batches[0][0][0]  # the first instance's path
     found = requests.post(f"{orthanc.url}/tools/find", auth=orthanc.auth, timeout=30, json={
         "Level": "Instance", "Query": {"SOPInstanceUID": gone.split("/")[2][:-4]}}).json()
     requests.delete(f"{orthanc.url}/instances/{found[0]}", auth=orthanc.auth, timeout=30).raise_for_status()
 
     copies = [export_steps.copy_step(checkpoint.copy_input(batch, n), store)
-              for n, batch in enumerate(expansion["batches"])]
+              for n, batch in enumerate(expansion.batches)]
 
-    assert sum(c["exported"] for c in copies) == 3 and sum(c["skipped"] for c in copies) == 1
+    assert sum(c.exported for c in copies) == 3 and sum(c.skipped for c in copies) == 1
     client = destination.container_client()
     lines = [json.loads(line) for line in client.download_blob(f"{OPERATION}/errors.log").readall().splitlines()]
     assert [line["identifier"] for line in lines] == [gone[:-4]]
@@ -69,9 +69,9 @@ def test_a_de_identified_export_from_orthanc_leaves_no_original_uid(orthanc: Ort
                                       ExportSettings(allow_emulator=True))
     expansion = export_steps.expand_step(checkpoint.expand_input(), store)
     copies = [export_steps.copy_step(checkpoint.copy_input(batch, n), store)
-              for n, batch in enumerate(expansion["batches"])]
+              for n, batch in enumerate(expansion.batches)]
 
-    assert sum(c["exported"] for c in copies) == len(made)
+    assert sum(c.exported for c in copies) == len(made)
     client = destination.container_client()
     written = [client.download_blob(b.name).readall() for b in client.list_blobs(name_starts_with=f"{OPERATION}/results/")]
     originals = {uid for name in made for uid in name[:-4].split("/")}

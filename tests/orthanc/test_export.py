@@ -5,9 +5,18 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.exporting import error_log, export_body, export_host, finished, new_container, results, start, view
-from tests.hosting import wait_for
-from tests.orthanc_server import PASSWORD, Orthanc
+from testkit.exporting import (
+    error_log,
+    export_body,
+    export_host,
+    finished,
+    new_container,
+    results,
+    start,
+    view,
+)
+from testkit.host import wait_for
+from testkit.orthanc import PASSWORD, Orthanc
 
 from .conftest import files_as_they_are, make_study, uid
 

@@ -11,8 +11,8 @@ import pytest
 
 from shared.query import parse_query
 from shared.stores.factory import open_store
-from tests.exporting import error_log, export_host, finished, new_container, start
-from tests.orthanc_server import Orthanc
+from testkit.exporting import error_log, export_host, finished, new_container, start
+from testkit.orthanc import Orthanc
 from tests.query import corpus
 from tests.query.proxy import FilterDroppingProxy
 

@@ -9,7 +9,7 @@ from shared.stores.dicomweb.store import DicomWebStore
 from shared.stores.factory import open_store
 from shared.stores.interface import InstanceChangedOrGone, StoredInstance, StoreError
 from shared.uids import Identifier
-from tests.orthanc_server import PASSWORD, Orthanc
+from testkit.orthanc import PASSWORD, Orthanc
 
 from .conftest import files_as_they_are, make_study, uid
 
@@ -234,7 +234,7 @@ def test_managed_identity_sends_a_token_for_the_azure_dicom_scope_renewed_before
      "DicomStore__Token"),
 ])
 def test_a_wrong_or_missing_setting_is_named(settings, named):
-    from shared.stores.interface import StoreMisconfigured
+    from shared.errors import Misconfigured
 
-    with pytest.raises(StoreMisconfigured, match=named):
+    with pytest.raises(Misconfigured, match=named):
         open_store(settings)

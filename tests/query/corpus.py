@@ -16,7 +16,7 @@ from azure.storage.blob import ContainerClient
 from shared.export.expand import Searched, expand
 from shared.query import parse_query
 from shared.stores.interface import Store
-from tests.exporting import manifest, results
+from testkit.exporting import manifest, results
 
 TEMPLATE = Path(pydicom.data.__file__).parent / "test_files" / "CT_small.dcm"
 

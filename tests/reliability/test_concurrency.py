@@ -14,21 +14,19 @@ import pytest
 import requests
 from azure.storage.blob import ContainerClient
 
-from tests.exporting import (
+from testkit.exporting import (
     Hosts,
     error_log,
     export_body,
     finished,
     instance_ids,
     new_container,
-    open_store,
-    put_study,
     results,
     start,
-    uid,
     view,
 )
-from tests.hosting import Host
+from testkit.host import Host
+from testkit.seed import open_store, put_study, uid
 
 ROUTES = ("export", "v1/export", "v2/export")
 

@@ -11,7 +11,8 @@ import uuid
 from hashlib import md5
 from pathlib import Path
 
-from tests.exporting import (
+from testkit.crashes import kill_at
+from testkit.exporting import (
     error_log,
     export_body,
     export_host,
@@ -19,14 +20,12 @@ from tests.exporting import (
     manifest,
     manifest_of,
     new_container,
-    open_store,
-    put_study,
     results,
     start,
     view,
 )
-from tests.hosting import wait_for
-from tests.reliability.crashes import kill_at
+from testkit.host import wait_for
+from testkit.seed import open_store, put_study
 
 INSTANCES = 600
 # (where the kill lands, how many files must be exported before aiming for it)

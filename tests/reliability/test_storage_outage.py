@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from devhost.azurite import Azurite, free_port
-from tests.exporting import (
+from testkit.exporting import (
     durable,
     error_log,
     export_body,
@@ -25,13 +25,12 @@ from tests.exporting import (
     manifest,
     manifest_of,
     new_container,
-    open_store,
-    put_study,
     results,
     start,
     view,
 )
-from tests.hosting import Host, wait_for
+from testkit.host import Host, wait_for
+from testkit.seed import open_store, put_study
 
 INSTANCES = 300
 SHORT_OUTAGE = 10.0  # seconds

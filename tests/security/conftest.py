@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.exporting import Hosts
+from testkit.exporting import Hosts
 
 
 @pytest.fixture(scope="package")

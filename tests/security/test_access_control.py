@@ -15,17 +15,9 @@ import pytest
 import requests
 import yaml
 
-from tests.exporting import (
-    WEBHOOK,
-    Hosts,
-    export_body,
-    export_host,
-    finished,
-    new_container,
-    open_store,
-    put_study,
-)
-from tests.hosting import ROOT, Host, write_keys
+from testkit.exporting import WEBHOOK, Hosts, export_body, export_host, finished, new_container
+from testkit.host import ROOT, Host, write_keys
+from testkit.seed import open_store, put_study
 
 MASTER, FUNCTION, SYSTEM = (f"{name}-{secrets.token_urlsafe(24)}" for name in ("master", "function", "system"))
 SAMPLE = {"id": uuid.uuid4().hex, "study": "1.2.3", "series": "1.2.3.4", "sop": "1.2.3.4.5"}

@@ -19,14 +19,16 @@ import pytest
 import requests
 
 from devhost.azurite import free_port
+from shared.errors import ClientError
 from shared.export.checkpoint import Batching, Checkpoint
 from shared.export.destination import Destination
-from shared.export.request import RequestError, parse_export_request
+from shared.export.request import parse_export_request
 from shared.export.settings import ExportSettings
 from shared.export.steps import prepare
+from testkit.exporting import WEBHOOK, Hosts, export_body, finished
+from testkit.seed import open_store, put_study
 from tests.export import test_managed_identity
 from tests.export.test_managed_identity import FakeManagedIdentity
-from tests.exporting import WEBHOOK, Hosts, export_body, finished, open_store, put_study
 
 SAS = "sv=2022-11-02&sp=cw&sig=c2lnbmF0dXJl"
 identity = test_managed_identity.identity  # the fake credential's fixture, shared
@@ -91,7 +93,7 @@ def test_the_suffixes_are_configurable(hosts: Hosts) -> None:
 def test_no_managed_identity_token_is_asked_for_a_refused_destination(case, uri, words,
                                                                      identity: FakeManagedIdentity) -> None:
     body = json.dumps(export_body(["1.2.3"], blobContainerUri=uri.split("?")[0], useManagedIdentity=True)).encode()
-    with pytest.raises(RequestError) as refused:
+    with pytest.raises(ClientError) as refused:
         request = parse_export_request(body, "application/json", ExportSettings())
         prepare(request, uuid.uuid4().hex, ExportSettings())
     assert refused.value.status == 400 and words in str(refused.value)

@@ -19,9 +19,9 @@ import pytest
 import requests
 from azure.storage.blob import BlobServiceClient
 
-from tests.exporting import Hosts, export_body, instance_ids
-from tests.hosting import Host
-from tests.store.instances import make_instance, multipart, stow_content_type
+from testkit.exporting import Hosts, export_body, instance_ids
+from testkit.host import Host
+from testkit.instances import make_instance, multipart, stow_content_type
 
 HOOK = "/runtime/webhooks/durabletask"
 OPERATION = uuid.uuid4().hex  # well formed, never started

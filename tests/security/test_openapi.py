@@ -25,8 +25,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from devhost.app_loader import describe
-from tests.exporting import Hosts
-from tests.hosting import ROOT
+from testkit.exporting import Hosts
+from testkit.host import ROOT
 
 SPEC = ROOT / "openapi.yaml"
 schema = schemathesis.openapi.from_path(SPEC)

@@ -20,20 +20,9 @@ import requests
 from azure.storage.blob import ContainerClient, ContainerSasPermissions, generate_container_sas
 
 from devhost.azurite import ACCOUNT, ACCOUNT_KEY, free_port
-from tests.exporting import (
-    WEBHOOK,
-    Hosts,
-    durable,
-    export_body,
-    finished,
-    new_container,
-    open_store,
-    put_study,
-    start,
-    uid,
-    view,
-)
-from tests.hosting import Host, wait_for
+from testkit.exporting import WEBHOOK, Hosts, durable, export_body, finished, new_container, start, view
+from testkit.host import Host, wait_for
+from testkit.seed import open_store, put_study, uid
 
 PERMISSIONS = ContainerSasPermissions(read=True, write=True, create=True, add=True, list=True)
 

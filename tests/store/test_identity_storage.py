@@ -14,11 +14,11 @@ from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.storage.blob import ContainerClient
 
 from shared import credentials
+from shared.errors import Misconfigured
 from shared.stores.blob.store import DicomStore, host_blob_service_uri
-from shared.stores.interface import StoreMisconfigured
 from shared.uids import Identifier
+from testkit.instances import make_instance
 from tests.entra_azurite import STORAGE, entra_azurite, identity_endpoint  # noqa: F401 - fixtures
-from tests.store.instances import make_instance
 
 CLIENT_ID = "00000000-0000-0000-0000-0000000000cc"
 
@@ -79,5 +79,5 @@ def test_the_host_settings_choose_the_identity_the_way_the_functions_host_does()
     assert isinstance(credentials.host_storage_credential({}), DefaultAzureCredential)
     assert host_blob_service_uri({"AzureWebJobsStorage__accountName": "acct"}) == "https://acct.blob.core.windows.net"
     assert host_blob_service_uri({"AzureWebJobsStorage:blobServiceUri": "https://x/"}) == "https://x/"
-    with pytest.raises(StoreMisconfigured, match="AzureWebJobsStorage__blobServiceUri"):
+    with pytest.raises(Misconfigured, match="AzureWebJobsStorage__blobServiceUri"):
         DicomStore.from_settings({})

@@ -8,7 +8,9 @@ import os
 import pytest
 from pydicom.uid import generate_uid
 
-from shared.stores.blob.store import BLOCK_SIZE, SINGLE_PUT_SIZE, InstanceChangedOrGone, blob_name
+from shared.stores.blob.store import blob_name
+from shared.stores.interface import InstanceChangedOrGone
+from shared.transfer import BLOCK_SIZE, SINGLE_PUT_SIZE
 from shared.uids import Identifier
 
 

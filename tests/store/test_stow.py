@@ -6,10 +6,11 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
 
+from shared.errors import ClientError
 from shared.stores.blob import stow
 from shared.stores.blob.store import DicomStore, blob_name
 from shared.uids import Identifier
-from tests.store.instances import OMIT, encode, make_dataset, make_instance, multipart, stow_content_type
+from testkit.instances import OMIT, encode, make_dataset, make_instance, multipart, stow_content_type
 
 BASE = "https://dicom.example/v1"
 
@@ -127,7 +128,7 @@ def test_storage_failure_is_0110_per_part(storage_connection_string):
     ],
 )
 def test_unusable_content_type_is_rejected_before_reading(store, content_type, status, message):
-    with pytest.raises(stow.RequestRejected, match=message) as rejected:
+    with pytest.raises(ClientError, match=message) as rejected:
         stow.store_request(store, multipart(make_instance()), content_type, BASE)
     assert rejected.value.status == status
     assert content_type is None or content_type.split(";")[0] in str(rejected.value)
@@ -149,7 +150,7 @@ def test_unusable_content_type_is_rejected_before_reading(store, content_type, s
          "no-blank-line"],
 )
 def test_malformed_body_is_400_and_stores_nothing(store, body, message):
-    with pytest.raises(stow.RequestRejected, match=message) as rejected:
+    with pytest.raises(ClientError, match=message) as rejected:
         post(store, body)
     assert rejected.value.status == 400
     assert not store.container.exists()

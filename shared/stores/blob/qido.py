@@ -17,6 +17,7 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
+from shared.errors import ClientError
 from shared.query import Query, QueryError, parse_query
 from shared.query.query import LEVEL_OF, LEVELS
 from shared.stores.blob.search import READERS, described, select, studies, unit_of
@@ -35,10 +36,6 @@ RETURNED = {
 NUMBERS = {"IS", "SL", "SS", "UL", "US"}
 
 
-class QidoRefused(ValueError):
-    """A parameter the search cannot take; the message names it."""
-
-
 def search(store: DicomStore, level: str, params: Iterable[tuple[str, str]], study: str | None = None,
            series: str | None = None) -> list[dict[str, Any]]:
     """The DICOM JSON rows of the studies, series or instances (`level`) under `study`/`series` that match."""
@@ -46,9 +43,9 @@ def search(store: DicomStore, level: str, params: Iterable[tuple[str, str]], stu
     prefix = f"{study}/{series}/" if series else f"{study}/" if study else None
     found: list[dict[str, Any]] = []
     with ThreadPoolExecutor(READERS) as pool:
-        for group in studies(store, prefix=prefix):
+        for group in studies(store.container, prefix=prefix):
             seen: set[str] = set()
-            for instance, row in select(query, described(store, pool, group), level):
+            for instance, row in select(query, described(store.container, pool, group), level):
                 unit = unit_of(instance, level)
                 if unit in seen:
                     continue
@@ -75,27 +72,27 @@ def _parse(level: str, params: Iterable[tuple[str, str]]) -> tuple[Query, int, i
             include += _included(value)
         elif key == "fuzzymatching":
             if value.strip().lower() not in ("true", "false"):
-                raise QidoRefused(f"parameter '{name}' must be true or false")
+                raise ClientError(400, f"parameter '{name}' must be true or false", name)
         elif key in ("code",):  # the function key, when given in the URL
             continue
         elif name in matches:
-            raise QidoRefused(f"parameter '{name[:100]}' is given twice")
+            raise ClientError(400, f"parameter '{name[:100]}' is given twice", name[:100])
         else:
             matches[name] = value
     try:
         query = parse_query(matches) if matches else Query({})
     except QueryError as error:
-        raise QidoRefused(f"parameter '{(error.key or '')[:100]}': {error}") from None
+        raise ClientError(400, f"parameter '{(error.key or '')[:100]}': {error}", error.key) from None
     deeper = [k for k in query.matches if LEVELS.index(LEVEL_OF[k]) > LEVELS.index(level)]
     if deeper:
-        raise QidoRefused(f"parameter '{deeper[0]}' is a {LEVEL_OF[deeper[0]]}-level attribute; a {level} search "
-                          "cannot match it (search the deeper route)")
+        raise ClientError(400, f"parameter '{deeper[0]}' is a {LEVEL_OF[deeper[0]]}-level attribute; a {level} "
+                          "search cannot match it (search the deeper route)", deeper[0])
     return query, limit, offset, tuple(include)
 
 
 def _whole(name: str, value: str, low: int, high: int) -> int:
     if not value.strip().isdigit() or not low <= int(value) <= high:
-        raise QidoRefused(f"parameter '{name}' must be a whole number from {low} to {high}")
+        raise ClientError(400, f"parameter '{name}' must be a whole number from {low} to {high}", name)
     return int(value)
 
 
@@ -108,7 +105,8 @@ def _included(value: str) -> list[str]:
             continue
         keyword = keyword_for_tag(int(part, 16)) if len(part) == 8 and _hex(part) else part
         if not keyword or tag_for_keyword(keyword) is None:
-            raise QidoRefused(f"parameter 'includefield': {part[:100]!r} is not a DICOM attribute keyword or tag")
+            raise ClientError(
+                400, f"parameter 'includefield': {part[:100]!r} is not a DICOM attribute keyword or tag", "includefield")
         found.append(keyword)
     return found
 

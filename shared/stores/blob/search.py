@@ -19,17 +19,15 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pydicom
 from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import ContainerClient
 
 from shared.query import Attributes, Query, attributes_from_dataset
 from shared.stores.blob.index import indexed_attributes
 from shared.stores.interface import SearchPage, StoredInstance, parse_blob_name
-
-if TYPE_CHECKING:
-    from shared.stores.blob.store import DicomStore
 
 HEAD = 1024 * 1024  # bytes read of an unindexed instance to find its header
 LISTING_PAGE = 5000  # the most one listing request returns
@@ -38,19 +36,19 @@ READERS = 8  # headers read in parallel
 Listed = tuple[StoredInstance, dict[str, list[str]] | None, tuple[str | None, int]]  # instance, index, place
 
 
-def search_page(store: DicomStore, query: Query, cursor: str | None, page_size: int,
+def search_page(container: ContainerClient, query: Query, cursor: str | None, page_size: int,
                 include: tuple[str, ...] = ()) -> SearchPage:
     token, skip, taken = json.loads(cursor) if cursor else (None, 0, 0)
     wanted = {*query.matches, *include}
     found: list[tuple[StoredInstance, Attributes]] = []
     full_at: list[Any] | None = None  # the cursor once the page is full, moved on past studies that do not match
     with ThreadPoolExecutor(READERS) as pool:
-        for study in studies(store, token, skip):
+        for study in studies(container, token, skip):
             place = study[0][2]
             resume = [place[0], place[1], 0]
             if full_at is not None and place[0] != full_at[0]:  # it starts on the next listing page: resume there
                 return SearchPage(found, json.dumps(resume))
-            selected = select(query, described(store, pool, study))[taken:]
+            selected = select(query, described(container, pool, study))[taken:]
             if full_at is not None:
                 if selected:  # the next study that matches: the next page starts with it
                     return SearchPage(found, json.dumps(resume))
@@ -66,14 +64,14 @@ def search_page(store: DicomStore, query: Query, cursor: str | None, page_size: 
     return SearchPage(found, None)
 
 
-def studies(store: DicomStore, token: str | None = None, skip: int = 0,
+def studies(container: ContainerClient, token: str | None = None, skip: int = 0,
             prefix: str | None = None) -> Iterator[list[Listed]]:
     """The container's blobs (under `prefix`) from (`token`, `skip`) on, a study at a time, each with its place
     in the listing."""
     study: list[Listed] = []
     while True:
-        pages: Any = store.container.list_blobs(name_starts_with=prefix, include=["metadata"],
-                                                results_per_page=LISTING_PAGE).by_page(token)
+        pages: Any = container.list_blobs(name_starts_with=prefix, include=["metadata"],
+                                          results_per_page=LISTING_PAGE).by_page(token)
         try:
             page = list(next(pages))
         except (StopIteration, ResourceNotFoundError):  # nothing, or no container yet
@@ -100,13 +98,13 @@ def _after(study: list[Listed]) -> list[Any]:
     return [token, index + 1, 0]
 
 
-def described(store: DicomStore, pool: ThreadPoolExecutor,
+def described(container: ContainerClient, pool: ThreadPoolExecutor,
               study: list[Listed]) -> list[tuple[StoredInstance, dict[str, list[str]]]]:
     """Each instance of one study with its attributes: its index (or header), its UIDs, and the study's and its
     series' computed ones (ModalitiesInStudy, the related-instance and related-series counts)."""
     instances = [instance for instance, _, _ in study]
     unindexed = [instance for instance, index, _ in study if index is None]
-    headers = dict(zip(unindexed, pool.map(lambda i: _read_header(store, i), unindexed)))
+    headers = dict(zip(unindexed, pool.map(lambda i: _read_header(container, i), unindexed)))
     rows = [dict(index) if index is not None else headers[instance] for instance, index, _ in study]
     series_modalities: dict[str, set[str]] = defaultdict(set)
     series_sizes: dict[str, int] = defaultdict(int)
@@ -142,9 +140,9 @@ def unit_of(instance: StoredInstance, level: str) -> str:
     return {"study": instance.study, "series": instance.series, "instance": instance.instance}[level]
 
 
-def _read_header(store: DicomStore, instance: StoredInstance) -> dict[str, list[str]]:
+def _read_header(container: ContainerClient, instance: StoredInstance) -> dict[str, list[str]]:
     """An unindexed instance's header as attributes (empty when it is gone or is not DICOM: it matches nothing)."""
-    blob = store.container.get_blob_client(instance.blob_name)
+    blob = container.get_blob_client(instance.blob_name)
     try:
         head = blob.download_blob(offset=0, length=HEAD).readall()
         try:

@@ -20,33 +20,27 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.storage.blob import (
     BlobSasPermissions,
     ContainerClient,
-    ContentSettings,
     StorageStreamDownloader,
     generate_blob_sas,
 )
 
 from shared import settings
 from shared.connection_pool import shared_pool
+from shared.errors import Misconfigured
 from shared.query import Query
+from shared.stores.blob import search
 from shared.stores.interface import (
     InstanceChangedOrGone,
     SearchPage,
     Store,
     StoredInstance,
-    StoreMisconfigured,
     blob_name,
     parse_blob_name,
 )
+from shared.transfer import DICOM_CONTENT, TRANSFER_SIZES
 from shared.uids import Identifier
 
 DEFAULT_CONTAINER = "dicomweb"
-DICOM_CONTENT = ContentSettings(content_type="application/dicom")
-# Transfers move blocks of 4 MiB; an instance up to 8 MiB goes in one request. This bounds what one
-# transfer holds in memory (the SDK's defaults read up to 64 MiB in one go).
-BLOCK_SIZE = 4 * 1024 * 1024
-SINGLE_PUT_SIZE = 8 * 1024 * 1024
-_TRANSFER_SIZES: dict[str, Any] = {"max_block_size": BLOCK_SIZE, "max_single_put_size": SINGLE_PUT_SIZE,
-                                   "max_chunk_get_size": BLOCK_SIZE, "max_single_get_size": SINGLE_PUT_SIZE}
 DELETE_BATCH = 256  # the most one blob batch request may hold
 
 
@@ -73,7 +67,7 @@ class DicomStore(Store):
         else in the host's storage (`AzureWebJobsStorage`: a connection string, or the identity-based
         `AzureWebJobsStorage__blobServiceUri` / `__accountName`); `options` go to the blob client."""
         name = settings.get("DicomStore__ContainerName", DEFAULT_CONTAINER, env) or DEFAULT_CONTAINER
-        client_options = {**shared_pool(), **_TRANSFER_SIZES, **options}
+        client_options = {**shared_pool(), **TRANSFER_SIZES, **options}
         service_uri = settings.get("DicomStore__ServiceUri", None, env)
         if service_uri:
             from shared import credentials
@@ -89,7 +83,7 @@ class DicomStore(Store):
 
             return cls(ContainerClient(account_url=host_uri, container_name=name,
                                        credential=credentials.host_storage_credential(env), **client_options))
-        raise StoreMisconfigured("no blob store configured: set DicomStore__ConnectionString or AzureWebJobsStorage "
+        raise Misconfigured("no blob store configured: set DicomStore__ConnectionString or AzureWebJobsStorage "
                                  "(a connection string, or AzureWebJobsStorage__blobServiceUri with managed identity)")
 
     def ensure_container(self) -> None:
@@ -127,9 +121,7 @@ class DicomStore(Store):
     def search_page(self, query: Query, cursor: str | None, page_size: int,
                     include: tuple[str, ...] = ()) -> SearchPage:
         """What `query` selects, read from the instances' headers (shared/stores/blob/search.py)."""
-        from shared.stores.blob.search import search_page
-
-        return search_page(self, query, cursor, page_size, include)
+        return search.search_page(self.container, query, cursor, page_size, include)
 
     def _properties(self, identifier: Identifier) -> list[StoredInstance]:
         assert identifier.series and identifier.instance, "an instance identifier names one blob"

@@ -30,6 +30,7 @@ from pydicom.filereader import read_partial
 from pydicom.tag import BaseTag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from shared.errors import ClientError
 from shared.stores.blob.index import TAGS, index_metadata
 from shared.stores.blob.store import DicomStore
 from shared.uids import uid_problem
@@ -60,14 +61,6 @@ class Truncated(ValueError):
     """A data element runs past the end of its part."""
 
 
-class RequestRejected(ValueError):
-    """The request as a whole cannot be processed; `status` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
 @dataclass
 class Outcome:
     """What became of one part: stored (`failure` None) or failed with a Failure Reason and why."""
@@ -93,7 +86,7 @@ def store_request(
 ) -> StowResult:
     """Handle one STOW-RS request; `base_url` is where `/studies` lives, `study` the one in the URL if any.
 
-    Raises RequestRejected (415 or 400) when the body cannot be split into parts; nothing is stored then.
+    Raises ClientError (415 or 400) when the body cannot be split into parts; nothing is stored then.
     """
     parts = split_multipart(body, boundary_of(content_type))
     outcomes = [check_part(index, headers, content, study) for index, (headers, content) in enumerate(parts, 1)]
@@ -113,37 +106,37 @@ def store_request(
 
 
 def boundary_of(content_type: str | None) -> str:
-    """The multipart boundary of a STOW request's Content-Type; RequestRejected (415/400) when unusable."""
+    """The multipart boundary of a STOW request's Content-Type; ClientError (415/400) when unusable."""
     header = Message()
     header["content-type"] = content_type or ""
     media_type = header.get_content_type() if content_type else "(none)"
     kind = header.get_param("type")
     if media_type != "multipart/related" or not isinstance(kind, str) or kind.strip().lower() != DICOM:
-        raise RequestRejected(
+        raise ClientError(
             415, f'Content-Type must be multipart/related; type="{DICOM}" (got {content_type or "none"})'
         )
     boundary = header.get_boundary()
     if not boundary:
-        raise RequestRejected(400, "Content-Type multipart/related has no boundary parameter")
+        raise ClientError(400, "Content-Type multipart/related has no boundary parameter")
     if len(boundary) > 70 or not boundary.isascii():
-        raise RequestRejected(400, "multipart boundary must be at most 70 ASCII characters (RFC 2046)")
+        raise ClientError(400, "multipart boundary must be at most 70 ASCII characters (RFC 2046)")
     return boundary
 
 
 def split_multipart(body: bytes, boundary: str) -> list[tuple[dict[str, str], memoryview]]:
     """The (headers, content) of each part of a multipart body (RFC 2046), content as views into `body`.
 
-    Raises RequestRejected(400) for an empty body, no parts, a missing delimiter or a truncated body.
+    Raises ClientError(400) for an empty body, no parts, a missing delimiter or a truncated body.
     """
     if not body:
-        raise RequestRejected(400, "the request body is empty; expected multipart/related DICOM parts")
+        raise ClientError(400, "the request body is empty; expected multipart/related DICOM parts")
     delimiter = b"--" + boundary.encode("ascii")
     if body.startswith(delimiter):
         position = 0
     else:
         position = body.find(b"\r\n" + delimiter)
         if position < 0:
-            raise RequestRejected(400, f"the body does not contain the boundary {boundary!r}")
+            raise ClientError(400, f"the body does not contain the boundary {boundary!r}")
         position += 2
     view = memoryview(body)
     parts: list[tuple[dict[str, str], memoryview]] = []
@@ -153,16 +146,16 @@ def split_multipart(body: bytes, boundary: str) -> list[tuple[dict[str, str], me
             break
         line_end = body.find(b"\r\n", position)
         if line_end < 0 or body[position:line_end].strip(b" \t"):
-            raise RequestRejected(400, f"malformed or truncated multipart body after part {len(parts)}")
+            raise ClientError(400, f"malformed or truncated multipart body after part {len(parts)}")
         following = body.find(b"\r\n" + delimiter, line_end)
         if following < 0:
-            raise RequestRejected(
+            raise ClientError(
                 400, f"truncated multipart body: part {len(parts) + 1} is not followed by a boundary"
             )
         parts.append(_split_part(view[line_end + 2: following], len(parts) + 1))
         position = following + 2
     if not parts:
-        raise RequestRejected(400, "the multipart body has no parts")
+        raise ClientError(400, "the multipart body has no parts")
     return parts
 
 
@@ -172,12 +165,12 @@ def _split_part(part: memoryview, number: int) -> tuple[dict[str, str], memoryvi
         return {}, part[2:]
     end = bytes(part[:65536]).find(b"\r\n\r\n")
     if end < 0:
-        raise RequestRejected(400, f"part {number} has no blank line after its header fields")
+        raise ClientError(400, f"part {number} has no blank line after its header fields")
     headers = {}
     for line in bytes(part[:end]).decode("latin-1").split("\r\n"):
         name, colon, value = line.partition(":")
         if not colon:
-            raise RequestRejected(400, f"part {number} has a malformed header line {line[:80]!r}")
+            raise ClientError(400, f"part {number} has a malformed header line {line[:80]!r}")
         headers[name.strip().lower()] = value.strip()
     return headers, part[end + 4:]
 

@@ -11,6 +11,7 @@ import io
 import uuid
 from dataclasses import dataclass
 
+from shared.errors import ClientError
 from shared.stores.blob.store import DicomStore, blob_name
 
 DICOM = "application/dicom"
@@ -18,8 +19,11 @@ MULTIPART = "multipart/related"
 SUPPORTED = f'{DICOM} or {MULTIPART}; type="{DICOM}"'
 
 
-class NotAcceptable(ValueError):
-    """No media range of the Accept header is one we can send."""
+class NotAcceptable(ClientError):
+    """No media range of the Accept header is one we can send (406)."""
+
+    def __init__(self, message: str):
+        super().__init__(406, message, "Accept")
 
 
 @dataclass

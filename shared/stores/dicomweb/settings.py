@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from shared import settings
-from shared.stores.interface import StoreMisconfigured
+from shared.errors import Misconfigured
 
 AUTHENTICATIONS = ("none", "basic", "bearer", "managedIdentity")
 AZURE_DICOM_SCOPE = "https://dicom.healthcareapis.azure.com/.default"
@@ -35,20 +35,20 @@ class DicomWebSettings:
 
     @classmethod
     def from_settings(cls, env: Mapping[str, str] | None = None) -> DicomWebSettings:
-        """The settings in effect; StoreMisconfigured names the first one missing or wrong."""
+        """The settings in effect; Misconfigured names the first one missing or wrong."""
         url = (settings.get("DicomStore__DicomWebUrl", None, env) or "").strip().rstrip("/")
         if not url:
-            raise StoreMisconfigured("setting DicomStore__DicomWebUrl is required with DicomStore__Type=dicomweb")
+            raise Misconfigured("setting DicomStore__DicomWebUrl is required with DicomStore__Type=dicomweb")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise StoreMisconfigured("setting DicomStore__DicomWebUrl must be an http or https URL")
+            raise Misconfigured("setting DicomStore__DicomWebUrl must be an http or https URL")
         if parts.username or parts.password or parts.query or parts.fragment:
-            raise StoreMisconfigured("setting DicomStore__DicomWebUrl must hold no credentials, query or fragment "
+            raise Misconfigured("setting DicomStore__DicomWebUrl must hold no credentials, query or fragment "
                                      "(use DicomStore__Authentication)")
         chosen = (settings.get("DicomStore__Authentication", "none", env) or "none").strip()
         authentication = {a.lower(): a for a in AUTHENTICATIONS}.get(chosen.lower())
         if authentication is None:
-            raise StoreMisconfigured(f"setting DicomStore__Authentication must be one of {', '.join(AUTHENTICATIONS)}")
+            raise Misconfigured(f"setting DicomStore__Authentication must be one of {', '.join(AUTHENTICATIONS)}")
         found = cls(
             url=url, authentication=authentication,
             username=settings.get("DicomStore__Username", None, env) or None,
@@ -61,5 +61,5 @@ class DicomWebSettings:
                   "DicomStore__Token": found.token}
         for name in needed.get(authentication, ()):
             if not values[name]:
-                raise StoreMisconfigured(f"setting {name} is required with DicomStore__Authentication={authentication}")
+                raise Misconfigured(f"setting {name} is required with DicomStore__Authentication={authentication}")
         return found

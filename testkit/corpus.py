@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from shared.deid.profile import TABLE
-from tests.store.instances import encode, make_dataset
+from testkit.instances import encode, make_dataset
 
 UID_ROOT = "1.2.826.0.1.3680043.10.999"
 _SKIPPED_GROUPS = {0x0000, 0x0002, 0x0004, 0x7FE0}  # command, file meta and directory groups; pixel data

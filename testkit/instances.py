@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 OMIT = object()  # as an attribute value: remove that element
 
@@ -36,7 +36,7 @@ def make_dataset(study: str | None = None, series: str | None = None, sop: str |
                 setattr(ds, keyword, value)
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = str(ds.get("SOPInstanceUID") or generate_uid())
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(str(ds.get("SOPInstanceUID") or generate_uid()))
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.preamble = bytes(128)  # as a data set read from a file has: dcmwrite then writes a Part 10 file
     return ds

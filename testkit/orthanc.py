@@ -21,7 +21,7 @@ from pathlib import Path
 import requests
 
 from devhost.azurite import free_port
-from tests.hosting import kill_group, stop_group, wait_ready
+from testkit.host import kill_group, refuse_under_test_fast, stop_group, wait_ready
 
 EXECUTABLE = "/usr/sbin/Orthanc"
 PLUGIN_PATTERN = "/usr/lib/orthanc/libOrthancDicomWeb.so*"
@@ -62,6 +62,7 @@ class Orthanc:
                 "DicomStore__Authentication": "basic", "DicomStore__Username": USER, "DicomStore__Password": PASSWORD}
 
     def start(self, timeout: float = 60) -> Orthanc:
+        refuse_under_test_fast("Orthanc")
         self.port = self.port or free_port()
         self.folder.mkdir(parents=True, exist_ok=True)
         config = {

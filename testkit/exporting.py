@@ -9,22 +9,22 @@ short retry intervals); the behaviour is the one deployed with the defaults.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 from azure.storage.blob import ContainerClient
 from cryptography.fernet import Fernet
 
+from cli.api import Api, is_terminal
 from shared.stores.blob.store import DicomStore
-from tests.hosting import ROOT, Host, wait_for
+from testkit.host import ROOT, Host, wait_for
+from testkit.seed import open_store
 
 FLAG = "DicomServer__Features__EnableExtendedExport"
 EXPORT_SETTINGS = {
@@ -37,7 +37,6 @@ EXPORT_SETTINGS = {
     "Export__RetryOptions__FirstRetryIntervalSeconds": "0.2",
     "Export__RetryOptions__BackoffCoefficient": "1",
 }
-TERMINAL = ("completed", "succeeded", "failed", "canceled")
 WEBHOOK = "/runtime/webhooks/durabletask"
 
 
@@ -57,14 +56,16 @@ class Hosts:
     """Hosts started on demand, one per distinct settings, all exporting from one store on one Azurite."""
 
     def __init__(self, root: Path, connection_string: str):
-        self.root, self.connection_string, self.started = root, connection_string, {}
+        self.root, self.connection_string = root, connection_string
+        self.started: dict[str, Host] = {}
         self.store_container = f"store-{uuid.uuid4().hex[:10]}"
 
     def __call__(self, **overrides: str) -> Host:
         key = json.dumps(overrides, sort_keys=True)
         if key not in self.started:
             data = self.root / f"hub{len(self.started)}"
-            self.started[key] = export_host(data, self.connection_string, self.store_container, **overrides).start()
+            env = export_env(self.connection_string, self.store_container, **overrides)
+            self.started[key] = Host(ROOT, data, env=env).start()
         return self.started[key]
 
     def stop(self) -> None:
@@ -95,37 +96,6 @@ def host_fixtures(folder: str) -> tuple[Any, Any, Any]:
     return hosts, store, destination
 
 
-def open_store(connection_string: str, container: str) -> DicomStore:
-    store = DicomStore.from_settings({"AzureWebJobsStorage": connection_string, "DicomStore__ContainerName": container})
-    store.ensure_container()
-    return store
-
-
-def uid() -> str:
-    """A fresh study UID, so tests sharing a store never see each other's instances."""
-    return f"2.25.{uuid.uuid4().int}"[:60]
-
-
-def put_study(store: DicomStore, count: int, series_count: int = 1, size: int = 64,
-              study: str | None = None) -> tuple[str, dict[str, bytes]]:
-    """A study of `count` random-byte instances over `series_count` series; its blob names → bytes.
-
-    The export copies bytes and never parses them, so random bytes make every file distinct.
-    """
-    study = study or uid()
-    stored = {}
-
-    def put(n: int) -> None:
-        series = f"{study}.{n % series_count + 1}"
-        data = os.urandom(size)
-        instance = store.put(study, series, f"{series}.{n + 1}", io.BytesIO(data), len(data))
-        stored[instance.blob_name] = data
-
-    with ThreadPoolExecutor(max_workers=10) as pool:  # the client's connection pool size
-        list(pool.map(put, range(count)))
-    return study, stored
-
-
 def new_container(connection_string: str, name: str | None = None) -> ContainerClient:
     client = ContainerClient.from_connection_string(connection_string, name or f"dest-{uuid.uuid4().hex[:10]}")
     client.create_container()
@@ -141,24 +111,30 @@ def export_body(values: list[str], destination: ContainerClient | None = None, c
             "destination": {"type": "azureblob", "settings": settings}}
 
 
+def client(url: str, **headers: str) -> Api:
+    """The one export client (cli.api) on the service at `url`, sending `headers` with every request."""
+    api = Api(url.rstrip("/"))
+    api.session.headers.update(headers)
+    return api
+
+
 def start(host: Host, body: dict, route: str = "export", **headers: str) -> dict:
     """POST the export; its 202 body {"id", "href"}."""
-    r = requests.post(f"{host.base_url}/{route}", json=body, headers=headers, timeout=60)
-    assert r.status_code == 202, r.text
+    r = client(host.base_url, **headers).request("POST", f"/{route}", ok=(202,), json=body)
     assert r.headers["Location"] == r.json()["href"]
     return r.json()
 
 
 def view(href: str, **headers: str) -> dict:
     """The operation as the client sees it; 202 while running, 200 once terminal."""
-    r = requests.get(href, headers=headers, timeout=30)
-    assert r.status_code in (200, 202), r.text
-    assert (r.status_code == 200) == (r.json()["status"] in TERMINAL)
+    url = urlsplit(href)
+    r = client(f"{url.scheme}://{url.netloc}", **headers).request("GET", href.split(url.netloc, 1)[1])
+    assert (r.status_code == 200) == is_terminal(r.json())
     return r.json()
 
 
 def finished(href: str, timeout: float = 120, **headers: str) -> dict:
-    return wait_for(lambda: (v := view(href, **headers))["status"] in TERMINAL and v,
+    return wait_for(lambda: is_terminal(v := view(href, **headers)) and v,
                     timeout=timeout, interval=0.05, message=f"{href} to finish")
 
 

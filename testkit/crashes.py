@@ -24,7 +24,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from tests.hosting import Host
+from testkit.host import Host
 
 POINTS = ("expansion", "copy", "continue-as-new")
 HUB_NAME = "DicomExportHub"  # host.json's durableTask.hubName: the task hub file is <data dir>/<hub>.sqlite
@@ -62,7 +62,9 @@ def kill_at(host: Host, instance_id: str, point: str, timeout: float = 60.0, pau
     """
     assert point in POINTS, point
     hub_file = host.data_dir / f"{HUB_NAME}.sqlite"
-    group = host.process.pid
+    process = host.process
+    assert process is not None, "the host is started"
+    group = process.pid
     deadline = time.monotonic() + timeout
     looks = 0
     while time.monotonic() < deadline:
@@ -74,7 +76,7 @@ def kill_at(host: Host, instance_id: str, point: str, timeout: float = 60.0, pau
                 host.kill()  # SIGKILL reaches stopped processes too
                 return looks
         finally:
-            if host.process.poll() is None:
+            if process.poll() is None:
                 os.killpg(group, signal.SIGCONT)
         if _ended(hub_file, instance_id):
             break

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,16 @@ import requests
 from devhost.azurite import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# What a developer's shell may hold that would change the app or the CLI under test: app settings
+# (`Section__Key`, `Section:Key`, the host's own), the CLI's defaults, azure-identity's credentials.
+_APP_SETTING = re.compile(r"^([A-Za-z][A-Za-z0-9]*(__|:)|AzureWebJobs|FUNCTIONS_|WEBSITE_|DICOM_EXPORT_|AZURE_|"
+                          r"IDENTITY_|MSI_)")
+
+
+def hermetic_environ(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """`environ` without the developer's settings: tests pass every setting they depend on themselves."""
+    return {k: v for k, v in environ.items() if not _APP_SETTING.match(k)}
+NO_SERVERS = "TESTKIT_NO_SERVERS"  # set by `make test-fast`: the tests it runs start no host and no Orthanc
 
 
 @dataclass
@@ -33,19 +44,26 @@ class Host:
     process: subprocess.Popen | None = None
     extra_args: list[str] = field(default_factory=list)
     cwd: Path = ROOT  # where `python -m devhost` is imported from
+    # None: no settings file at all (never the developer's local.settings.json); the settings are `env`.
+    settings_file: Path | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> Host:
+        refuse_under_test_fast("the local host")
         self.port = self.port or free_port()
         self.log_path = self.log_path or self.data_dir.parent / f"{self.data_dir.name}.host.log"
-        env = {**os.environ, **self.env}
+        env = {**hermetic_environ(os.environ), **self.env}
+        settings = self.settings_file
+        if settings is None:
+            settings = self.data_dir.parent / f"{self.data_dir.name}.settings.json"
+            settings.write_text('{"IsEncrypted": false, "Values": {}}')
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         self.process = subprocess.Popen(
             [sys.executable, "-m", "devhost", "--app-dir", str(self.app_dir), "--port", str(self.port),
-             "--data-dir", str(self.data_dir), *self.extra_args],
+             "--data-dir", str(self.data_dir), "--settings", str(settings), *self.extra_args],
             cwd=self.cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
@@ -65,6 +83,13 @@ class Host:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+
+def refuse_under_test_fast(what: str) -> None:
+    """RuntimeError if `make test-fast` runs: a test that starts `what` is missing its marker."""
+    if os.environ.get(NO_SERVERS):
+        raise RuntimeError(f"{what} is not started under make test-fast ({NO_SERVERS} is set): this test "
+                           f"needs a `host` or `orthanc` marker (tests/conftest.py gives them)")
 
 
 def wait_ready(process: subprocess.Popen, ready, name: str, state: str, timeout: float, log, stop) -> None:
