@@ -27,11 +27,11 @@ from .progress import (
     EXIT_USAGE,
     errors_table,
     exit_code,
-    load_summary,
     operations_table,
     status_table,
     watch,
 )
+from .summary import load_summary
 
 EPILOG = """\
 exit codes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
@@ -19,9 +18,6 @@ from rich.progress import (
 from rich.table import Table
 
 from .api import Api, is_terminal
-
-if TYPE_CHECKING:
-    from .loader import Report
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
 
@@ -150,19 +146,3 @@ def errors_table(href: str, entries: list[dict]) -> Table:
     for entry in entries:
         table.add_row(entry["timestamp"], entry["identifier"], entry["error"])
     return table
-
-
-def load_summary(report: Report, console: Console) -> None:
-    """What `load` did: counts, then one line per file that was not stored, with the reason."""
-    console.print(f"[bold]{len(report.stored)} stored[/], {len(report.failed)} failed, {len(report.skipped)} "
-                  f"skipped ({len(report.not_dicom)} not DICOM, {len(report.duplicates)} duplicates), "
-                  f"{report.bytes_sent:,} bytes sent")
-    under = f" (under {report.root})" if report.root else ""
-    for title, outcomes in (("failed", report.failed), ("skipped", report.skipped)):
-        if outcomes:
-            table = Table(title=f"{title}{under}", title_justify="left", box=box.SIMPLE_HEAD)
-            table.add_column("file", overflow="fold")
-            table.add_column("reason", overflow="fold")
-            for o in outcomes:
-                table.add_row(report.show(o.path), o.reason)
-            console.print(table)
