@@ -49,11 +49,12 @@ class TimedApi(Api):
 
 def start_export(
     host: Host, values: Sequence[str], connection_string: str, container: str,
-    deidentification: dict | None = None, api: Api | None = None,
+    deidentification: dict | None = None, api: Api | None = None, extra: dict | None = None,
 ) -> tuple[str, float]:
-    """POST /export (de-identified with `deidentification`); the operation id and the time just before the POST."""
+    """POST /export (de-identified with `deidentification`, with the `extra` members, e.g. `output`); the operation
+    id and the time just before the POST."""
     body = export_body(list(values), connectionString=connection_string, blobContainerName=container) | (
-        {"deidentification": deidentification} if deidentification else {})
+        {"deidentification": deidentification} if deidentification else {}) | (extra or {})
     posted = time.time()
     try:
         return (api or Api(host.base_url, timeout=120)).start_export(body, route="/export")["id"], posted
@@ -69,6 +70,7 @@ def run_export(
     timeout: float = 3600,
     poll: float = 0.5,
     deidentification: dict | None = None,
+    extra: dict | None = None,
 ) -> ExportRun:
     """Export `values` to `container` and wait for the end.
 
@@ -77,7 +79,7 @@ def run_export(
     seconds) not to weigh on the host it measures.
     """
     api = TimedApi(host.base_url)
-    operation_id, posted = start_export(host, values, connection_string, container, deidentification, api)
+    operation_id, posted = start_export(host, values, connection_string, container, deidentification, api, extra)
     try:
         view = api.wait(operation_id, interval=poll, timeout=timeout - (time.time() - posted))
     except TimeoutError as e:

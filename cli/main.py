@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from azure.core.exceptions import AzureError, HttpResponseError
 from rich.console import Console
@@ -108,6 +108,20 @@ def build_parser() -> Parser:
     add_query_flags(export)
     add_destination(export, required=True,
                     identity_help="the service writes with its managed identity (with --container-uri)")
+    outputs = export.add_argument_group("research outputs (docs/OUTPUTS.md; the service checks the values)")
+    outputs.add_argument("--format", choices=("dicom", "png", "jpeg"), help="what each instance becomes "
+                         "(default: DICOM as stored)")
+    outputs.add_argument("--transfer-syntax", metavar="UID", help="re-encode DICOM in this transfer syntax")
+    outputs.add_argument("--allow-lossy", action="store_true", help="accept a lossy --transfer-syntax")
+    outputs.add_argument("--bit-depth", type=int, choices=(8, 16), help="PNG bits per grey sample (default 8)")
+    outputs.add_argument("--window", metavar="auto|minmax|CENTER,WIDTH", help="grey window of PNG/JPEG frames")
+    outputs.add_argument("--quality", type=int, metavar="1-100", help="JPEG quality (default 95)")
+    outputs.add_argument("--metadata", metavar="jsonl,parquet", help="also write a metadata table in these formats")
+    outputs.add_argument("--metadata-attribute", dest="metadata_attributes", action="append", metavar="KEYWORD",
+                         help="a column of the metadata table (repeatable; default: a documented set)")
+    outputs.add_argument("--deidentify", action="store_true", help="de-identify (PS3.15 basic profile)")
+    outputs.add_argument("--option", dest="deid_options", action="append", metavar="OPTION",
+                         help="a de-identification option, e.g. retainUids (repeatable; with --deidentify)")
     export.add_argument("--idempotency-key", help="repeating a request with the same key returns the same operation")
     export.add_argument("--wait", action="store_true", help="show live progress until the export ends")
     export.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
@@ -219,6 +233,7 @@ class Cli:
         request = {"source": source,
                    "destination": {"type": "azureblob",
                                    "settings": destination(a, self.parser, True).export_settings()}}
+        request |= self.research_outputs()
         started = self.api.start_export(request, a.idempotency_key)
         if a.wait:
             if not self.json:
@@ -230,6 +245,31 @@ class Cli:
             self.out.print(f"export {started['id']} started\n  status: {started.get('href', '')}\n"
                            f"  follow: dicom-export wait {started['id']}")
         return 0
+
+    def research_outputs(self) -> dict[str, Any]:
+        """The request's `output`, `metadata` and `deidentification` from the export options."""
+        a, extra = self.args, dict[str, Any]()
+        output: dict[str, Any] = {k: v for k, v in (("transferSyntax", a.transfer_syntax), ("bitDepth", a.bit_depth),
+                                                    ("quality", a.quality)) if v is not None}
+        if a.allow_lossy:
+            output["allowLossy"] = True
+        if a.window:
+            center, comma, width = a.window.partition(",")
+            try:
+                output["window"] = {"center": float(center), "width": float(width)} if comma else a.window
+            except ValueError:
+                self.parser.error("--window: give auto, minmax or CENTER,WIDTH (numbers)")
+        if output or a.format:
+            extra["output"] = {"format": a.format or "dicom", **output}
+        if a.metadata or a.metadata_attributes:
+            formats = [f.strip() for f in (a.metadata or "jsonl").split(",") if f.strip()]
+            extra["metadata"] = {"formats": formats, **({"attributes": a.metadata_attributes}
+                                                        if a.metadata_attributes else {})}
+        if a.deidentify or a.deid_options:
+            if not a.deidentify:
+                self.parser.error("--option needs --deidentify")
+            extra["deidentification"] = {"profile": "basic", "options": a.deid_options or []}
+        return extra
 
     def cmd_search(self) -> int:
         queries = queries_of(self.args)

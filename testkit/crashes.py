@@ -21,10 +21,17 @@ import random
 import signal
 import sqlite3
 import time
+import uuid
+from collections.abc import Sequence
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
-from testkit.host import Host
+from azure.storage.blob import ContainerClient
+
+from testkit.exporting import export_body, export_host, finished, new_container, start, view
+from testkit.host import Host, wait_for
+from testkit.seed import open_store, put_study
 
 POINTS = ("expansion", "copy", "continue-as-new")
 HUB_NAME = "DicomExportHub"  # host.json's durableTask.hubName: the task hub file is <data dir>/<hub>.sqlite
@@ -81,6 +88,40 @@ def kill_at(host: Host, instance_id: str, point: str, timeout: float = 60.0, pau
         if _ended(hub_file, instance_id):
             break
     raise AssertionError(f"export {instance_id} was never caught at {point} ({looks} looks)")
+
+
+@dataclass(frozen=True)
+class KilledExport:
+    """How an export through a repeatedly killed host ended, and what it had to export."""
+
+    operation: dict  # the 202 body: id, href
+    done: dict  # the operation once terminal
+    destination: ContainerClient
+    stored: dict[str, bytes]  # the study's blob names → bytes
+    host: Host  # stopped; its log spans every start
+
+
+def killed_export(folder: Path, conn: str, instances: int, series_count: int, kills: Sequence[tuple[str, int]],
+                  extra: dict | None = None) -> KilledExport:
+    """Store a study of `instances` tiny files and export it (with the request members `extra`) in generations
+    of 3 × 10, SIGKILLing the host at each (point, once that many files are exported) of `kills` and restarting
+    it in place (same data dir, same port: the operation's href stays valid)."""
+    store_container = f"store-{uuid.uuid4().hex[:10]}"
+    study, stored = put_study(open_store(conn, store_container), instances, series_count=series_count, size=32)
+    destination = new_container(conn)
+    host = export_host(folder / "hub", conn, store_container, Export__BatchSize="10",
+                       Export__MaxParallelBatches="3").start()
+    try:
+        operation = start(host, export_body([study], destination, conn) | (extra or {}))
+        for point, progress in kills:
+            wait_for(lambda: view(operation["href"])["results"]["exported"] >= progress,  # noqa: B023
+                     timeout=120, message=f"{progress} files exported")
+            kill_at(host, operation["id"], point)
+            host.start()
+        done = finished(operation["href"], timeout=300)
+    finally:
+        host.stop()
+    return KilledExport(operation, done, destination, stored, host)
 
 
 def _ended(hub_file: Path, instance_id: str) -> bool:

@@ -1,7 +1,7 @@
 """Shared fixtures: one Azurite per session (the one `make test` started, or our own); markers by what a test starts.
 
 A test is marked `host` when it uses a fixture that starts the local host or its module holds what starts one
-(testkit's Host, export_host, Hosts, host_fixtures), and `orthanc` likewise for Orthanc: `make test-fast`
+(testkit's Host, export_host, Hosts, host_fixtures, killed_export), and `orthanc` likewise for Orthanc: `make test-fast`
 deselects both. Under it (TESTKIT_NO_SERVERS set) testkit refuses to start either, so a test this misses
 fails and says so instead of slowing the fast run down.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from devhost.azurite import Azurite, free_port
+from testkit.crashes import killed_export
 from testkit.exporting import Hosts, export_host, host_fixtures
 from testkit.host import Host, hermetic_environ
 from testkit.orthanc import Orthanc
@@ -26,7 +27,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # What a test starts, known from the fixtures it uses or from what its module holds.
 STARTS = {
-    "host": ({"host", "hosts"}, (Host, export_host, Hosts, host_fixtures)),
+    "host": ({"host", "hosts"}, (Host, export_host, Hosts, host_fixtures, killed_export)),
     "orthanc": ({"orthanc"}, (Orthanc,)),
 }
 

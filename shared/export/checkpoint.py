@@ -51,6 +51,7 @@ class Checkpoint:
     prefetched: Expanded | None = None  # expansion of what is left, listed during the last copies
     deidentification: dict[str, Any] | None = None  # Deidentifier.to_json(): profile, options, key id (no key)
     search: dict[str, Any] | None = None  # a query source: {"queries": [...], "counts": [[selected, dropped], ...]}
+    output: dict[str, Any] | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
 
     @property
     def done(self) -> bool:
@@ -83,12 +84,12 @@ class Checkpoint:
     def copy_input(self, batch: tuple[list, ...], number: int) -> CopyWork:
         """What the copy activity needs for batch `number` of this generation (its place names its manifest block)."""
         return CopyWork(self.operation_id, self.destination, tuple(batch), self.batching.max_parallel_threads,
-                        self.generation, number, self.deidentification)
+                        self.generation, number, self.deidentification, self.output)
 
     def commit_input(self) -> CommitWork:
         """What the commit activity needs at the end."""
         dropped = sum(d for _, d in self.search["counts"]) if self.search else 0
-        return CommitWork(self.operation_id, self.destination, dropped)
+        return CommitWork(self.operation_id, self.destination, self.output, dropped)
 
     def listed(self, expansion: Expanded) -> Checkpoint:
         """What is left once `expansion` (of this checkpoint's identifiers) is taken."""
@@ -125,7 +126,7 @@ class Checkpoint:
             "exported": self.exported, "skipped": self.skipped, "generation": self.generation,
             "requestDigest": self.request_digest,
             "prefetched": self.prefetched.to_json() if self.prefetched is not None else None,
-            "deidentification": self.deidentification, "search": self.search,
+            "deidentification": self.deidentification, "search": self.search, "output": self.output,
         }
 
     @classmethod
@@ -137,5 +138,5 @@ class Checkpoint:
             exported=data.get("exported", 0), skipped=data.get("skipped", 0),
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
             prefetched=Expanded.from_json(data["prefetched"]) if data.get("prefetched") else None,
-            deidentification=data.get("deidentification"), search=data.get("search"),
+            deidentification=data.get("deidentification"), search=data.get("search"), output=data.get("output"),
         )

@@ -23,6 +23,11 @@ Copy modes (`Export__CopyMode`):
 A de-identified export (`deidentifier`) always streams: each file goes through
 `shared.deid.stream.deidentify_file` on its way, lands at the path of its new UIDs, and a file that
 cannot be de-identified safely is skipped and logged under its pseudonymized identifier.
+
+An export with an `output` (transcoded DICOM, PNG/JPEG frames) or a metadata table also streams: the
+file (de-identified first, when asked) goes through `shared.outputs.produce`, which yields the files to
+write, and each written file adds its manifest line and, with a metadata table, its row
+(shared/outputs/metadata.py). An instance the output step declines is skipped and logged.
 """
 
 from __future__ import annotations
@@ -31,13 +36,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import BlobClient, ContainerClient
+from azure.storage.blob import BlobClient, ContainerClient, ContentSettings
 
 from shared.deid.dataset import Deidentifier, NotDeidentified
 from shared.deid.stream import deidentify_file
@@ -45,6 +50,11 @@ from shared.errors import CopyFailed
 from shared.export import manifest
 from shared.export.errors_log import ErrorEntry, ErrorLog
 from shared.export.upload import ContentMismatch, Digests, hash_blob, upload
+from shared.outputs.instance import HeaderTap, read_instance
+from shared.outputs.metadata import row
+from shared.outputs.produce import produce
+from shared.outputs.spec import OutputSpec
+from shared.outputs.types import NotProduced
 from shared.secrets import first_line
 from shared.stores.interface import InstanceChangedOrGone, Opened, Store, StoredInstance, blob_name
 from shared.transfer import BLOCK_SIZE, DICOM_CONTENT, SINGLE_PUT_SIZE
@@ -76,10 +86,16 @@ class _CopyRefused(Exception):
 class CopyResult:
     lines: list[str]  # the manifest lines of the exported files, in the batch's order
     skipped: int
+    exported: int  # instances (a rendered instance is several files)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # metadata rows, when the export asked for them
 
-    @property
-    def exported(self) -> int:
-        return len(self.lines)
+
+@dataclass(frozen=True)
+class _Written:
+    """What one exported instance wrote: a manifest line per file, and their metadata rows."""
+
+    lines: list[str]
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def result_path(operation_id: str, instance: StoredInstance | Identifier) -> str:
@@ -119,12 +135,14 @@ class BatchCopier:
 
     def __init__(self, store: Store, destination: ContainerClient, operation_id: str,
                  describe_fault: Callable[[BaseException], str], mode: str = "stream", threads: int = 5,
-                 deidentifier: Deidentifier | None = None):
+                 deidentifier: Deidentifier | None = None, output: OutputSpec | None = None):
         self.store = store
         self.destination = destination
         self.operation_id = operation_id
         self.describe_fault = describe_fault
-        self.mode = "stream" if deidentifier else mode  # a de-identified file is new: no server-side copy
+        self.output = output or OutputSpec()
+        # a de-identified or transformed file is new, and a metadata row needs the header: no server-side copy
+        self.mode = "stream" if deidentifier or not self.output.plain else mode
         self.threads = threads
         self.deidentifier = deidentifier
         self._server_refused = threading.Event()
@@ -132,7 +150,7 @@ class BatchCopier:
     def copy(self, instances: list[StoredInstance]) -> CopyResult:
         """Copy `instances`, log the skipped ones; CopyFailed when the batch cannot complete."""
         skipped: list[ErrorEntry] = []
-        lines: list[str] = []
+        written: list[_Written] = []
         with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(instances)))) as pool:
             futures = [pool.submit(self._copy_one, instance) for instance in instances]
             _, pending = wait(futures, return_when=FIRST_EXCEPTION)
@@ -144,22 +162,26 @@ class BatchCopier:
                     if isinstance(copied, ErrorEntry):
                         skipped.append(copied)
                     else:
-                        lines.append(copied)
+                        written.append(copied)
         if skipped:
             try:
                 ErrorLog(self.destination, self.operation_id).append(skipped)
             except Exception as error:  # noqa: BLE001 - any failure to log is the destination's
                 raise CopyFailed(self.describe_fault(error)) from None
-        return CopyResult(lines=lines, skipped=len(skipped))
+        return CopyResult(lines=[line for w in written for line in w.lines], skipped=len(skipped),
+                          exported=len(written), rows=[r for w in written for r in w.rows])
 
-    def _copy_one(self, instance: StoredInstance) -> str | ErrorEntry:
-        """The file's manifest line once it is written, or why it was skipped."""
+    def _copy_one(self, instance: StoredInstance) -> _Written | ErrorEntry:
+        """What the instance wrote, or why it was skipped."""
         reason: str | None
         target = self.destination.get_blob_client(result_path(self.operation_id, instance))
         try:
-            return self._copied_by_server(instance, target) or self._stream(instance, target)
+            by_server = self._copied_by_server(instance, target)
+            return _Written([by_server]) if by_server else self._stream(instance, target)
         except NotDeidentified as refused:
             reason = f"could not be de-identified: {refused}"
+        except NotProduced as declined:
+            reason = f"not written as {self.output.format}: {declined}"
         except _SourceFault as fault:
             reason = fault_policy(fault.error, "source")
             if reason is None:
@@ -181,8 +203,8 @@ class BatchCopier:
             self._server_refused.set()
             return None
 
-    def _stream(self, instance: StoredInstance, target: BlobClient) -> str:
-        """Stream the file (de-identified on the way when asked, to its new path); its manifest line."""
+    def _stream(self, instance: StoredInstance, target: BlobClient) -> _Written:
+        """Stream the file (de-identified on the way when asked, to its new path, then through the output step)."""
         try:
             download = self.store.open(instance)
         except Exception as error:  # noqa: BLE001 - whatever the store raises is a source fault
@@ -193,7 +215,29 @@ class BatchCopier:
             file = deidentify_file(chunks, self.deidentifier)
             target = self.destination.get_blob_client(result_path(self.operation_id, file.identifier))
             chunks, size = file.chunks, None
-        return self._line(target, upload(target, chunks, DICOM_CONTENT, size=size))
+        if not self.output.as_stored:
+            return self._produce(chunks)
+        header = HeaderTap(chunks) if self.output.metadata_formats else None
+        digests = upload(target, header or chunks, DICOM_CONTENT, size=size)
+        line = self._line(target, digests)
+        rows = [self._row(header.dataset(), target, digests)] if header else []
+        return _Written([line], rows)
+
+    def _produce(self, chunks: Iterable[bytes]) -> _Written:
+        """The instance read whole and parsed once, then written as the output step's files."""
+        ds, raw = read_instance(chunks)
+        written = _Written([])
+        for file in produce(self.output, ds, raw, deidentified=self.deidentifier is not None):
+            target = self.destination.get_blob_client(f"{self.operation_id}/results/{file.name}")
+            digests = upload(target, [file.data], ContentSettings(content_type=file.content_type), size=len(file.data))
+            written.lines.append(self._line(target, digests))
+            if self.output.metadata_formats:
+                written.rows.append(self._row(ds, target, digests, file.frame))
+        return written
+
+    def _row(self, ds: Any, target: BlobClient, digests: Digests, frame: int | None = None) -> dict[str, Any]:
+        return row(ds, self.output.metadata_attributes, target.blob_name.removeprefix(f"{self.operation_id}/"),
+                   digests, frame)
 
     def _line(self, target: BlobClient, digests: Digests) -> str:
         return manifest.line(digests.sha256, target.blob_name.removeprefix(f"{self.operation_id}/"))

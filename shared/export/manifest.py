@@ -36,6 +36,9 @@ def block_id(generation: int, batch: int) -> str:
     return f"{generation:010d}-{batch:06d}"
 
 
+LAST_BLOCK = block_id(9_999_999_999, 999_999)  # files written at the end (the metadata table), listed last
+
+
 def line(sha256: bytes, path: str) -> str:
     """One manifest line; `path` is relative to `<op>/`, e.g. `results/1.2/1.2.3/1.2.3.4.dcm`."""
     return f"{sha256.hex()}  {path}\n"

@@ -16,6 +16,8 @@ Rules (the published API's, plus what its server did where the document is silen
 - `deidentification` (optional): `{"profile": "basic", "options": [...]}`, the PS3.15 Basic
   Application Level Confidentiality Profile with options (shared/deid/profile.py); profile and
   option names are case-insensitive too.
+- `output` and `metadata` (optional): transcoded DICOM, PNG/JPEG frames, a metadata table
+  (shared/outputs/spec.py); without them files are copied as stored.
 Every error is a `ClientError` whose message starts with the field at fault.
 """
 
@@ -23,14 +25,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.deid.profile import PROFILE, Profile, ProfileError
 from shared.errors import ClientError
 from shared.export.destination import Destination, DestinationRefused, parse_destination
 from shared.export.settings import ExportSettings
+from shared.outputs.spec import OutputSpec, parse_output
 from shared.query import Query, QueryError, parse_query
+from shared.request_fields import named_fields
 from shared.uids import Identifier, parse_identifier
 
 
@@ -39,6 +43,7 @@ class ExportRequest:
     identifiers: tuple[Identifier, ...]  # empty: the whole store
     destination: Destination
     deidentification: Profile | None = None
+    output: OutputSpec = field(default_factory=OutputSpec)  # the default: files as stored, no metadata table
     queries: tuple[Query, ...] = ()  # a query source: the union of these (identifiers then empty)
 
     def canonical(self) -> str:
@@ -48,6 +53,7 @@ class ExportRequest:
             "identifiers": [str(i) for i in self.identifiers],
             "destination": [d.account_url, d.container, d.sas, d.account_key, d.use_managed_identity],
             "deidentification": self.deidentification and self.deidentification.to_json(),
+            "output": None if self.output.plain else self.output.to_json(),
             **({"queries": [q.to_json() for q in self.queries]} if self.queries else {}),
         }, sort_keys=True)
 
@@ -62,15 +68,16 @@ def parse_export_request(body: bytes, content_type: str | None, policy: ExportSe
     document = _json(body)
     if not isinstance(document, dict):
         raise ClientError(400, f"the request body must be a JSON object, not {_kind(document)}")
-    top = _fields(document, "", ("source", "sources", "destination", "deidentification"))
+    top = named_fields(document, "", ("source", "sources", "destination", "deidentification", "output", "metadata"))
     if "source" in top and "sources" in top:
         raise ClientError(400, "give 'source' or its alias 'sources', not both", "source")
     given = "source" in top or "sources" in top
     source = _object(top.get("source", top.get("sources")), "source") if given else None
     destination = _object(top.get("destination"), "destination")
+    output = parse_output(top.get("output"), top.get("metadata"))
     identifiers, queries = _source(source) if source is not None else ((), ())
     return ExportRequest(identifiers, _destination(destination, policy), _deidentification(top.get("deidentification")),
-                         queries)
+                         output, queries)
 
 
 def _check_content_type(content_type: str | None) -> None:
@@ -113,20 +120,6 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def _fields(obj: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-    """`obj` keyed by the canonical spelling of each property; ClientError for an unknown one."""
-    canonical = {name.lower(): name for name in allowed}
-    found = {}
-    for key, value in obj.items():
-        name = canonical.get(key.lower())
-        if name is None:
-            where = f"{path}.{key}" if path else key
-            raise ClientError(
-                400, f"unknown property '{where[:200]}'; expected one of: {', '.join(allowed)}", where[:200])
-        found[name] = value
-    return found
-
-
 def _object(value: Any, path: str) -> dict[str, Any]:
     if value is None:
         raise ClientError(400, f"{path} is required", path)
@@ -151,7 +144,7 @@ def _type(fields: Mapping[str, Any], path: str, *expected: str) -> str:
 
 def _source(source: Mapping[str, Any]) -> tuple[tuple[Identifier, ...], tuple[Query, ...]]:
     """(identifiers, ()) of an `identifiers` source, or ((), queries) of a `query` source."""
-    fields = _fields(source, "source", ("type", "settings"))
+    fields = named_fields(source, "source", ("type", "settings"))
     settings = _object(fields.get("settings"), "source.settings")
     if _type(fields, "source", "identifiers", "query") == "query":
         return (), _queries(settings)
@@ -159,7 +152,8 @@ def _source(source: Mapping[str, Any]) -> tuple[tuple[Identifier, ...], tuple[Qu
 
 
 def _queries(settings: Mapping[str, Any]) -> tuple[Query, ...]:
-    return parse_queries(_fields(settings, "source.settings", ("queries",)).get("queries"), "source.settings.queries")
+    return parse_queries(named_fields(settings, "source.settings", ("queries",)).get("queries"),
+                         "source.settings.queries")
 
 
 def parse_queries(queries: Any, path: str) -> tuple[Query, ...]:
@@ -178,7 +172,7 @@ def parse_queries(queries: Any, path: str) -> tuple[Query, ...]:
 
 
 def _identifiers(settings_object: Mapping[str, Any]) -> tuple[Identifier, ...]:
-    settings = _fields(settings_object, "source.settings", ("values",))
+    settings = named_fields(settings_object, "source.settings", ("values",))
     path = "source.settings.values"
     parsed = []
     for index, value in enumerate(_list(settings.get("values"), path, "study[/series[/instance]] identifiers",
@@ -219,10 +213,10 @@ def _without_overlaps(identifiers: list[Identifier]) -> tuple[Identifier, ...]:
 
 
 def _destination(destination: Mapping[str, Any], policy: ExportSettings) -> Destination:
-    fields = _fields(destination, "destination", ("type", "settings"))
+    fields = named_fields(destination, "destination", ("type", "settings"))
     _type(fields, "destination", "azureblob")
     path = "destination.settings"
-    settings = _fields(_object(fields.get("settings"), path), path,
+    settings = named_fields(_object(fields.get("settings"), path), path,
                        ("connectionString", "blobContainerName", "blobContainerUri", "useManagedIdentity"))
     for name in ("connectionString", "blobContainerName", "blobContainerUri"):
         value = settings.get(name)
@@ -249,7 +243,7 @@ def _deidentification(value: Any) -> Profile | None:
     if value is None:
         return None
     path = "deidentification"
-    fields = _fields(_object(value, path), path, ("profile", "options"))
+    fields = named_fields(_object(value, path), path, ("profile", "options"))
     profile = fields.get("profile")
     if profile is None:
         raise ClientError(400, f"{path}.profile is required; the only profile is '{PROFILE}'", f"{path}.profile")

@@ -4,9 +4,10 @@
   also proves the container exists and the credential may write) and build the first checkpoint.
 - `expand_step`: list the next identifiers (or the whole store, or the next queries) into batches; log
   identifiers that match nothing.
-- `copy_step`: copy one batch (de-identified when the export asked for it, shared/deid/), and stage its
-  lines as its block of the manifest.
-- `commit_step`: once every batch is copied, commit the manifest.
+- `copy_step`: copy one batch (de-identified when the export asked for it, shared/deid/; then transcoded
+  or rendered when it asked for an output, shared/outputs/), and stage its lines as its block of the
+  manifest, and its metadata rows as its block of the metadata table.
+- `commit_step`: once every batch is copied, commit the metadata table (if asked) and the manifest.
 Faults of the destination surface as DestinationRefused (starter → 400) or CopyFailed (activity
 → retried, then the operation fails), always with a message free of secrets.
 """
@@ -36,10 +37,12 @@ from shared.export.destination import (
 )
 from shared.export.errors_log import ErrorEntry, ErrorLog
 from shared.export.expand import Item, Searched, expand, instance_from_json
-from shared.export.manifest import Manifest, ManifestTooLarge, block_id
+from shared.export.manifest import LAST_BLOCK, Manifest, ManifestTooLarge, block_id
 from shared.export.request import ExportRequest
 from shared.export.settings import ExportSettings
 from shared.export.work import Committed, CommitWork, Copied, CopyWork, Expanded, ExpandWork
+from shared.outputs.metadata import MetadataTable
+from shared.outputs.spec import OutputSpec
 from shared.query import Query
 from shared.stores.factory import open_store
 from shared.stores.interface import Store, StoreError
@@ -80,6 +83,7 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         if request.deidentification else None,
         search={"queries": [q.to_json() for q in request.queries], "counts": [[0, 0] for _ in request.queries]}
         if request.queries else None,
+        output=None if request.output.plain else request.output.to_json(),
     )
 
 
@@ -117,23 +121,32 @@ def _copy_batch(work: CopyWork, store: Store | None) -> Copied:
         store or _store(), client, work.operation_id,
         describe_fault=lambda error: destination_problem(error, destination),
         mode=ExportSettings.from_settings().copy_mode, threads=work.threads,
-        deidentifier=_deidentifier(work.deidentification),
+        deidentifier=_deidentifier(work.deidentification), output=OutputSpec.from_json(work.output),
     )
     result = copier.copy([instance_from_json(i) for i in work.instances])
+    block = block_id(work.generation, work.batch)
     with destination_faults(destination):
-        Manifest(client, work.operation_id).stage(block_id(work.generation, work.batch), result.lines)
+        Manifest(client, work.operation_id).stage(block, result.lines)
+        MetadataTable(client, work.operation_id).stage(block, result.rows)
     return Copied(result.exported, result.skipped)
 
 
 def commit_step(work: CommitWork) -> Committed:
-    """The last activity of a completed export: the manifest committed, and where it is (no credentials)."""
+    """The last activity of a completed export: the metadata table and the manifest committed, and where the
+    manifest is (no credentials)."""
     destination, client = _destination(_key(work.destination))
+    output = OutputSpec.from_json(work.output)
     try:
         with destination_faults(destination):
             if work.dropped:
                 ErrorLog(client, work.operation_id).append([ErrorEntry(
                     "query", f"the store returned {work.dropped} rows that do not match their query "
                     "(a filter it ignored or matched loosely); they were left out")])
+            if output.metadata_formats:  # its files join the manifest as its last block
+                table = MetadataTable(client, work.operation_id).commit(output.metadata_formats,
+                                                                        output.metadata_attributes)
+                Manifest(client, work.operation_id).stage(LAST_BLOCK, [manifest.line(d.sha256, name)
+                                                                       for name, d in table.items()])
             Manifest(client, work.operation_id).commit()
     except ManifestTooLarge as error:
         raise CopyFailed(str(error)) from None

@@ -73,16 +73,18 @@ class CopyWork:
     generation: int
     batch: int
     deidentification: Json | None = None
+    output: Json | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
 
     def to_json(self) -> Json:
         return {"operationId": self.operation_id, "destination": self.destination,
                 "instances": list(self.instances), "threads": self.threads,
-                "deidentification": self.deidentification, "generation": self.generation, "batch": self.batch}
+                "deidentification": self.deidentification, "generation": self.generation, "batch": self.batch,
+                "output": self.output}
 
     @classmethod
     def from_json(cls, data: Json) -> CopyWork:
         return cls(data["operationId"], data["destination"], tuple(data["instances"]), data["threads"],
-                   data["generation"], data["batch"], data.get("deidentification"))
+                   data["generation"], data["batch"], data.get("deidentification"), data.get("output"))
 
 
 @dataclass(frozen=True)
@@ -102,19 +104,21 @@ class Copied:
 
 @dataclass(frozen=True)
 class CommitWork:
-    """Commit the manifest the batches staged (and, for a query source, log the rows the store's searches dropped)."""
+    """Commit the manifest (and the metadata table, when `output` asks for one) the batches staged, and for a
+    query source log the rows the store's searches dropped."""
 
     operation_id: str
     destination: Json
+    output: Json | None = None  # OutputSpec.to_json()
     dropped: int = 0
 
     def to_json(self) -> Json:
-        return {"operationId": self.operation_id, "destination": self.destination,
+        return {"operationId": self.operation_id, "destination": self.destination, "output": self.output,
                 **({"dropped": self.dropped} if self.dropped else {})}
 
     @classmethod
     def from_json(cls, data: Json) -> CommitWork:
-        return cls(data["operationId"], data["destination"], data.get("dropped", 0))
+        return cls(data["operationId"], data["destination"], data.get("output"), data.get("dropped", 0))
 
 
 @dataclass(frozen=True)

@@ -139,3 +139,29 @@ def test_the_operations_list_fits_an_80_column_terminal() -> None:
 def test_counts_read_as_english() -> None:
     assert [plural(1, "file"), plural(2, "file"), plural(1024, "study", "studies")] == [
         "1 file", "2 files", "1,024 studies"]
+
+
+def test_export_options_become_the_requests_output_metadata_and_deidentification() -> None:
+    from cli.main import Cli, build_parser
+
+    def extra(*options: str) -> dict:
+        parser = build_parser()
+        args = parser.parse_args(["export", "--study", "1.2.3", "--container-uri", "https://a/c?sig=x", *options])
+        return Cli(args, parser).research_outputs()
+
+    assert extra() == {}
+    assert extra("--transfer-syntax", "1.2.840.10008.1.2.4.90") == {
+        "output": {"format": "dicom", "transferSyntax": "1.2.840.10008.1.2.4.90"}}
+    assert extra("--format", "png", "--bit-depth", "16", "--window", "40,400") == {
+        "output": {"format": "png", "bitDepth": 16, "window": {"center": 40.0, "width": 400.0}}}
+    assert extra("--format", "jpeg", "--quality", "90", "--window", "minmax", "--metadata", "jsonl,parquet") == {
+        "output": {"format": "jpeg", "quality": 90, "window": "minmax"},
+        "metadata": {"formats": ["jsonl", "parquet"]}}
+    assert extra("--deidentify", "--option", "retainUids") == {
+        "deidentification": {"profile": "basic", "options": ["retainUids"]}}
+
+
+def test_a_de_identification_option_without_deidentify_is_a_usage_error() -> None:
+    result = run("export", "--study", "1.2.3", "--container-uri", "https://a/c?sig=x", "--option", "retainUids",
+                 "--url", UNREACHABLE)
+    assert result.returncode == 3 and "--option needs --deidentify" in result.stderr

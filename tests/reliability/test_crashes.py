@@ -7,25 +7,11 @@ with a manifest that lists each file once with its SHA-256 and Content-MD5 on ev
 
 from __future__ import annotations
 
-import uuid
 from hashlib import md5
 from pathlib import Path
 
-from testkit.crashes import kill_at
-from testkit.exporting import (
-    error_log,
-    export_body,
-    export_host,
-    finished,
-    manifest,
-    manifest_of,
-    new_container,
-    results,
-    start,
-    view,
-)
-from testkit.host import wait_for
-from testkit.seed import open_store, put_study
+from testkit.crashes import killed_export
+from testkit.exporting import error_log, manifest, manifest_of, results
 
 INSTANCES = 600
 # (where the kill lands, how many files must be exported before aiming for it)
@@ -34,22 +20,8 @@ KILLS = (("expansion", 100), ("copy", 250), ("continue-as-new", 400))
 
 def test_an_export_killed_three_times_completes_with_every_file_exactly_once(
         tmp_path: Path, storage_connection_string: str) -> None:
-    conn = storage_connection_string
-    store_container = f"store-{uuid.uuid4().hex[:10]}"
-    study, stored = put_study(open_store(conn, store_container), INSTANCES, series_count=6, size=32)
-    destination = new_container(conn)
-    host = export_host(tmp_path / "hub", conn, store_container, Export__BatchSize="10",
-                       Export__MaxParallelBatches="3").start()
-    try:
-        operation = start(host, export_body([study], destination, conn))
-        for point, progress in KILLS:
-            wait_for(lambda: view(operation["href"])["results"]["exported"] >= progress,  # noqa: B023
-                     timeout=120, message=f"{progress} files exported")
-            kill_at(host, operation["id"], point)
-            host.start()  # same data dir, same port: the operation's href stays valid
-        done = finished(operation["href"], timeout=300)
-    finally:
-        host.stop()
+    killed = killed_export(tmp_path, storage_connection_string, INSTANCES, 6, KILLS)
+    operation, done, destination, stored = killed.operation, killed.done, killed.destination, killed.stored
 
     assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", INSTANCES, 0)
     assert results(destination, operation["id"]) == stored  # every file, byte for byte
@@ -61,4 +33,4 @@ def test_an_export_killed_three_times_completes_with_every_file_exactly_once(
     assert {b.name: bytes(b.content_settings.content_md5) for b in destination.list_blobs(
         name_starts_with=f"{prefix}results/")} == {f"{prefix}results/{n}": md5(d).digest() for n, d in stored.items()}
     assert error_log(destination, operation["id"]) == []
-    assert host.log().count("Host started at") == 1 + len(KILLS)
+    assert killed.host.log().count("Host started at") == 1 + len(KILLS)

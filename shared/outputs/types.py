@@ -1,0 +1,24 @@
+"""What an output step yields, and how it declines an instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.errors import Skipped
+
+
+class NotProduced(Skipped):
+    """This instance cannot be written in the asked format: skipped and logged, the batch goes on.
+
+    The message says why and quotes nothing from the file.
+    """
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One file to write: `name` is relative to `<op>/results/`, e.g. `<study>/<series>/<sop>/1.png`."""
+
+    name: str
+    data: bytes
+    content_type: str
+    frame: int | None = None  # the frame a rendered image shows, from 1

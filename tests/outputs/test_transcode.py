@@ -1,0 +1,89 @@
+"""Transcoding pydicom's own files: decoded pixels must equal pydicom's decoding of the original."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom import uid
+
+from shared.outputs.transcode import transcode
+from shared.outputs.types import NotProduced
+from testkit.shipped import load, readable, with_pixels
+
+LOSSLESS = [uid.JPEG2000Lossless, uid.JPEGLSLossless, uid.RLELossless]
+
+
+def _decoded(data: bytes) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(io.BytesIO(data)).pixel_array
+
+
+@pytest.mark.parametrize("path", with_pixels(compressed=True), ids=os.path.basename)
+def test_every_compressed_file_to_explicit_vr_little_endian_keeps_its_pixels(path: str) -> None:
+    ds, raw = load(path)
+    expected = ds.pixel_array.copy()
+    written, data = transcode(ds, raw, uid.ExplicitVRLittleEndian)
+    assert pydicom.dcmread(io.BytesIO(data)).file_meta.TransferSyntaxUID == uid.ExplicitVRLittleEndian
+    assert np.array_equal(_decoded(data), expected)
+    assert written.SOPInstanceUID == load(path)[0].SOPInstanceUID  # lossless: the same instance
+
+
+@pytest.mark.parametrize("target", LOSSLESS)
+@pytest.mark.parametrize("path", [p for p in with_pixels(compressed=False)
+                                  if os.path.basename(p) in ("CT_small.dcm", "MR_small_bigendian.dcm",
+                                                             "SC_rgb.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm",
+                                                             "emri_small.dcm", "SC_rgb_16bit.dcm")],
+                         ids=os.path.basename)
+def test_lossless_round_trips_are_exact(path: str, target: str) -> None:
+    ds, raw = load(path)
+    expected = ds.pixel_array.copy()
+    _, there = transcode(ds, raw, target)
+    assert pydicom.dcmread(io.BytesIO(there)).file_meta.TransferSyntaxUID == target
+    assert np.array_equal(_decoded(there), expected)
+    _, back = transcode(pydicom.dcmread(io.BytesIO(there)), there, uid.ExplicitVRLittleEndian)
+    assert np.array_equal(_decoded(back), expected)
+
+
+def test_deflated_and_implicit_targets_keep_pixels() -> None:
+    path = next(p for p in readable() if p.endswith("CT_small.dcm"))
+    ds, raw = load(path)
+    expected = ds.pixel_array.copy()
+    for target in (uid.DeflatedExplicitVRLittleEndian, uid.ImplicitVRLittleEndian):
+        _, data = transcode(load(path)[0], raw, target)
+        assert pydicom.dcmread(io.BytesIO(data)).file_meta.TransferSyntaxUID == target
+        assert np.array_equal(_decoded(data), expected)
+
+
+def test_an_instance_in_the_target_syntax_or_without_pixels_is_copied_as_is() -> None:
+    same = next(p for p in with_pixels() if load(p)[0].file_meta.TransferSyntaxUID == uid.ExplicitVRLittleEndian)
+    ds, raw = load(same)
+    assert transcode(ds, raw, uid.ExplicitVRLittleEndian)[1] is raw
+    no_pixels = next(p for p in readable() if "PixelData" not in load(p)[0])
+    ds, raw = load(no_pixels)
+    assert transcode(ds, raw, uid.JPEG2000Lossless)[1] is raw
+
+
+def test_a_lossy_target_records_its_compression_and_gets_a_new_instance_uid() -> None:
+    path = next(p for p in readable() if p.endswith("CT_small.dcm"))
+    ds, raw = load(path)
+    original = ds.SOPInstanceUID
+    _, data = transcode(ds, raw, uid.JPEG2000)
+    again = pydicom.dcmread(io.BytesIO(data))
+    assert again.LossyImageCompression == "01"
+    assert again.LossyImageCompressionMethod == "ISO_15444_1"
+    assert float(again.LossyImageCompressionRatio) > 1
+    assert again.SOPInstanceUID != original
+    assert again.SOPInstanceUID == transcode(load(path)[0], raw, uid.JPEG2000)[0].SOPInstanceUID  # stable
+
+
+def test_a_file_no_codec_can_encode_is_skipped_with_a_reason() -> None:
+    ds, raw = load(next(p for p in readable() if p.endswith("CT_small.dcm")))
+    ds.BitsStored = 40  # nonsense no encoder accepts
+    with pytest.raises(NotProduced, match="cannot be transcoded to JPEG-LS Lossless"):
+        transcode(ds, raw, uid.JPEGLSLossless)
