@@ -17,6 +17,7 @@ from rich.console import Console
 
 from .api import DEFAULT_URL, Api, ApiError, Unreachable, is_terminal
 from .destination import Destination, read_errors_log
+from .query import add_query_flags, queries_of, search_lines
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -104,6 +105,7 @@ def build_parser() -> Parser:
                         help="one instance (repeatable)")
     export.add_argument("--from-file", metavar="FILE",
                         help="identifiers, one a line (# comments and blank lines ignored; - for stdin)")
+    add_query_flags(export)
     add_destination(export, required=True,
                     identity_help="the service writes with its managed identity (with --container-uri)")
     outputs = export.add_argument_group("research outputs (docs/OUTPUTS.md; the service checks the values)")
@@ -123,6 +125,11 @@ def build_parser() -> Parser:
     export.add_argument("--idempotency-key", help="repeating a request with the same key returns the same operation")
     export.add_argument("--wait", action="store_true", help="show live progress until the export ends")
     export.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
+
+    search = command("search", "show what an export by query would take: the matching studies, series or "
+                               "instances, with counts")
+    add_query_flags(search)
+    search.add_argument("--limit", type=int, default=100, help="matches shown per query at most (default 100)")
 
     for name, help in (("status", "show an export operation"), ("wait", "follow an operation until it ends"),
                        ("cancel", "cancel an operation")):
@@ -216,9 +223,14 @@ class Cli:
                 identifiers += read_identifiers(a.from_file)
             except OSError as e:
                 self.parser.error(f"--from-file: {e.strerror}: {a.from_file}")
-        if not identifiers:
-            self.parser.error("nothing to export: give --study, --series, --instance or --from-file")
-        request = {"source": {"type": "identifiers", "settings": {"values": identifiers}},
+        queries = queries_of(a)
+        if identifiers and queries:
+            self.parser.error("give identifiers (--study, --series, --instance, --from-file) or --query, not both")
+        if not identifiers and not queries:
+            self.parser.error("nothing to export: give --study, --series, --instance, --from-file or --query")
+        source = {"type": "query", "settings": {"queries": queries}} if queries else \
+            {"type": "identifiers", "settings": {"values": identifiers}}
+        request = {"source": source,
                    "destination": {"type": "azureblob",
                                    "settings": destination(a, self.parser, True).export_settings()}}
         request |= self.research_outputs()
@@ -258,6 +270,18 @@ class Cli:
                 self.parser.error("--option needs --deidentify")
             extra["deidentification"] = {"profile": "basic", "options": a.deid_options or []}
         return extra
+
+    def cmd_search(self) -> int:
+        queries = queries_of(self.args)
+        if not queries:
+            self.parser.error("nothing to search: give --query KEY=VALUE (and --where between queries)")
+        found = self.api.search(queries, self.args.limit)
+        if self.json:
+            self.print_json(found)
+        else:
+            for line in search_lines(found):
+                self.out.print(line, markup=False, soft_wrap=True, highlight=False)
+        return 0
 
     def cmd_status(self) -> int:
         return self.finish(self.api.operation(self.args.operation_id))

@@ -80,6 +80,8 @@ def operation_view(durable_status: Mapping[str, Any], version: str) -> dict[str,
     }
     if progress.get("manifestHref"):
         view["results"]["manifestHref"] = progress["manifestHref"]
+    if progress.get("queries"):  # a query source: each query, the instances it selected, the rows dropped
+        view["results"]["queries"] = progress["queries"]
     if status == "failed":
         view["errors"] = [failure_reason(progress.get("error") or durable_status.get("output"))]
     return view
