@@ -8,7 +8,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities import export as export_activities
-from endpoints import dicomweb, openapi, operations
+from endpoints import dicomweb, openapi, operations, search
 from endpoints import export as export_endpoints
 from orchestrations import export as export_orchestration
 
@@ -16,6 +16,7 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(dicomweb.bp)
 app.register_functions(export_endpoints.bp)
 app.register_functions(operations.bp)
+app.register_functions(search.bp)
 app.register_functions(openapi.bp)
 app.register_functions(export_orchestration.bp)
 app.register_functions(export_activities.bp)

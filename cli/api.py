@@ -121,6 +121,10 @@ class Api:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return self.request("POST", route, json=request, headers=headers).json()
 
+    def search(self, queries: list[dict[str, str]], limit: int) -> list[dict]:
+        """POST /export/search: per query, what an export by it would take."""
+        return self.request("POST", "/export/search", json={"queries": queries, "limit": limit}).json()["queries"]
+
     def operation(self, operation_id: str) -> dict:
         return self.request("GET", f"/v1/operations/{operation_id}").json()
 

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from .api import DEFAULT_URL, Api, ApiError, Unreachable, is_terminal
 from .destination import Destination, read_errors_log
+from .query import add_query_flags, queries_of, search_lines
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -124,6 +125,7 @@ def build_parser() -> Parser:
                         help="one instance (repeatable)")
     export.add_argument("--from-file", metavar="FILE",
                         help="identifiers, one a line (# starts a comment anywhere; blank lines ignored; - for stdin)")
+    add_query_flags(export)
     export.add_argument("--all", action="store_true", dest="whole_store",
                         help="export every instance in the store (asks first on a terminal, unless --yes)")
     export.add_argument("--yes", action="store_true", help="do not ask before exporting the whole store")
@@ -148,6 +150,11 @@ def build_parser() -> Parser:
     export.add_argument("--idempotency-key", help="repeating a request with the same key returns the same operation")
     export.add_argument("--wait", action="store_true", help="show live progress until the export ends")
     export.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
+
+    search = command("search", "show what an export by query would take: the matching studies, series or "
+                               "instances, with counts")
+    add_query_flags(search)
+    search.add_argument("--limit", type=int, default=100, help="matches shown per query at most (default 100)")
 
     for name, help in (("status", "show an export operation"), ("wait", "follow an operation until it ends"),
                        ("cancel", "cancel an operation"),
@@ -259,11 +266,14 @@ class Cli:
                 self.parser.error(f"--from-file: {e.strerror}: {a.from_file}")
             except argparse.ArgumentTypeError as e:
                 self.parser.error(f"--from-file: {e}")
-        if identifiers and a.whole_store:
-            self.parser.error("--all exports the whole store: give it without --study, --series, --instance or "
-                              "--from-file")
-        if not identifiers and not a.whole_store:
-            self.parser.error("nothing to export: give --study, --series, --instance, --from-file or --all")
+        queries = queries_of(a)
+        if identifiers and queries:
+            self.parser.error("give identifiers (--study, --series, --instance, --from-file) or --query, not both")
+        if (identifiers or queries) and a.whole_store:
+            self.parser.error("--all exports the whole store: give it without --study, --series, --instance, "
+                              "--from-file or --query")
+        if not identifiers and not queries and not a.whole_store:
+            self.parser.error("nothing to export: give --study, --series, --instance, --from-file, --query or --all")
         outputs = self.research_outputs()  # its usage errors before any question
         if a.whole_store and not a.yes and sys.stdin.isatty() and sys.stderr.isatty() and \
                 input("export every instance in the store? [y/N] ").strip().lower() not in ("y", "yes"):
@@ -273,7 +283,9 @@ class Cli:
         if a.create_container and where.create_container():
             self.err.print("destination container created", markup=False)
         request: dict = {"destination": {"type": "azureblob", "settings": where.export_settings()}}
-        if identifiers:
+        if queries:
+            request["source"] = {"type": "query", "settings": {"queries": queries}}
+        elif identifiers:
             request["source"] = {"type": "identifiers", "settings": {"values": identifiers}}
         request |= outputs
         try:
@@ -315,6 +327,18 @@ class Cli:
                 self.parser.error("--option needs --deidentify")
             extra["deidentification"] = {"profile": "basic", "options": a.deid_options or []}
         return extra
+
+    def cmd_search(self) -> int:
+        queries = queries_of(self.args)
+        if not queries:
+            self.parser.error("nothing to search: give --query KEY=VALUE (and --where between queries)")
+        found = self.api.search(queries, self.args.limit)
+        if self.json:
+            self.print_json(found)
+        else:
+            for line in search_lines(found):
+                self.out.print(line, markup=False, soft_wrap=True, highlight=False)
+        return 0
 
     def cmd_status(self) -> int:
         return self.finish(self.api.operation(self.args.operation_id))

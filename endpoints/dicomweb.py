@@ -1,4 +1,4 @@
-"""DICOMweb: STOW-RS, WADO-RS of one instance, and DELETE, under `/`, `/v1/` and `/v2/`.
+"""DICOMweb: STOW-RS, QIDO-RS, WADO-RS of one instance, and DELETE, under `/`, `/v1/` and `/v2/`.
 
 Every route template is registered once per version prefix, as its own function, so the routes
 stay explicit (no catch-all). Route UIDs are checked before they reach the store: anything but a
@@ -12,14 +12,14 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import azure.durable_functions as df
 import azure.functions as func
 from azure.core.exceptions import AzureError
 
 from shared.errors import ClientError, Misconfigured
-from shared.stores.blob import stow, wado
+from shared.stores.blob import qido, stow, wado
 from shared.stores.blob.store import DicomStore
 from shared.stores.factory import TYPE_SETTING, store_type
 from shared.stores.interface import InstanceChangedOrGone
@@ -79,6 +79,15 @@ def retrieve_instance(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(found.body, mimetype=mimetype, headers={"Content-Type": found.content_type})
 
 
+def search(req: func.HttpRequest) -> func.HttpResponse:
+    """QIDO-RS: GET studies, studies/{study}/series, studies/{study}/series/{series}/instances."""
+    names = [name for name in ("study", "series") if name in req.route_params]
+    level = ("study", "series", "instance")[len(names)]
+    rows = qido.search(_store(), level, parse_qsl(urlsplit(req.url).query, keep_blank_values=True),
+                       *_uids(req, *names))
+    return func.HttpResponse(json.dumps(rows), mimetype=DICOM_JSON, headers={"Content-Type": DICOM_JSON})
+
+
 def delete(req: func.HttpRequest) -> func.HttpResponse:
     """DELETE studies/{study}[/series/{series}[/instances/{sop}]]: 204, or 404 when nothing matched."""
     names = [name for name in ("study", "series", "sop") if name in req.route_params]
@@ -92,6 +101,9 @@ ROUTES: tuple[tuple[str, str, str, Callable[[func.HttpRequest], func.HttpRespons
     ("store_instances", "POST", "studies", store_instances),
     ("store_study_instances", "POST", "studies/{study}", store_instances),
     ("retrieve_instance", "GET", "studies/{study}/series/{series}/instances/{sop}", retrieve_instance),
+    ("search_studies", "GET", "studies", search),
+    ("search_series", "GET", "studies/{study}/series", search),
+    ("search_instances", "GET", "studies/{study}/series/{series}/instances", search),
     ("delete_study", "DELETE", "studies/{study}", delete),
     ("delete_series", "DELETE", "studies/{study}/series/{series}", delete),
     ("delete_instance", "DELETE", "studies/{study}/series/{series}/instances/{sop}", delete),

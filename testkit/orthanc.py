@@ -1,8 +1,10 @@
 """Orthanc with its DICOMweb plugin (Debian's packages), run by hand for tests and benchmarks.
 
-Its own JSON config: a free loopback port, storage in a temporary folder, HTTP authentication on,
-the DICOM port off, and the plugin loaded by its file path (never the plugin folder, which may hold
-orthanc-gdcm and change transcoding). Ready when `/dicom-web/studies?limit=1` answers 200 while
+Its own JSON config: free loopback ports, storage in a temporary folder, HTTP authentication on,
+and the plugin loaded by its file path (never the plugin folder, which may hold orthanc-gdcm and
+change transcoding). Its DICOM port is a PACS for the DIMSE store: AE title `ORTHANC` checked on
+every association, and the export's AE (`DICOM-EXPORT`) the one modality allowed C-FIND and C-GET,
+never transcoded to. Ready when `/dicom-web/studies?limit=1` answers 200 while
 the process lives. Instances are stored through STOW-RS as raw bytes (dicomweb-client would
 re-encode them).
 """
@@ -26,6 +28,7 @@ from testkit.host import kill_group, refuse_under_test_fast, stop_group, wait_re
 EXECUTABLE = "/usr/sbin/Orthanc"
 PLUGIN_PATTERN = "/usr/lib/orthanc/libOrthancDicomWeb.so*"
 USER, PASSWORD = "exporter", "orthanc-test-password-3f9d"
+AE_TITLE, EXPORT_AE_TITLE = "ORTHANC", "DICOM-EXPORT"
 
 
 def plugin_path() -> str:
@@ -41,6 +44,7 @@ class Orthanc:
 
     folder: Path
     port: int = 0
+    dicom_port: int = 0
     settings: dict = field(default_factory=dict)
     process: subprocess.Popen | None = None
 
@@ -61,14 +65,24 @@ class Orthanc:
         return {"DicomStore__Type": "dicomweb", "DicomStore__DicomWebUrl": self.dicomweb_url,
                 "DicomStore__Authentication": "basic", "DicomStore__Username": USER, "DicomStore__Password": PASSWORD}
 
+    def dimse_settings(self) -> dict[str, str]:
+        """The app settings that point the export at this Orthanc's DICOM port."""
+        return {"DicomStore__Type": "dimse", "DicomStore__Host": "127.0.0.1", "DicomStore__Port": str(self.dicom_port),
+                "DicomStore__CalledAETitle": AE_TITLE}
+
     def start(self, timeout: float = 60) -> Orthanc:
         refuse_under_test_fast("Orthanc")
         self.port = self.port or free_port()
+        self.dicom_port = self.dicom_port or free_port()
         self.folder.mkdir(parents=True, exist_ok=True)
         config = {
             "Name": "export-tests", "StorageDirectory": str(self.folder / "storage"),
             "IndexDirectory": str(self.folder / "storage"), "HttpPort": self.port, "HttpServerEnabled": True,
-            "DicomServerEnabled": False, "RemoteAccessAllowed": False, "AuthenticationEnabled": True,
+            "DicomServerEnabled": True, "DicomPort": self.dicom_port, "DicomAet": AE_TITLE,
+            "DicomCheckCalledAet": True, "DicomAlwaysAllowFind": False, "DicomAlwaysAllowGet": False,
+            "DicomModalities": {"export": {"AET": EXPORT_AE_TITLE, "Host": "127.0.0.1", "Port": 1, "AllowFind": True,
+                                           "AllowGet": True, "AllowMove": False, "AllowTranscoding": False}},
+            "RemoteAccessAllowed": False, "AuthenticationEnabled": True,
             "RegisteredUsers": {USER: PASSWORD}, "Plugins": [plugin_path()], "StorageCompression": False,
             "OverwriteInstances": True, "HttpCompressionEnabled": False, "LimitFindResults": 0,
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},

@@ -1,6 +1,6 @@
 """The export orchestration's whole input: everything needed to resume from one generation to the next.
 
-It holds what is left of the source (identifiers, or WHOLE_STORE, and the store's opaque listing
+It holds what is left of the source (identifiers, QUERY-prefixed query numbers, or WHOLE_STORE, and the store's opaque listing
 cursor inside the first: a blob continuation token, or a QIDO offset), the destination with its
 secrets protected, the batching settings fixed at start, the progress so far, and the
 operation's original created time and errorHref. Each generation ends with
@@ -17,6 +17,7 @@ from shared.export.settings import ExportSettings
 from shared.export.work import Committed, CommitWork, Copied, CopyWork, Expanded, ExpandWork
 
 WHOLE_STORE = "*"  # the one identifier of an export without a source: every instance in the store
+QUERY = "?"  # `?<n>` stands for query n of `Checkpoint.search` (a query source)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Checkpoint:
     request_digest: str | None = None  # keyed digest of the request, for Idempotency-Key repeats
     prefetched: Expanded | None = None  # expansion of what is left, listed during the last copies
     deidentification: dict[str, Any] | None = None  # Deidentifier.to_json(): profile, options, key id (no key)
+    search: dict[str, Any] | None = None  # a query source: {"queries": [...], "counts": [[selected, dropped], ...]}
     output: dict[str, Any] | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
     failure: str | None = None  # why the generation that started from here failed: the export ends with it
 
@@ -67,6 +69,9 @@ class Checkpoint:
             status["error"] = error
         if committed:
             status.update(committed.to_json())
+        if self.search:
+            status["queries"] = [{"query": query, "selected": selected, "dropped": dropped} for query, (selected, dropped)
+                                 in zip(self.search["queries"], self.search["counts"])]
         return status
 
     def expand_input(self) -> ExpandWork:
@@ -74,7 +79,8 @@ class Checkpoint:
         reach = self.batching.batch_size * self.batching.max_parallel_batches
         return ExpandWork(self.operation_id, self.destination, self.identifiers[:reach], self.cursor,
                           self.batching.batch_size, self.batching.max_parallel_batches,
-                          self.batching.max_parallel_threads, self.deidentification)
+                          self.batching.max_parallel_threads, self.deidentification,
+                          tuple(self.search["queries"]) if self.search else ())
 
     def copy_input(self, batch: tuple[list, ...], number: int) -> CopyWork:
         """What the copy activity needs for batch `number` of this generation (its place names its manifest block)."""
@@ -84,7 +90,9 @@ class Checkpoint:
     def commit_input(self, failed: bool = False) -> CommitWork:
         """What the commit activity needs at the end; after a failure or a cancel, only the generations that
         completed (this checkpoint's generation is the one that did not)."""
-        return CommitWork(self.operation_id, self.destination, self.output, self.generation if failed else None)
+        dropped = sum(d for _, d in self.search["counts"]) if self.search else 0
+        return CommitWork(self.operation_id, self.destination, self.output, dropped,
+                          self.generation if failed else None)
 
     def failed(self, reason: str) -> Checkpoint:
         """This checkpoint, marked as the one whose generation failed for `reason`; retrying clears the mark."""
@@ -106,7 +114,16 @@ class Checkpoint:
             skipped=self.skipped + expansion.not_found + sum(c.skipped for c in copies),
             generation=self.generation + 1,
             prefetched=prefetched,
+            search=self._searched(expansion.searched or {}),
         )
+
+    def _searched(self, counts: dict[str, list[int]]) -> dict[str, Any] | None:
+        """`search` with the counts of one expansion added."""
+        if not self.search:
+            return None
+        totals = [[s + counts.get(str(n), [0, 0])[0], d + counts.get(str(n), [0, 0])[1]]
+                  for n, (s, d) in enumerate(self.search["counts"])]
+        return {**self.search, "counts": totals}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,7 +133,8 @@ class Checkpoint:
             "exported": self.exported, "skipped": self.skipped, "generation": self.generation,
             "requestDigest": self.request_digest,
             "prefetched": self.prefetched.to_json() if self.prefetched is not None else None,
-            "deidentification": self.deidentification, "output": self.output, "failure": self.failure,
+            "deidentification": self.deidentification, "search": self.search, "output": self.output,
+            "failure": self.failure,
         }
 
     @classmethod
@@ -128,6 +146,6 @@ class Checkpoint:
             exported=data.get("exported", 0), skipped=data.get("skipped", 0),
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
             prefetched=Expanded.from_json(data["prefetched"]) if data.get("prefetched") else None,
-            deidentification=data.get("deidentification"), output=data.get("output"),
+            deidentification=data.get("deidentification"), search=data.get("search"), output=data.get("output"),
             failure=data.get("failure"),
         )

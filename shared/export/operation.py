@@ -86,6 +86,8 @@ def operation_view(durable_status: Mapping[str, Any], version: str) -> dict[str,
     for key in ("manifestHref", "manifestSha256", "manifestSize"):
         if progress.get(key) is not None:
             view["results"][key] = progress[key]
+    if progress.get("queries"):  # a query source: each query, the instances it selected, the rows dropped
+        view["results"]["queries"] = progress["queries"]
     if status == "failed":
         view["errors"] = [failure_reason(progress.get("error") or durable_status.get("output"))]
     return view

@@ -8,6 +8,9 @@ Rules (the published API's, plus what its server did where the document is silen
   them, so a typo such as `blobContainerUrl` is caught instead of silently ignored.
 - Type values are case-insensitive (`identifiers`, `AzureBlob`).
 - `source` may be left out: the export then covers the whole store (no identifiers).
+- `query` sources (`settings.queries`: a non-empty list of QIDO-RS matches, shared/query/) are
+  validated whole here: an unknown attribute, one no level can match, a value unfit for its VR or an
+  empty query is a 400 naming `source.settings.queries[i].<key>`.
 - Identifiers are `study[/series[/sop]]`; exact repeats and identifiers already covered by
   another one in the list (a series of a listed study) are dropped, so nothing is exported twice.
 - `deidentification` (optional): `{"profile": "basic", "options": [...]}`, the PS3.15 Basic
@@ -30,6 +33,7 @@ from shared.errors import ClientError
 from shared.export.destination import Destination, DestinationRefused, parse_destination
 from shared.export.settings import ExportSettings
 from shared.outputs.spec import OutputSpec, parse_output
+from shared.query import Query, QueryError, parse_query
 from shared.request_fields import named_fields
 from shared.uids import Identifier, parse_identifier
 
@@ -40,6 +44,7 @@ class ExportRequest:
     destination: Destination
     deidentification: Profile | None = None
     output: OutputSpec = field(default_factory=OutputSpec)  # the default: files as stored, no metadata table
+    queries: tuple[Query, ...] = ()  # a query source: the union of these (identifiers then empty)
 
     def canonical(self) -> str:
         """One text per distinct request (secrets included): compared, via a keyed digest, on a repeat."""
@@ -49,6 +54,7 @@ class ExportRequest:
             "destination": [d.account_url, d.container, d.sas, d.account_key, d.use_managed_identity],
             "deidentification": self.deidentification and self.deidentification.to_json(),
             "output": None if self.output.plain else self.output.to_json(),
+            **({"queries": [q.to_json() for q in self.queries]} if self.queries else {}),
         }, sort_keys=True)
 
 
@@ -69,8 +75,9 @@ def parse_export_request(body: bytes, content_type: str | None, policy: ExportSe
     source = _object(top.get("source", top.get("sources")), "source") if given else None
     destination = _object(top.get("destination"), "destination")
     output = parse_output(top.get("output"), top.get("metadata"))
-    return ExportRequest(_identifiers(source) if source is not None else (), _destination(destination, policy),
-                         _deidentification(top.get("deidentification")), output)
+    identifiers, queries = _source(source) if source is not None else ((), ())
+    return ExportRequest(identifiers, _destination(destination, policy), _deidentification(top.get("deidentification")),
+                         output, queries)
 
 
 def _check_content_type(content_type: str | None) -> None:
@@ -121,30 +128,55 @@ def _object(value: Any, path: str) -> dict[str, Any]:
     return value
 
 
-def _type(fields: Mapping[str, Any], path: str, expected: str) -> None:
+def _type(fields: Mapping[str, Any], path: str, *expected: str) -> str:
+    """The type's canonical spelling among `expected`; ClientError naming `<path>.type` otherwise."""
     value = fields.get("type")
+    names = " or ".join(f"'{e}'" for e in expected)
     if value is None:
-        raise ClientError(400, f"{path}.type is required; expected '{expected}'", f"{path}.type")
-    if not isinstance(value, str) or value.strip().lower() != expected.lower():
+        raise ClientError(400, f"{path}.type is required; expected {names}", f"{path}.type")
+    chosen = next((e for e in expected if isinstance(value, str) and value.strip().lower() == e.lower()), None)
+    if chosen is None:
         shown = repr(value[:100]) if isinstance(value, str) else _kind(value)
-        raise ClientError(
-            400, f"{path}.type {shown} is not supported; the only {path} type is '{expected}'", f"{path}.type")
+        only = f"the only {path} type is" if len(expected) == 1 else f"the {path} types are"
+        raise ClientError(400, f"{path}.type {shown} is not supported; {only} {names}", f"{path}.type")
+    return chosen
 
 
-def _identifiers(source: Mapping[str, Any]) -> tuple[Identifier, ...]:
+def _source(source: Mapping[str, Any]) -> tuple[tuple[Identifier, ...], tuple[Query, ...]]:
+    """(identifiers, ()) of an `identifiers` source, or ((), queries) of a `query` source."""
     fields = named_fields(source, "source", ("type", "settings"))
-    _type(fields, "source", "identifiers")
-    settings = named_fields(_object(fields.get("settings"), "source.settings"), "source.settings", ("values",))
-    values = settings.get("values")
-    path = "source.settings.values"
-    if values is None:
-        raise ClientError(400, f"{path} is required: a list of study[/series[/instance]] identifiers", path)
-    if not isinstance(values, list):
-        raise ClientError(400, f"{path} must be a list of strings, not {_kind(values)}", path)
-    if not values:
-        raise ClientError(400, f"{path} is empty; list at least one identifier", path)
+    settings = _object(fields.get("settings"), "source.settings")
+    if _type(fields, "source", "identifiers", "query") == "query":
+        return (), _queries(settings)
+    return _identifiers(settings), ()
+
+
+def _queries(settings: Mapping[str, Any]) -> tuple[Query, ...]:
+    return parse_queries(named_fields(settings, "source.settings", ("queries",)).get("queries"),
+                         "source.settings.queries")
+
+
+def parse_queries(queries: Any, path: str) -> tuple[Query, ...]:
+    """The queries listed at `path`, each once; ClientError (400) naming `<path>[i].<key>` for a bad one."""
     parsed = []
-    for index, value in enumerate(values):
+    for index, query in enumerate(_list(queries, path, "queries (attribute -> QIDO-RS match value)", "objects")):
+        try:
+            parsed.append(parse_query(query))
+        except QueryError as error:
+            where = f"{path}[{index}]" + (f".{error.key[:100]}" if error.key else "")
+            raise ClientError(400, f"{where}: {str(error)[:600]}", where) from None
+    unique: dict[str, Query] = {}
+    for query in parsed:  # a repeat selects nothing more
+        unique.setdefault(json.dumps(query.to_json(), sort_keys=True), query)
+    return tuple(unique.values())
+
+
+def _identifiers(settings_object: Mapping[str, Any]) -> tuple[Identifier, ...]:
+    settings = named_fields(settings_object, "source.settings", ("values",))
+    path = "source.settings.values"
+    parsed = []
+    for index, value in enumerate(_list(settings.get("values"), path, "study[/series[/instance]] identifiers",
+                                        "strings")):
         where = f"{path}[{index}]"
         if not isinstance(value, str):
             raise ClientError(400, f"{where} must be a string, not {_kind(value)}", where)
@@ -153,6 +185,17 @@ def _identifiers(source: Mapping[str, Any]) -> tuple[Identifier, ...]:
         except ValueError as error:
             raise ClientError(400, f"{where}: {str(error)[:400]}", where) from None
     return _without_overlaps(parsed)
+
+
+def _list(value: Any, path: str, what: str, items: str) -> list:
+    """`value` as a non-empty list; ClientError naming `path` when it is missing, not a list, or empty."""
+    if value is None:
+        raise ClientError(400, f"{path} is required: a list of {what}", path)
+    if not isinstance(value, list):
+        raise ClientError(400, f"{path} must be a list of {items}, not {_kind(value)}", path)
+    if not value:
+        raise ClientError(400, f"{path} is empty; list at least one", path)
+    return value
 
 
 def _without_overlaps(identifiers: list[Identifier]) -> tuple[Identifier, ...]:

@@ -2,8 +2,8 @@
 
 - `prepare`: after the request is validated, create `<op>/errors.log` in the destination (which
   also proves the container exists and the credential may write) and build the first checkpoint.
-- `expand_step`: list the next identifiers (or the whole store) into batches; log identifiers that
-  match nothing.
+- `expand_step`: list the next identifiers (or the whole store, or the next queries) into batches; log
+  identifiers that match nothing.
 - `copy_step`: copy one batch (de-identified when the export asked for it, shared/deid/; then transcoded
   or rendered when it asked for an output, shared/outputs/), and stage its lines as its block of the
   manifest, and its metadata rows as its block of the metadata table.
@@ -26,7 +26,7 @@ from shared.connection_pool import shared_pool
 from shared.deid.dataset import Deidentifier, KeyChanged
 from shared.deid.pseudonyms import Pseudonyms
 from shared.errors import CopyFailed, Misconfigured
-from shared.export.checkpoint import WHOLE_STORE, Batching, Checkpoint
+from shared.export.checkpoint import QUERY, WHOLE_STORE, Batching, Checkpoint
 from shared.export.copy import TRANSFER_OPTIONS, BatchCopier, store_problem
 from shared.export.destination import (
     Destination,
@@ -36,16 +36,17 @@ from shared.export.destination import (
     destination_problem,
 )
 from shared.export.errors_log import ErrorEntry, ErrorLog
-from shared.export.expand import expand, instance_from_json
+from shared.export.expand import Item, Searched, expand, instance_from_json
 from shared.export.manifest import LAST_BLOCK, Manifest, ManifestTooLarge, block_id
 from shared.export.request import ExportRequest
 from shared.export.settings import ExportSettings
 from shared.export.work import Committed, CommitWork, Copied, CopyWork, Expanded, ExpandWork
 from shared.outputs.metadata import MetadataTable
 from shared.outputs.spec import OutputSpec
+from shared.query import Query
 from shared.stores.factory import open_store
 from shared.stores.interface import Store, StoreError
-from shared.uids import Identifier, parse_identifier
+from shared.uids import parse_identifier
 
 from . import errors_log, events, manifest
 
@@ -71,7 +72,8 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         raise DestinationRefused(f"destination: {destination_problem(error, destination)}", "destination") from None
     return Checkpoint(
         operation_id=operation_id,
-        identifiers=tuple(str(i) for i in request.identifiers) or (WHOLE_STORE,),
+        identifiers=(tuple(f"{QUERY}{n}" for n in range(len(request.queries))) or tuple(str(i) for i in request.identifiers)
+                     or (WHOLE_STORE,)),
         destination=destination.protected(env),
         batching=Batching.from_settings(policy),
         created_time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
@@ -79,6 +81,8 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         request_digest=base_digest,
         deidentification=Deidentifier(request.deidentification, Pseudonyms.from_settings(env)).to_json()
         if request.deidentification else None,
+        search={"queries": [q.to_json() for q in request.queries], "counts": [[0, 0] for _ in request.queries]}
+        if request.queries else None,
         output=None if request.output.plain else request.output.to_json(),
     )
 
@@ -86,7 +90,8 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
 def expand_step(work: ExpandWork, store: Store | None = None) -> Expanded:
     """The expand activity: the next batches, with the identifiers that match nothing logged as skipped."""
     try:
-        expansion = expand(store or _store(), [_identifier(i) for i in work.identifiers], work.cursor,
+        queries = [Query.from_json(q) for q in work.queries]
+        expansion = expand(store or _store(), [_item(i, queries) for i in work.identifiers], work.cursor,
                            work.batch_size, work.max_batches, work.threads)
     except (AzureError, StoreError) as error:  # the store is down or refusing us: the activity fails, is retried
         raise CopyFailed(store_problem(error)) from None
@@ -137,7 +142,12 @@ def commit_step(work: CommitWork) -> Committed:
     output = OutputSpec.from_json(work.output)
     try:
         with destination_faults(destination):
-            if output.metadata_formats and work.before_generation is None:  # its files join the manifest last
+            ended = work.before_generation is None  # completed: not a failed or canceled export's partial commit
+            if work.dropped and ended:
+                ErrorLog(client, work.operation_id).append([ErrorEntry(
+                    "query", f"the store returned {work.dropped} rows that do not match their query "
+                    "(a filter it ignored or matched loosely); they were left out")])
+            if output.metadata_formats and ended:  # its files join the manifest as its last block
                 table = MetadataTable(client, work.operation_id).commit(output.metadata_formats,
                                                                         output.metadata_attributes)
                 Manifest(client, work.operation_id).stage(LAST_BLOCK, [manifest.line(d.sha256, name)
@@ -157,8 +167,14 @@ def _deidentifier(data: dict | None) -> Deidentifier | None:
         raise CopyFailed(str(changed)) from None
 
 
-def _identifier(text: str) -> Identifier | None:
-    return None if text == WHOLE_STORE else parse_identifier(text)
+def _item(text: str, queries: list[Query]) -> Item:
+    """What one checkpoint identifier stands for: the whole store, query n, or a study/series/instance."""
+    if text == WHOLE_STORE:
+        return None
+    if text.startswith(QUERY):
+        n = int(text[len(QUERY):])
+        return Searched(n, queries[n], tuple(queries[:n]))
+    return parse_identifier(text)
 
 
 def _store() -> Store:

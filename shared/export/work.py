@@ -27,17 +27,19 @@ class ExpandWork:
     max_batches: int
     threads: int = 1
     deidentification: Json | None = None
+    queries: tuple[Json, ...] = ()  # a query source: Query.to_json() of each, which `?<n>` identifiers name
 
     def to_json(self) -> Json:
         return {"operationId": self.operation_id, "destination": self.destination,
                 "identifiers": list(self.identifiers), "cursor": self.cursor,
                 "batchSize": self.batch_size, "maxBatches": self.max_batches, "threads": self.threads,
-                "deidentification": self.deidentification}
+                "deidentification": self.deidentification, **({"queries": list(self.queries)} if self.queries else {})}
 
     @classmethod
     def from_json(cls, data: Json) -> ExpandWork:
         return cls(data["operationId"], data["destination"], tuple(data["identifiers"]), data.get("cursor"),
-                   data["batchSize"], data["maxBatches"], data.get("threads", 1), data.get("deidentification"))
+                   data["batchSize"], data["maxBatches"], data.get("threads", 1), data.get("deidentification"),
+                   tuple(data.get("queries") or ()))
 
 
 @dataclass(frozen=True)
@@ -48,15 +50,16 @@ class Expanded:
     not_found: int
     consumed: int  # how many of the given identifiers are finished
     cursor: str | None  # where to resume listing the next unfinished one
+    searched: dict[str, list[int]] | None = None  # a query source: query index -> [instances taken, rows dropped]
 
     def to_json(self) -> Json:
         return {"batches": [list(batch) for batch in self.batches], "notFound": self.not_found,
-                "consumed": self.consumed, "cursor": self.cursor}
+                "consumed": self.consumed, "cursor": self.cursor, **({"searched": self.searched} if self.searched else {})}
 
     @classmethod
     def from_json(cls, data: Json) -> Expanded:
         return cls(tuple(tuple(batch) for batch in data["batches"]), data["notFound"], data["consumed"],
-                   data.get("cursor"))
+                   data.get("cursor"), data.get("searched") or None)
 
 
 @dataclass(frozen=True)
@@ -101,22 +104,26 @@ class Copied:
 
 @dataclass(frozen=True)
 class CommitWork:
-    """Commit the manifest (and the metadata table, when `output` asks for one) the batches staged; after a
-    failure or a cancel, only the manifest blocks of the generations before `before_generation` (those the
-    counts count) and no metadata table."""
+    """Commit the manifest (and the metadata table, when `output` asks for one) the batches staged, and for a
+    query source log the rows the store's searches dropped. After a failure or a cancel, only the manifest
+    blocks of the generations before `before_generation` (those the counts count), no metadata table and no
+    dropped rows' line (the completion writes them)."""
 
     operation_id: str
     destination: Json
     output: Json | None = None  # OutputSpec.to_json()
+    dropped: int = 0
     before_generation: int | None = None
 
     def to_json(self) -> Json:
-        work = {"operationId": self.operation_id, "destination": self.destination, "output": self.output}
-        return work if self.before_generation is None else {**work, "beforeGeneration": self.before_generation}
+        return {"operationId": self.operation_id, "destination": self.destination, "output": self.output,
+                **({"dropped": self.dropped} if self.dropped else {}),
+                **({"beforeGeneration": self.before_generation} if self.before_generation is not None else {})}
 
     @classmethod
     def from_json(cls, data: Json) -> CommitWork:
-        return cls(data["operationId"], data["destination"], data.get("output"), data.get("beforeGeneration"))
+        return cls(data["operationId"], data["destination"], data.get("output"), data.get("dropped", 0),
+                   data.get("beforeGeneration"))
 
 
 @dataclass(frozen=True)

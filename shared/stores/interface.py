@@ -1,10 +1,11 @@
 """What the export needs of a DICOM store, whichever it is: a page of instances, and one instance's bytes.
 
-Two stores implement it: the built-in blob store (`shared.stores.blob`) and any DICOMweb server
-(`shared.stores.dicomweb`); `shared.stores.factory.open_store` picks one from the app settings.
+Three stores implement it: the built-in blob store (`shared.stores.blob`), any DICOMweb server
+(`shared.stores.dicomweb`) and a PACS over DIMSE (`shared.stores.dimse`); `shared.stores.factory.open_store` picks one from the app settings.
 Expand and copy see only this interface, so a new kind of store is one more package here.
 
     >>> page, cursor = store.list_page(Identifier("1.2"), None, 100)  # identifier None: the whole store
+    >>> found = store.search_page(parse_query({"Modality": "MR"}), None, 100)  # found.instances, .cursor, .dropped
     >>> opened = store.open(page[0])                                   # opened.size: None if unknown
     >>> data = b"".join(opened.chunks())
 """
@@ -18,6 +19,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from shared.errors import Skipped, Unavailable
+from shared.query import Attributes, Query
 from shared.uids import Identifier, is_uid
 
 
@@ -32,8 +34,9 @@ class InstanceChangedOrGone(Skipped):
 
 @dataclass(frozen=True)
 class StoredInstance:
-    """One instance as the listing saw it; `etag` pins the version an export will read, where the store has
-    versions, and `size` is known where the listing tells it."""
+    """One instance as the listing saw it; `etag` is the store's own token for it, handed back to `open`: the
+    version an export will read where the store has versions (a PACS keeps the SOP Class UID there, which its
+    retrieval must propose), and `size` is known where the listing tells it."""
 
     study: str
     series: str
@@ -68,6 +71,21 @@ def parse_blob_name(name: str) -> tuple[str, str, str] | None:
     return (study, series, instance) if all(map(is_uid, (study, series, instance))) else None
 
 
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of a query's results.
+
+    `instances`: the instances of the studies, series or instances (the query's level) that match, each
+    with the attributes its row (and its parents' rows) returned, among them every attribute in the search's
+    `include`; `cursor`: where the next page starts (None at the end); `dropped`: rows the store's own
+    matching returned that `Query.selects` refused (a filter the server ignored or matched loosely).
+    """
+
+    instances: list[tuple[StoredInstance, Attributes]]
+    cursor: str | None
+    dropped: int = 0
+
+
 class Opened(Protocol):
     """One instance being read: its size when the store knows it up front, and its bytes a chunk at a time."""
 
@@ -85,6 +103,18 @@ class Store(ABC):
                   page_size: int) -> tuple[list[StoredInstance], str | None]:
         """Up to `page_size` instances under `identifier` (None: the whole store) from `cursor`, and the
         cursor of the rest (None once all are listed). Nothing under it: ([], None)."""
+
+    @abstractmethod
+    def search_page(self, query: Query, cursor: str | None, page_size: int,
+                    include: tuple[str, ...] = ()) -> SearchPage:
+        """About `page_size` (never many more) instances of what `query` selects at `query.level`, from `cursor`.
+
+        A store may match on its own first (QIDO-RS, C-FIND, an index) but must check every row it got with
+        `query.selects` before taking it (counting the rows it drops), so an ignored or loose filter never
+        widens an export. A study or series that matches is taken whole. `include` names further attributes
+        (keywords) to return with each instance when the store has them: the export uses them to take an
+        instance that several queries select only once.
+        """
 
     @abstractmethod
     def open(self, instance: StoredInstance) -> Opened:

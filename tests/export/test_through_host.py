@@ -321,7 +321,7 @@ def _refusals(conn: str, container: str) -> list[tuple]:
         ("too large", json.dumps({**good, "pad": "x" * 70000}), {}, 413, "Export__MaxRequestBytes"),
         ("not JSON", "{", {}, 400, "not valid JSON"),
         ("not an object", "[]", {}, 400, "JSON object"),
-        ("unknown source type", {**good, "source": {"type": "query", "settings": {}}}, {}, 400, "source.type"),
+        ("unknown source type", {**good, "source": {"type": "search", "settings": {}}}, {}, 400, "source.type"),
         ("empty values", {**good, "source": {"type": "identifiers", "settings": {"values": []}}}, {}, 400,
          "values is empty"),
         ("invalid identifier", {**good, "source": {"type": "identifiers", "settings": {"values": ["1.2", "x"]}}},

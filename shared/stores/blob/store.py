@@ -27,8 +27,11 @@ from azure.storage.blob import (
 from shared import settings
 from shared.connection_pool import shared_pool
 from shared.errors import Misconfigured
+from shared.query import Query
+from shared.stores.blob import search
 from shared.stores.interface import (
     InstanceChangedOrGone,
+    SearchPage,
     Store,
     StoredInstance,
     blob_name,
@@ -115,6 +118,11 @@ class DicomStore(Store):
         found = [StoredInstance(*parsed, size=None, etag=None) for parsed in map(parse_blob_name, page) if parsed]
         return found, pages.continuation_token or None
 
+    def search_page(self, query: Query, cursor: str | None, page_size: int,
+                    include: tuple[str, ...] = ()) -> SearchPage:
+        """What `query` selects, read from the instances' headers (shared/stores/blob/search.py)."""
+        return search.search_page(self.container, query, cursor, page_size, include)
+
     def _properties(self, identifier: Identifier) -> list[StoredInstance]:
         assert identifier.series and identifier.instance, "an instance identifier names one blob"
         try:
@@ -134,15 +142,18 @@ class DicomStore(Store):
             if not cursor:
                 return
 
-    def put(self, study: str, series: str, instance: str, data: IO[bytes], length: int) -> StoredInstance:
-        """Store `length` bytes read from `data` as the instance, unchanged, replacing any earlier version.
+    def put(self, study: str, series: str, instance: str, data: IO[bytes], length: int,
+            metadata: dict[str, str] | None = None) -> StoredInstance:
+        """Store `length` bytes read from `data` as the instance, unchanged, replacing any earlier version, with
+        `metadata` (its index entry, shared/stores/blob/index.py) in the same request.
 
         Reads one block at a time (up to `SINGLE_PUT_SIZE` for a small instance), never the whole stream.
         """
         name = blob_name(study, series, instance)
         self.ensure_container()
         result = self.container.get_blob_client(name).upload_blob(
-            data, length=length, overwrite=True, content_settings=DICOM_CONTENT, max_concurrency=1
+            data, length=length, overwrite=True, content_settings=DICOM_CONTENT, max_concurrency=1,
+            metadata=metadata or None,
         )
         return StoredInstance(study, series, instance, size=length, etag=result["etag"])
 

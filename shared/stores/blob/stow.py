@@ -31,6 +31,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from shared.errors import ClientError
+from shared.stores.blob.index import TAGS, index_metadata
 from shared.stores.blob.store import DicomStore
 from shared.uids import uid_problem
 
@@ -71,6 +72,7 @@ class Outcome:
     series: str | None = None
     failure: int | None = None
     reason: str = ""
+    index: dict[str, str] | None = None  # the blob's index metadata (shared/stores/blob/index.py)
 
 
 @dataclass
@@ -188,6 +190,7 @@ def check_part(number: int, headers: dict[str, str], content: memoryview, study:
     except Exception as error:  # noqa: BLE001 -- pydicom raises many kinds on malformed input: all "cannot read"
         return _fail(outcome, CANNOT_UNDERSTAND, f"unreadable DICOM: {error}")
     values = {keyword: dataset.get(keyword) for keyword in REQUIRED}
+    outcome.index = index_metadata(dataset)
     outcome.sop_class, outcome.sop_instance, outcome.study, outcome.series = (
         str(value) if isinstance(value, str) else None for value in values.values()
     )
@@ -203,7 +206,7 @@ def check_part(number: int, headers: dict[str, str], content: memoryview, study:
 
 
 def read_header(content: memoryview):
-    """The part's File Meta and the required UIDs, read in place up to the pixel data.
+    """The part's File Meta, the required UIDs and the indexed attributes, read in place up to the pixel data.
 
     Elements are skipped by seeking, never read; an element that runs past the end of the part
     (a truncated file) is an error. (A deflated data set is inflated by pydicom first, so positions
@@ -220,7 +223,7 @@ def read_header(content: memoryview):
         return tag in _PIXEL_DATA
 
     return read_partial(
-        reader, stop_when=stop_at_pixels, specific_tags=[tag for tag, _ in REQUIRED.values()]
+        reader, stop_when=stop_at_pixels, specific_tags=[*(tag for tag, _ in REQUIRED.values()), *TAGS]
     )
 
 
@@ -234,7 +237,7 @@ def _put_in_order(store: DicomStore, items: list[tuple[Outcome, memoryview]]) ->
     for outcome, content in items:
         try:
             store.put(outcome.study, outcome.series, outcome.sop_instance,  # type: ignore[arg-type]  # checked
-                      cast(IO[bytes], BufferReader(content)), len(content))
+                      cast(IO[bytes], BufferReader(content)), len(content), outcome.index)
         except Exception as error:  # reported in the part's item, whatever the fault
             log.exception("STOW part %d: storing %s failed", outcome.part, outcome.sop_instance)
             _fail(outcome, PROCESSING_FAILURE, f"storing failed: {type(error).__name__}")

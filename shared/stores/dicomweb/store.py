@@ -7,6 +7,16 @@ cap results without saying so (Orthanc's `LimitFindInstances`/`LimitFindResults`
 (Number of Study/Series Related Instances) decides; paging goes on from a capped page, and a listing
 that ends short of that count fails loudly instead of exporting part of a study.
 
+A query (`search_page`) is QIDO-RS at its level (`/studies`, `/series` or `/instances` with its filters),
+paged the same way, and each matching study or series then listed as above; the cursor is
+`<row offset>[:<offset inside it>]`. Every filtered attribute is asked back with `includefield` and
+every row checked with `Query.selects`: a server that ignores a filter, or matches less strictly,
+never widens the export (the rows dropped are counted). What servers read differently is sent in a
+form they all read, wider where need be, and narrowed here: wildcards `*` `?` unescaped in the URL
+(Orthanc reads `%2A` as a literal), and a person name's `^` and `=` as `?` (Orthanc matches no name
+holding `^`, escaped or not). Kinds of matching a deployment's server gets wrong (`Query.kind`,
+`DicomWebStore.untrusted`) are not sent at all and matched here alone.
+
 Reading is WADO-RS with `transfer-syntax=*`, so each instance comes as stored (without it servers
 transcode), parsed as a stream by `multipart.DicomPart`.
 """
@@ -15,14 +25,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import requests
+from pydicom.datadict import tag_for_keyword
 
+from shared.query import Attributes, Query, attributes_from_json
+from shared.query.query import LEVEL_OF, LEVELS, vr_of
 from shared.secrets import scrub
 from shared.stores.dicomweb.multipart import DicomPart
 from shared.stores.dicomweb.session import dicomweb_session
 from shared.stores.dicomweb.settings import DicomWebSettings
-from shared.stores.interface import InstanceChangedOrGone, Store, StoredInstance, StoreError
+from shared.stores.interface import InstanceChangedOrGone, SearchPage, Store, StoredInstance, StoreError
 from shared.uids import Identifier, is_uid
 
 DICOM_JSON = "application/dicom+json"
@@ -35,7 +49,12 @@ TIMEOUT = (10, 120)  # seconds to connect, and to wait for each next byte
 CHUNK = 1024 * 1024  # bytes read from the network at a time
 
 
+LEVEL_PATHS = {"study": "studies", "series": "series", "instance": "instances"}
+
+
 class DicomWebStore(Store):
+    untrusted: frozenset[str] = frozenset()  # kinds of matching (Query.kind) never sent: matched here alone
+
     def __init__(self, url: str, session: requests.Session):
         self.url = url.rstrip("/")
         self.session = session
@@ -55,6 +74,61 @@ class DicomWebStore(Store):
             return _instances(rows), None
         return self._list_under(identifier, int(cursor or 0), page_size)
 
+    def search_page(self, query: Query, cursor: str | None, page_size: int,
+                    include: tuple[str, ...] = ()) -> SearchPage:
+        row_text, _, inner_text = (cursor or "0").partition(":")
+        offset, inner = int(row_text), inner_text or None
+        fields = [*query.matches, *(k for k in include if k not in query.matches)]
+        params: dict[str, Any] = {tag_of(k): _sent_value(k, v) for k, v in query.matches.items()
+                                  if query.kind(k) not in self.untrusted}
+        params.update(includefield=sorted({STUDY_UID, SERIES_UID, SOP_UID, STUDY_INSTANCES, SERIES_INSTANCES,
+                                           *map(tag_of, fields)}), fuzzymatching="false")
+        found: list[tuple[StoredInstance, Attributes]] = []
+        dropped = 0
+        parents: dict[tuple[str, ...], dict[str, list[str]]] = {}
+        while True:
+            limit = min(page_size - len(found), QIDO_LIMIT) if query.level == "instance" else STUDIES_PAGE
+            rows = self._qido(LEVEL_PATHS[query.level], limit=limit, offset=offset, **params)
+            if not rows:  # only an empty page ends it: a short one may be capped
+                return SearchPage(found, None, dropped)
+            for row in rows:
+                attributes = self._with_parents(attributes_from_json(row), row, query.level, fields, parents)
+                if not query.selects(attributes):
+                    dropped += 1
+                elif query.level == "instance":
+                    found.extend((instance, attributes) for instance in _instances([row]))
+                else:
+                    identifier = _identifier(row, query.level)
+                    if identifier is not None:
+                        count = _value(row, STUDY_INSTANCES if query.level == "study" else SERIES_INSTANCES)
+                        page, inner = self._list_under(identifier, int(inner or 0), page_size - len(found),
+                                                       fields, attributes, _number(count))
+                        found.extend(page)
+                        if inner:
+                            return SearchPage(found, f"{offset}:{inner}", dropped)
+                offset += 1
+                if len(found) >= page_size:
+                    return SearchPage(found, str(offset), dropped)
+
+    def _with_parents(self, attributes: dict[str, list[str]], row: Mapping[str, Any], level: str,
+                      fields: list[str], cache: dict[tuple[str, ...], dict[str, list[str]]]) -> dict[str, list[str]]:
+        """`attributes` with the study- and series-level `fields` the row lacks, read from its study's or series'
+        own row (once per search page: `cache`). Servers return a parent's attributes on a child's row only in
+        part (Orthanc: no ModalitiesInStudy on a series), and a row must be judged on all it is asked about."""
+        for parent in LEVELS[: LEVELS.index(level)]:
+            missing = [k for k in fields if LEVEL_OF[k] == parent and not attributes.get(k)]
+            study, series = _value(row, STUDY_UID), _value(row, SERIES_UID)
+            key = (study,) if parent == "study" else (study, series)
+            if not missing or not all(map(is_uid, key)):
+                continue
+            if key not in cache:
+                tags = sorted(tag_of(k) for k in fields if LEVEL_OF[k] == parent)
+                found = self._qido("studies", StudyInstanceUID=study, includefield=tags) if parent == "study" else \
+                    self._qido(f"studies/{study}/series", SeriesInstanceUID=series, includefield=tags)
+                cache[key] = attributes_from_json(found[0]) if found else {}
+            attributes = {**attributes, **{k: v for k, v in cache[key].items() if k in missing}}
+        return attributes
+
     def open(self, instance: StoredInstance) -> DicomPart:
         what = f"WADO-RS of instance {instance.identifier}"
         path = f"studies/{instance.study}/series/{instance.series}/instances/{instance.instance}"
@@ -70,23 +144,29 @@ class DicomWebStore(Store):
             response.close()
             raise
 
-    def _list_under(self, identifier: Identifier, offset: int,
-                    page_size: int) -> tuple[list[StoredInstance], str | None]:
-        """One page of a study's or series' instances from `offset`, checked against the count reported."""
+    def _list_under(self, identifier: Identifier, offset: int, page_size: int, fields: list[str] | None = None,
+                    parent: Attributes | None = None, expected: int | None = None) -> Any:
+        """One page of a study's or series' instances from `offset`, checked against the count reported
+        (`expected`, when the caller already has it from the study's or series' own row).
+
+        With `fields` (keywords), each instance comes with its attributes (`parent`'s, then its own row's)."""
         path = f"studies/{identifier.study}" + (f"/series/{identifier.series}" if identifier.series else "")
         limit = min(page_size, QIDO_LIMIT)
         rows = self._qido(f"{path}/instances", limit=limit, offset=offset,
-                          includefield=[STUDY_UID, SERIES_UID, SOP_UID])
+                          includefield=sorted({STUDY_UID, SERIES_UID, SOP_UID, *map(tag_of, fields or [])}))
+        page = _instances(rows) if fields is None else [
+            (instance, {**(parent or {}), **attributes_from_json(row)})
+            for row in rows for instance in _instances([row])]
         reached = offset + len(rows)
         if len(rows) == limit:
-            return _instances(rows), str(reached)
-        expected = self._count(identifier)
+            return page, str(reached)
+        expected = expected if expected is not None else self._count(identifier)
         if expected is None:  # no count to check against: only an empty page ends the listing
-            return _instances(rows), str(reached) if rows else None
+            return page, str(reached) if rows else None
         if reached >= expected:
-            return _instances(rows), None
+            return page, None
         if rows:  # a capped page: go on from where it stopped
-            return _instances(rows), str(reached)
+            return page, str(reached)
         raise StoreError(f"the DICOMweb server listed {reached} of the {expected} instances it reports for "
                          f"{identifier.level} {identifier}: it caps its query results (Orthanc: "
                          "LimitFindInstances, LimitFindResults), and the export will not copy part of it")
@@ -100,10 +180,7 @@ class DicomWebStore(Store):
         else:
             rows = self._qido("studies", StudyInstanceUID=identifier.study, includefield=STUDY_INSTANCES)
             tag = STUDY_INSTANCES
-        if not rows:
-            return 0
-        value = _value(rows[0], tag)
-        return int(value) if isinstance(value, int | float | str) and str(value).isdigit() else None
+        return _number(_value(rows[0], tag)) if rows else 0
 
     def _list_store(self, cursor: str | None, page_size: int) -> tuple[list[StoredInstance], str | None]:
         """Every study in turn (QIDO /studies, paged), and in each its instances; the cursor is
@@ -143,7 +220,8 @@ class DicomWebStore(Store):
 
     def _get(self, path: str, params: Mapping[str, Any], accept: str, stream: bool = False) -> requests.Response:
         try:
-            return self.session.get(f"{self.url}/{path}", params=params, headers={"Accept": accept},
+            query = urlencode(params, doseq=True, safe="*?", quote_via=quote)  # wildcards as themselves
+            return self.session.get(f"{self.url}/{path}", params=query, headers={"Accept": accept},
                                     timeout=TIMEOUT, stream=stream)
         except requests.RequestException as error:
             raise StoreError(f"the DICOMweb server at {self.url} is unreachable: {_reason(error)}") from None
@@ -175,6 +253,33 @@ def _instances(rows: list[dict]) -> list[StoredInstance]:
         if all(map(is_uid, uids)):
             found.setdefault(uids, StoredInstance(*uids, size=None, etag=None))
     return list(found.values())
+
+
+def _number(value: Any) -> int | None:
+    """A count as the server wrote it (a number or its text), or None when it wrote none."""
+    return int(value) if isinstance(value, int | float | str) and str(value).isdigit() else None
+
+
+def _identifier(row: Mapping[str, Any], level: str) -> Identifier | None:
+    """The study or series a QIDO row names (None without valid UIDs: nothing there can be exported)."""
+    study, series = _value(row, STUDY_UID), _value(row, SERIES_UID)
+    if not is_uid(study) or (level == "series" and not is_uid(series)):
+        return None
+    return Identifier(study, series if level == "series" else None)
+
+
+def _sent_value(keyword: str, value: str) -> str:
+    """The value as the server is asked it: a person name's component separators `^` `=` as the wildcard `?`
+    (a wider match, narrowed by `Query.selects`)."""
+    return value.replace("^", "?").replace("=", "?") if vr_of(keyword) == "PN" else value
+
+
+def tag_of(keyword: str) -> str:
+    """A keyword's tag as QIDO-RS writes it: eight hex digits."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise ValueError(f"not a DICOM keyword: {keyword!r}")
+    return f"{tag:08X}"
 
 
 def _value(row: Mapping[str, Any], tag: str) -> Any:
