@@ -160,13 +160,18 @@ class Api:
     def cancel(self, operation_id: str) -> None:
         self.request("POST", f"/v1/operations/{operation_id}/cancel", ok=(200, 202, 204))
 
-    def operations(self, statuses: list[str] | None = None) -> list[dict]:
-        """The operations the service knows, newest first, optionally only those in `statuses`."""
-        params = {"status": ",".join(statuses)} if statuses else None
-        body = self.request("GET", "/v1/operations", params=params).json()
-        if isinstance(body, list):
-            return body
-        for key in ("operations", "value", "items"):
-            if isinstance(body.get(key), list):
-                return body[key]
-        return []
+    def control(self, operation_id: str, action: str) -> None:
+        """POST /v1/operations/{id}/{action}: pause, resume or retry."""
+        self.request("POST", f"/v1/operations/{operation_id}/{action}", ok=(200, 202, 204))
+
+    def operations(self, statuses: list[str] | None = None, top: int | None = None,
+                   token: str | None = None) -> tuple[list[dict], str | None]:
+        """One page of the operations the service knows, newest first, optionally only those in `statuses`,
+        and the next page's token (None on the last page; with no `top`, the one page holds them all)."""
+        params = {"status": ",".join(statuses)} if statuses else {}
+        if top:
+            params["top"] = str(top)
+        if token:
+            params["continuationToken"] = token
+        body = self.request("GET", "/v1/operations", params=params or None).json()
+        return body.get("operations") or [], body.get("continuationToken") or None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -60,6 +60,24 @@ class Destination:
         return ContainerClient.from_container_url(container_url(href, operation_id))
 
 
+    def create_container(self) -> bool:
+        """Create the container with these credentials; False when it exists already."""
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.blob import BlobServiceClient, ContainerClient
+
+        if self.connection_string:
+            client = BlobServiceClient.from_connection_string(self.connection_string).get_container_client(
+                self.container or "")
+        else:
+            credential = _managed_identity() if self.managed_identity else None
+            client = ContainerClient.from_container_url(self.container_uri or "", credential=credential)
+        try:
+            client.create_container()
+        except ResourceExistsError:
+            return False
+        return True
+
+
 def _managed_identity():
     from azure.identity import DefaultAzureCredential  # only needed, and only imported, for this case
 
@@ -77,10 +95,12 @@ def _container_name(href: str, operation_id: str) -> str:
     return container_url(href, operation_id).rstrip("/").rsplit("/", 1)[-1]
 
 
-def blob_lines(client: ContainerClient, name: str) -> Iterator[bytes]:
-    """The non-blank lines of blob `name`, streamed chunk by chunk (without their line ends)."""
+def blob_lines(client: ContainerClient, name: str, seen: Callable[[bytes], None] | None = None) -> Iterator[bytes]:
+    """The non-blank lines of blob `name`, streamed chunk by chunk (without their line ends); `seen` gets each chunk."""
     pending = b""
     for chunk in client.get_blob_client(name).download_blob().chunks():
+        if seen:
+            seen(chunk)
         pending += chunk
         *lines, pending = pending.split(b"\n")
         yield from (line for line in lines if line.strip())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,10 +26,10 @@ from .progress import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    errors_table,
+    errors_lines,
     exit_code,
-    operations_table,
-    status_table,
+    operations_lines,
+    status_lines,
     watch,
 )
 from .summary import load_summary
@@ -65,10 +66,29 @@ def identifier(parts: int, example: str):
     return parse
 
 
-def read_identifiers(path: str) -> list[str]:
-    """One identifier a line; blank lines and lines starting with # are ignored; '-' reads stdin."""
+def read_identifiers(path: str) -> list[tuple[str, int]]:
+    """(identifier, line number) for each line holding one; a # starts a comment anywhere on a line, blank
+    lines are ignored; '-' reads stdin. A line that is no `study[/series[/sop]]` is an ArgumentTypeError
+    naming the file and line."""
     text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    return [s for s in (line.strip() for line in text.splitlines()) if s and not s.startswith("#")]
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        value = line.split("#", 1)[0].strip()
+        if not value:
+            continue
+        pieces = [p.strip() for p in value.split("/")]
+        if len(pieces) > 3 or not all(pieces) or any(" " in p or "\t" in p for p in pieces):
+            raise argparse.ArgumentTypeError(f"{path} line {number}: {value[:80]!r} is not of the form "
+                                             "STUDY[/SERIES[/SOP]]")
+        found.append(("/".join(pieces), number))
+    return found
+
+
+def where_from(message: str, lines: dict[int, str]) -> str:
+    """The service's message with each `source.settings.values[i]` it names followed by the file and line."""
+    return re.sub(r"source\.settings\.values\[(\d+)\]",
+                  lambda m: m.group(0) + (f" ({lines[int(m.group(1))]})" if int(m.group(1)) in lines else ""),
+                  message)
 
 
 def build_parser() -> Parser:
@@ -104,8 +124,13 @@ def build_parser() -> Parser:
                         type=identifier(3, "STUDY/SERIES/SOP"), metavar="STUDY/SERIES/SOP",
                         help="one instance (repeatable)")
     export.add_argument("--from-file", metavar="FILE",
-                        help="identifiers, one a line (# comments and blank lines ignored; - for stdin)")
+                        help="identifiers, one a line (# starts a comment anywhere; blank lines ignored; - for stdin)")
     add_query_flags(export)
+    export.add_argument("--all", action="store_true", dest="whole_store",
+                        help="export every instance in the store (asks first on a terminal, unless --yes)")
+    export.add_argument("--yes", action="store_true", help="do not ask before exporting the whole store")
+    export.add_argument("--create-container", action="store_true",
+                        help="create the destination container first if it does not exist (with the same credentials)")
     add_destination(export, required=True,
                     identity_help="the service writes with its managed identity (with --container-uri)")
     outputs = export.add_argument_group("research outputs (docs/OUTPUTS.md; the service checks the values)")
@@ -132,16 +157,23 @@ def build_parser() -> Parser:
     search.add_argument("--limit", type=int, default=100, help="matches shown per query at most (default 100)")
 
     for name, help in (("status", "show an export operation"), ("wait", "follow an operation until it ends"),
-                       ("cancel", "cancel an operation")):
+                       ("cancel", "cancel an operation"),
+                       ("pause", "pause a running export: batches already running finish, nothing new starts"),
+                       ("resume", "resume a paused export"),
+                       ("retry", "continue a failed or canceled export from its last checkpoint, same id")):
         sub = command(name, help)
         sub.add_argument("operation_id", metavar="ID")
         if name == "wait":
             sub.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
 
-    listing = command("list", "list export operations, newest first")
+    listing = command("list", "list export operations, newest first, one page at a time")
     listing.add_argument("--status", action="append", metavar="STATUS",
-                         help="only operations in this status (repeatable: notStarted, running, completed, "
+                         help="only operations in this status (repeatable: notStarted, running, paused, completed, "
                               "failed, canceled)")
+    pages = listing.add_mutually_exclusive_group()
+    pages.add_argument("--top", type=int, default=50, metavar="N", help="operations per page (default 50)")
+    pages.add_argument("--all", action="store_true", dest="every_page", help="every operation, on one list")
+    listing.add_argument("--continuation", metavar="TOKEN", help="the page after the one that printed TOKEN")
 
     errors = command("errors", "print an operation's errors.log (needs the destination's credentials)")
     verify = command("verify", "check every exported file against the operation's SHA-256 manifest and its "
@@ -196,11 +228,17 @@ class Cli:
     def print_json(self, value: object) -> None:
         print(json.dumps(value, indent=2, default=str))
 
+    @staticmethod
+    def print_lines(lines: list[str]) -> None:
+        """Reports go to stdout as plain lines, never folded: whole paths and digests, for grep and cut."""
+        for line in lines:
+            print(line)
+
     def finish(self, operation: dict) -> int:
         if self.json:
             self.print_json(operation)
         else:
-            self.out.print(status_table(operation))
+            self.print_lines(status_lines(operation))
         return exit_code(operation)
 
     def cmd_load(self) -> int:
@@ -212,29 +250,48 @@ class Cli:
         if self.json:
             self.print_json(report.as_json())
         else:
-            load_summary(report, self.out)
+            self.print_lines(load_summary(report))
         return report.exit_code
 
     def cmd_export(self) -> int:
         a = self.args
         identifiers = list(a.identifiers or [])
+        lines: dict[int, str] = {}  # the request's values[i] → where it was read from
         if a.from_file:
             try:
-                identifiers += read_identifiers(a.from_file)
+                for value, number in read_identifiers(a.from_file):
+                    lines[len(identifiers)] = f"{a.from_file} line {number}"
+                    identifiers.append(value)
             except OSError as e:
                 self.parser.error(f"--from-file: {e.strerror}: {a.from_file}")
+            except argparse.ArgumentTypeError as e:
+                self.parser.error(f"--from-file: {e}")
         queries = queries_of(a)
         if identifiers and queries:
             self.parser.error("give identifiers (--study, --series, --instance, --from-file) or --query, not both")
-        if not identifiers and not queries:
-            self.parser.error("nothing to export: give --study, --series, --instance, --from-file or --query")
-        source = {"type": "query", "settings": {"queries": queries}} if queries else \
-            {"type": "identifiers", "settings": {"values": identifiers}}
-        request = {"source": source,
-                   "destination": {"type": "azureblob",
-                                   "settings": destination(a, self.parser, True).export_settings()}}
-        request |= self.research_outputs()
-        started = self.api.start_export(request, a.idempotency_key)
+        if (identifiers or queries) and a.whole_store:
+            self.parser.error("--all exports the whole store: give it without --study, --series, --instance, "
+                              "--from-file or --query")
+        if not identifiers and not queries and not a.whole_store:
+            self.parser.error("nothing to export: give --study, --series, --instance, --from-file, --query or --all")
+        outputs = self.research_outputs()  # its usage errors before any question
+        if a.whole_store and not a.yes and sys.stdin.isatty() and sys.stderr.isatty() and \
+                input("export every instance in the store? [y/N] ").strip().lower() not in ("y", "yes"):
+            self.err.print("nothing exported")
+            return EXIT_USAGE
+        where = destination(a, self.parser, True)
+        if a.create_container and where.create_container():
+            self.err.print("destination container created", markup=False)
+        request: dict = {"destination": {"type": "azureblob", "settings": where.export_settings()}}
+        if queries:
+            request["source"] = {"type": "query", "settings": {"queries": queries}}
+        elif identifiers:
+            request["source"] = {"type": "identifiers", "settings": {"values": identifiers}}
+        request |= outputs
+        try:
+            started = self.api.start_export(request, a.idempotency_key)
+        except ApiError as e:
+            raise ApiError(e.status, where_from(e.message, lines)) from None
         if a.wait:
             if not self.json:
                 self.err.print(f"export {started['id']} started")
@@ -301,15 +358,40 @@ class Cli:
             self.out.print(f"cancel requested for {self.args.operation_id}")
         return 0
 
+    def cmd_pause(self) -> int:
+        return self.control("pause", "pause requested")
+
+    def cmd_resume(self) -> int:
+        return self.control("resume", "resume requested")
+
+    def cmd_retry(self) -> int:
+        return self.control("retry", "retry started")
+
+    def control(self, action: str, done: str) -> int:
+        operation_id = self.args.operation_id
+        self.api.control(operation_id, action)
+        if self.json:
+            self.print_json({"operationId": operation_id, f"{action}Requested": True})
+        else:
+            self.out.print(f"{done} for {operation_id}\n  follow: dicom-export wait {operation_id}")
+        return 0
+
     def cmd_list(self) -> int:
-        statuses = [s.strip() for value in self.args.status or [] for s in value.split(",") if s.strip()]
-        operations = self.api.operations(statuses)
+        a = self.args
+        statuses = [s.strip() for value in a.status or [] for s in value.split(",") if s.strip()]
+        if a.top < 1:
+            self.parser.error("--top must be at least 1")
+        operations, token = self.api.operations(statuses, None if a.every_page else a.top, a.continuation)
         if self.json:
             self.print_json(operations)
         elif not operations:
             self.out.print("no operations" + (f" with status {', '.join(statuses)}" if statuses else ""))
         else:
-            self.out.print(operations_table(operations))
+            self.print_lines(operations_lines(operations))
+        if token:
+            more = [f"--status {','.join(statuses)}"] if statuses else []
+            self.err.print(f"more: dicom-export list {' '.join(more + [f'--top {a.top}'])} --continuation {token}",
+                           markup=False, soft_wrap=True)
         return 0
 
     def cmd_errors(self) -> int:
@@ -318,21 +400,34 @@ class Cli:
         if self.json:
             self.print_json(entries)
         else:
-            self.out.print(errors_table(href, entries))
+            self.print_lines(errors_lines(href, entries))
         return 0
 
     def cmd_verify(self) -> int:
         from . import verify
 
         operation_id = self.args.operation_id
-        href = self.result_href("manifestHref")
-        report = self.read_destination(href, lambda client: verify.verify(client, operation_id, href, self.err))
+        operation = self.api.operation(operation_id)
+        href = (operation.get("results") or {}).get("manifestHref")
+        status = operation.get("status")
+        if not href:
+            if is_terminal(operation):  # canceled before it could commit one
+                self.err.print(f"operation {operation_id} is {status} and committed no manifest: the files it "
+                               "wrote cannot be verified", markup=False, soft_wrap=True)
+                return EXIT_FAILED
+            self.err.print(f"operation {operation_id} is {status}: its manifest is committed when it ends",
+                           markup=False, soft_wrap=True)
+            return EXIT_USAGE
+        report = self.read_destination(href, lambda client: verify.verify(client, operation, self.err))
+        if verify.recorded_manifest(operation) is None:
+            self.err.print(f"operation {operation_id} records no digest of its manifest: checked against the "
+                           "manifest alone", markup=False, soft_wrap=True)
         if self.json:
             self.print_json(report.as_json())
         elif report.ok:
-            self.out.print(f"{verify.summary(report)}: every file intact")
+            self.out.print(f"{verify.summary(report)}: every file intact", markup=False, soft_wrap=True)
         else:
-            self.out.print(verify.problems_table(report))
+            self.print_lines([verify.summary(report), *verify.problem_lines(report)])
         return EXIT_OK if report.ok else EXIT_FAILED
 
     def result_href(self, name: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -15,7 +14,6 @@ from rich.progress import (
     TimeElapsedColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
 
 from .api import Api, is_terminal
 
@@ -66,34 +64,53 @@ def format_duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
-def progress_line(operation: dict, elapsed: float | None) -> str:
-    """'running · 120 exported · 3 skipped · 41.0 files/s · 0:00:03'."""
+def progress_line(operation: dict, elapsed: float | None, now: datetime | None = None) -> str:
+    """'running · 120 exported · 3 skipped · 41.0 files/s · 0:00:03', and what is being retried, if anything:
+    '· retrying (attempt 2 of 3, next in 0:00:40): the DICOMweb server cannot be reached ...'."""
     exported, skipped = counts(operation)
     parts = [str(operation.get("status", "unknown")), f"{exported:,} exported", f"{skipped:,} skipped"]
     if elapsed is not None:
         rate = (exported + skipped) / elapsed if elapsed > 0 else 0.0
         parts += [f"{rate:,.1f} files/s", format_duration(elapsed)]
+    retry = operation.get("retrying")
+    if retry and not is_terminal(operation):
+        attempt = f"attempt {retry.get('attempt')}" + (f" of {retry['maxAttempts']}" if retry.get("maxAttempts")
+                                                       else "")
+        due = parse_time(retry.get("nextAttemptTime"))
+        if due:
+            wait = max(0.0, (due - (now or datetime.now(UTC))).total_seconds())
+            attempt += f", next in {format_duration(wait)}"
+        parts.append(f"retrying ({attempt}): {retry.get('reason')}")
     return " · ".join(parts)
 
 
-def watch(api: Api, operation_id: str, console: Console, interval: float = 1.0, patience: float = 60.0) -> dict:
+def watch(api: Api, operation_id: str, console: Console, interval: float = 1.0, patience: float = 60.0,
+          every: float = 5.0) -> dict:
     """Poll the operation until it ends, showing the progress line live; return its final status.
 
-    A long export outlives network blips and host restarts: polls may go unanswered (or answer 5xx)
-    for up to `patience` seconds in a row before we give up.
+    On a terminal the line is redrawn in place; otherwise (output redirected) it is printed as a plain
+    line every `every` seconds. A long export outlives network blips and host restarts: polls may go
+    unanswered (or answer 5xx) for up to `patience` seconds in a row before we give up.
     """
     started = time.monotonic()
+    printed = 0.0
 
     def line(operation: dict) -> str:
         # The service's times may be whole seconds; what we watched ourselves is a floor.
         return progress_line(operation, max(elapsed_seconds(operation) or 0.0, time.monotonic() - started))
 
-    with console.status("") as status:
-        def seen(operation: dict, error: Exception | None) -> None:
-            status.update(line(operation) + (f" · no answer ({error}), trying again" if error else ""))
+    def show(operation: dict, problem: Exception | None = None) -> None:
+        nonlocal printed
+        text = line(operation) + (f" · no answer ({problem}), trying again" if problem else "")
+        if console.is_terminal:
+            status.update(text)
+        elif time.monotonic() - printed >= every:
+            console.print(text, markup=False, soft_wrap=True)
+            printed = time.monotonic()
 
-        operation = api.wait(operation_id, interval, patience, seen=seen)
-    console.print(line(operation))
+    with console.status("") as status:
+        operation = api.wait(operation_id, interval, patience, seen=show)
+    console.print(line(operation), markup=False, soft_wrap=True)
     return operation
 
 
@@ -103,46 +120,34 @@ def transfer_progress(verb: str, console: Console) -> Progress:
                     TransferSpeedColumn(), TimeElapsedColumn(), console=console)
 
 
-def status_table(operation: dict) -> Table:
-    """The operation as a two-column table, as `status` and `wait` print it."""
+def status_lines(operation: dict) -> list[str]:
+    """The operation as `name  value` lines, each value whole, as `status` and `wait` print it."""
     exported, skipped = counts(operation)
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
     results = operation.get("results") or {}
+    retry = operation.get("retrying") or {}
     rows = [("operation", operation.get("operationId")), ("type", operation.get("type")),
             ("status", operation.get("status")), ("created", operation.get("createdTime")),
             ("updated", operation.get("lastUpdatedTime")), ("exported", f"{exported:,}"),
             ("skipped", f"{skipped:,}"), ("errors.log", results.get("errorHref")),
-            ("manifest", results.get("manifestHref"))]
-    for name, value in rows:
-        if value is not None:
-            table.add_row(name, str(value))
-    for message in operation.get("errors") or []:
-        table.add_row("error", str(message))
-    return table
+            ("manifest", results.get("manifestHref")), ("sha256", results.get("manifestSha256")),
+            ("retrying", retry.get("reason")), ("attempt", retry.get("attempt")),
+            ("next try", retry.get("nextAttemptTime"))]
+    lines = [f"{name:<12}{value}" for name, value in rows if value is not None]
+    return lines + [f"{'error':<12}{message}" for message in operation.get("errors") or []]
 
 
-def operations_table(operations: list[dict]) -> Table:
-    """One line per operation, narrow enough for an 80-column terminal (`--json` has every field)."""
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=0, collapse_padding=True, pad_edge=False)
-    for column in ("operation", "status", "created (UTC)"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("exported", justify="right")
-    table.add_column("skipped", justify="right")
+def operations_lines(operations: list[dict]) -> list[str]:
+    """A header and one line per operation, narrow enough for an 80-column terminal (`--json` has every field)."""
+    lines = [f"{'operation':<32} {'status':<10} {'created (UTC)':<19} {'exported':>8} {'skipped':>7}"]
     for op in operations:
         exported, skipped = counts(op)
         created = parse_time(op.get("createdTime"))
-        table.add_row(str(op.get("operationId") or op.get("id")), str(op.get("status")),
-                      created.strftime("%Y-%m-%d %H:%M:%S") if created else "", f"{exported:,}", f"{skipped:,}")
-    return table
+        lines.append(f"{op.get('operationId') or op.get('id')!s:<32} {op.get('status')!s:<10} "
+                     f"{created.strftime('%Y-%m-%d %H:%M:%S') if created else '':<19} {exported:>8,} {skipped:>7,}")
+    return lines
 
 
-def errors_table(href: str, entries: list[dict]) -> Table:
-    """errors.log, one row per line."""
-    table = Table(title=f"{href} ({plural(len(entries), 'line')})", title_justify="left")
-    for column in ("timestamp", "identifier", "error"):
-        table.add_column(column, overflow="fold", no_wrap=column == "timestamp")
-    for entry in entries:
-        table.add_row(entry["timestamp"], entry["identifier"], entry["error"])
-    return table
+def errors_lines(href: str, entries: list[dict]) -> list[str]:
+    """A title, then errors.log one entry a line: `timestamp<TAB>identifier<TAB>error`, whole."""
+    return [f"{href} ({plural(len(entries), 'line')})"] + [
+        f"{e['timestamp']}\t{e['identifier']}\t{e['error']}" for e in entries]

@@ -1,12 +1,16 @@
 """`dicom-export verify`: prove an export arrived intact, file by file, against its manifest.
 
 The manifest `<id>/manifest-sha256.txt` lists `<sha256 hex>  results/<study>/<series>/<sop>.dcm` for
-every exported file. Verification reads it, lists `<id>/results/`, downloads and hashes every listed
-file, and names each problem:
+every exported file. The operation status records the manifest's SHA-256 and size when the service
+commits it, outside the container. Verification reads the manifest and checks it against that record
+first (a file rewritten together with its manifest line is caught there), then lists `<id>/results/`,
+downloads and hashes every listed file, and names each problem:
 - missing: listed in the manifest, not in the destination;
 - extra: a `.dcm` under results/ that the manifest does not list;
 - mismatched: its SHA-256 is not the manifest's, or its Content-MD5 is absent or not its content's;
-- manifest: a line that is not in the manifest's format, or a file listed twice.
+- manifest: the manifest is not the one the service committed, a line is not in the manifest's format,
+  or a file is listed twice.
+A report prints one problem a line, `<kind>\t<path>\t<detail>`, whole, for grep and cut.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from typing import TYPE_CHECKING
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from rich.console import Console
-from rich.table import Table
 
 from .destination import blob_lines
 from .progress import plural, transfer_progress
@@ -45,6 +48,7 @@ class Problem:
 class Report:
     operation_id: str
     manifest_href: str
+    status: str = ""  # the operation's status: a failed or canceled export lists what it wrote
     listed: int = 0  # files the manifest lists
     intact: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -54,31 +58,59 @@ class Report:
         return not self.problems
 
     def as_json(self) -> dict:
-        return {"operationId": self.operation_id, "manifestHref": self.manifest_href, "listed": self.listed,
+        return {"operationId": self.operation_id, "status": self.status, "manifestHref": self.manifest_href,
+                "listed": self.listed,
                 "intact": self.intact, "problems": [asdict(p) for p in self.problems]}
 
 
-def read_manifest(client: ContainerClient, operation_id: str, report: Report) -> dict[str, str]:
-    """path → sha256 hex of every well-formed line; malformed lines and repeats become problems."""
+def read_manifest(client: ContainerClient, operation_id: str, report: Report,
+                  recorded: tuple[str, int] | None = None) -> dict[str, str]:
+    """path → sha256 hex of every well-formed line; malformed lines and repeats become problems, and so
+    does a manifest whose SHA-256 and size are not those `recorded` in the operation status."""
     expected: dict[str, str] = {}
-    for number, line in enumerate(blob_lines(client, f"{operation_id}/{MANIFEST}"), start=1):
+    digest, size = hashlib.sha256(), 0
+
+    def seen(chunk: bytes) -> None:
+        nonlocal size
+        digest.update(chunk)
+        size += len(chunk)
+
+    for number, line in enumerate(blob_lines(client, f"{operation_id}/{MANIFEST}", seen), start=1):
         match = _LINE.fullmatch(line.rstrip(b"\r"))
         if not match:
             report.problems.append(Problem("manifest", MANIFEST, f"line {number} is not '<sha256>  results/...'"))
             continue
-        digest, path = match.group(1).decode().lower(), match.group(2).decode()
+        path, line_digest = match.group(2).decode(), match.group(1).decode().lower()
         if path in expected:
             report.problems.append(Problem("manifest", path, f"listed again on line {number}"))
-        expected[path] = digest
+        expected[path] = line_digest
+    if recorded and (digest.hexdigest(), size) != recorded:
+        report.problems.insert(0, Problem(
+            "manifest", MANIFEST, f"SHA-256 {digest.hexdigest()} ({size:,} bytes) is not the one the service "
+            f"recorded when it committed it, {recorded[0]} ({recorded[1]:,} bytes): the manifest was rewritten"))
     return expected
 
 
-def verify(client: ContainerClient, operation_id: str, manifest_href: str, console: Console,
-           workers: int = 8) -> Report:
-    """Check every file of the export against the manifest; the progress bar goes to `console`."""
-    report = Report(operation_id, manifest_href)
-    expected = read_manifest(client, operation_id, report)
+def recorded_manifest(operation: dict) -> tuple[str, int] | None:
+    """The manifest's SHA-256 and size as the operation status records them (None before they were recorded)."""
+    results = operation.get("results") or {}
+    sha256, size = results.get("manifestSha256"), results.get("manifestSize")
+    return (str(sha256), int(size)) if sha256 and size is not None else None
+
+
+def verify(client: ContainerClient, operation: dict, console: Console, workers: int = 8) -> Report:
+    """Check every file of the export against the manifest; the progress bar goes to `console`.
+
+    A manifest that is not the one recorded in the operation status is the only problem reported: nothing
+    it says can be trusted.
+    """
+    operation_id = operation["operationId"]
+    report = Report(operation_id, operation["results"]["manifestHref"], str(operation.get("status") or ""))
+    expected = read_manifest(client, operation_id, report, recorded_manifest(operation))
     report.listed = len(expected)
+    if report.problems and report.problems[0].detail.endswith("the manifest was rewritten"):
+        del report.problems[1:]
+        return report
     prefix = f"{operation_id}/"
     found = {b.name.removeprefix(prefix): b for b in client.list_blobs(name_starts_with=f"{prefix}results/")}
     report.problems += [Problem("missing", path, "listed in the manifest, not in the destination")
@@ -127,17 +159,13 @@ def check(client: ContainerClient, blob: BlobProperties, sha256_hex: str,
     return None
 
 
-def problems_table(report: Report) -> Table:
-    """One row per problem, titled with the counts."""
-    table = Table(title=summary(report), title_justify="left")
-    for column in ("problem", "file", "detail"):
-        table.add_column(column, overflow="fold", no_wrap=column == "problem")
-    for problem in report.problems:
-        table.add_row(problem.kind, problem.path, problem.detail)
-    return table
+def problem_lines(report: Report) -> list[str]:
+    """One line per problem, whole and tab-separated: `mismatched<TAB>results/.../x.dcm<TAB>SHA-256 is ...`."""
+    return [f"{p.kind}\t{p.path}\t{p.detail}" for p in report.problems]
 
 
 def summary(report: Report) -> str:
-    """'1,000 files listed: 997 intact, 1 missing, 1 extra, 1 mismatched'."""
+    """'1,000 files listed: 997 intact, 1 missing, 1 extra, 1 mismatched', after the export's state unless completed."""
     counts = [f"{sum(p.kind == kind for p in report.problems):,} {kind}" for kind in KINDS[:3]]
-    return f"{plural(report.listed, 'file')} listed: {report.intact:,} intact, " + ", ".join(counts)
+    state = f"export {report.status}, " if report.status not in ("", "completed", "succeeded") else ""
+    return f"{state}{plural(report.listed, 'file')} listed: {report.intact:,} intact, " + ", ".join(counts)

@@ -1,17 +1,31 @@
-"""Operation status, cancel and listing: the durable instance's status in the DICOM operation shape.
+"""Operation status, controls and listing: the durable instance's status in the DICOM operation shape.
 
     GET  operations/{id}, v1/operations/{id}, v2/operations/{id}   202 + Location while running, 200 when done
     POST v1/operations/{id}/cancel, v2/...                          terminate → 202
+    POST v1/operations/{id}/pause, v2/...                           suspend → 202 (409 once ended)
+    POST v1/operations/{id}/resume, v2/...                          resume → 202 (409 once ended)
+    POST v1/operations/{id}/retry, v2/...                           a failed or canceled export goes on → 202
     GET  v1/operations, v2/operations [?status=running,failed]     all of them, newest first
          ... [&top=N][&continuationToken=T]                        one page of N, and the token of the next
 
-Unversioned routes answer like v1 (`completed`); v2 says `succeeded`. A cancel terminates the
-orchestration at once; a copy activity already running finishes its batch (its files land in the
-destination) but its result is discarded, so the counts stay those reached at cancel.
+Unversioned routes answer like v1 (`completed`); v2 says `succeeded`. A cancel suspends the
+orchestration, commits the manifest of the generations it completed (their digest goes into the
+terminate reason, which becomes the durable output), then terminates it; a copy activity already
+running finishes its batch (its files land in the destination, unlisted) but its result is discarded,
+so the counts stay those reached at cancel, and the manifest lists exactly the files they count. A pause is the
+runtime's suspend: batches already running finish, their results wait, and nothing new starts until
+resume. A retry starts the orchestration again under the same id from the checkpoint its last
+generation started from, so the batches of that generation run again and replace their manifest blocks.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
+import logging
+import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -23,20 +37,32 @@ from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrc
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 from azure.durable_functions.models.RpcManagementOptions import RpcManagementOptions
 
+from shared.errors import CopyFailed
+from shared.export.checkpoint import Checkpoint
+from shared.export.destination import DestinationRefused
 from shared.export.operation import (
+    ORCHESTRATOR,
     STATUSES,
+    durable_json,
     is_export,
     is_operation_id,
     is_terminal,
     operation_view,
+    retrying,
     runtime_statuses,
 )
+from shared.export.steps import commit_step
+from shared.export.work import Committed
 
 from .export import accepted
 from .responses import error, json_response
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+log = logging.getLogger(__name__)
 MAX_PAGE = 1000  # the Durable HTTP API's page sizes go this far
+CANCELED = "canceled by the client"
+_ACTIVE = ("Running", "Pending", "ContinuedAsNew")
+CANCEL_WAIT = 30.0  # seconds a cancel waits for the export to suspend before it ends it without a manifest
 MAX_TOKEN = 4096  # a continuation token travels as a header: printable ASCII, and not without end
 
 
@@ -50,45 +76,137 @@ def durable_status(status: df.DurableOrchestrationStatus) -> dict[str, Any] | No
         "runtimeStatus": runtime.value if runtime is not None else None,
         "customStatus": status.custom_status, "input": status.input_, "output": status.output,
         "createdTime": _iso(status.created_time), "lastUpdatedTime": _iso(status.last_updated_time),
+        "history": status.history or getattr(status, "historyEvents", None),  # the HTTP API says historyEvents
     }
+
+
+async def find_export(req: func.HttpRequest, client: df.DurableOrchestrationClient, history: bool = False
+                      ) -> dict[str, Any] | func.HttpResponse:
+    """The durable status of the route's export (with this generation's history if asked), or the 400/404."""
+    operation_id = req.route_params.get("id", "")
+    if not is_operation_id(operation_id):
+        shown = operation_id if len(operation_id) <= 40 else operation_id[:40] + "..."
+        return error(400, f"operation id {shown!r} is malformed: expected 32 lowercase hexadecimal characters")
+    found = durable_status(await client.get_status(operation_id, show_history=history, show_input=True))
+    if not found or not is_export(found):
+        return error(404, f"operation {operation_id} does not exist")
+    return found
 
 
 async def find_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient,
                          version: str) -> dict[str, Any] | func.HttpResponse:
     """The operation view of the route's id, or the 400/404 response saying why there is none."""
-    operation_id = req.route_params.get("id", "")
-    if not is_operation_id(operation_id):
-        shown = operation_id if len(operation_id) <= 40 else operation_id[:40] + "..."
-        return error(400, f"operation id {shown!r} is malformed: expected 32 lowercase hexadecimal characters")
-    found = durable_status(await client.get_status(operation_id, show_input=True))
-    if not found or not is_export(found):
-        return error(404, f"operation {operation_id} does not exist")
-    return operation_view(found, version)
+    found = await find_export(req, client)
+    return found if isinstance(found, func.HttpResponse) else operation_view(found, version)
 
 
 async def get_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
-    view = await find_operation(req, client, version)
-    if isinstance(view, func.HttpResponse):
-        return view
+    found = await find_export(req, client, history=True)
+    if isinstance(found, func.HttpResponse):
+        return found
+    view = operation_view(found, version)
+    if view["status"] == "running":
+        checkpoint = durable_json(found.get("input"))
+        attempts = (checkpoint.get("batching") or {}).get("retry_attempts") if isinstance(checkpoint, dict) else None
+        retry = retrying(found.get("history"), attempts)
+        if retry:
+            view["retrying"] = retry
     if is_terminal(view):
         return json_response(view, 200)
     return json_response(view, 202, {"Location": _without_query(req.url)})
 
 
 async def cancel_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
-    view = await find_operation(req, client, version)
-    if isinstance(view, func.HttpResponse):
-        return view
+    found = await find_export(req, client)
+    if isinstance(found, func.HttpResponse):
+        return found
+    view = operation_view(found, version)
     operation_id = view["operationId"]
     if view["status"] != "canceled":
         if is_terminal(view):
             return error(409, f"operation {operation_id} is already {view['status']}; nothing to cancel")
-        await client.terminate(operation_id, "canceled by the client")
+        committed = await _commit_when_suspended(client, operation_id, found)
+        await client.terminate(operation_id, json.dumps({"reason": CANCELED, **committed.to_json()}) if committed else CANCELED)
+    return accepted(req, version, operation_id)
+
+
+async def _commit_when_suspended(client: df.DurableOrchestrationClient, operation_id: str,
+                                 found: dict[str, Any]) -> Committed | None:
+    """Suspend the export, then commit the manifest of the generations it completed, so that a canceled export
+    can be verified: suspended, it cannot move on to another generation, so its counts and checkpoint are
+    those of the manifest. None (cancel without a manifest) if it does not suspend within CANCEL_WAIT seconds
+    or the destination refuses."""
+    if found.get("runtimeStatus") != "Suspended":
+        await client.suspend(operation_id, "suspended to be canceled")
+        deadline = time.monotonic() + CANCEL_WAIT
+        while (found := durable_status(await client.get_status(operation_id, show_input=True)) or {}).get(
+                "runtimeStatus") != "Suspended":
+            if time.monotonic() > deadline or found.get("runtimeStatus") not in _ACTIVE:
+                log.warning("operation %s: canceled without a manifest: it did not suspend (%s)", operation_id,
+                            found.get("runtimeStatus"))
+                return None
+            await asyncio.sleep(0.2)
+    checkpoint = Checkpoint.from_json(durable_json(found["input"]))
+    try:
+        return await asyncio.to_thread(commit_step, checkpoint.commit_input(failed=True))
+    except (CopyFailed, DestinationRefused) as refused:
+        log.warning("operation %s: canceled without a manifest: %s", operation_id, refused)
+        return None
+
+
+async def pause_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
+    """Suspend a running export (idempotent); 409 naming its status once it has ended."""
+    return await _control(req, client, version, "pause")
+
+
+async def resume_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
+    """Resume a paused export (idempotent: resuming one that runs changes nothing); 409 once it has ended."""
+    return await _control(req, client, version, "resume")
+
+
+async def _control(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str, action: str):
+    view = await find_operation(req, client, version)
+    if isinstance(view, func.HttpResponse):
+        return view
+    operation_id = view["operationId"]
+    if is_terminal(view):
+        return error(409, f"operation {operation_id} is {view['status']}; it cannot be {action}d")
+    wanted = "paused" if action == "pause" else "running"
+    if view["status"] != wanted:
+        try:
+            if action == "pause":
+                await client.suspend(operation_id, "paused by the client")
+            else:
+                await client.resume(operation_id, "resumed by the client")
+        except Exception:  # noqa: BLE001 - the runtime refuses a state change that raced another one
+            again = await find_operation(req, client, version)
+            if isinstance(again, func.HttpResponse) or is_terminal(again) or again["status"] != wanted:
+                return error(409, f"operation {operation_id} is "
+                             f"{again['status'] if isinstance(again, dict) else 'gone'}; it cannot be {action}d")
+    return accepted(req, version, operation_id)
+
+
+async def retry_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
+    """Start a failed or canceled export again from its last checkpoint, under the same id; 409 otherwise."""
+    found = await find_export(req, client)
+    if isinstance(found, func.HttpResponse):
+        return found
+    view = operation_view(found, version)
+    operation_id = view["operationId"]
+    if view["status"] not in ("failed", "canceled"):
+        return error(409, f"operation {operation_id} is {view['status']}; only a failed or canceled export "
+                          "can be retried")
+    checkpoint = Checkpoint.from_json(durable_json(found["input"]))
+    await client.start_new(ORCHESTRATOR, operation_id, replace(checkpoint, failure=None).to_json())
     return accepted(req, version, operation_id)
 
 
 async def list_operations(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
-    """All exports newest first; with `top`, one page in the task hub's order and the next page's token."""
+    """All exports newest first; with `top`, one page of them and the next page's token.
+
+    The task hub lists instances in no useful order (the Azure Storage provider: by partition), so every
+    page reads the whole filtered list, sorts it, and starts after the token's (created time, id).
+    """
     wanted = _status_filter(req)
     if isinstance(wanted, func.HttpResponse):
         return wanted
@@ -96,22 +214,47 @@ async def list_operations(req: func.HttpRequest, client: df.DurableOrchestration
     if isinstance(top, func.HttpResponse):
         return top
     runtime = sorted({r for status in wanted for r in runtime_statuses(status)})
-    token = req.params.get("continuationToken") or None
-    if token is not None and not (len(token) <= MAX_TOKEN and token.isascii() and token.isprintable()):
+    text = req.params.get("continuationToken") or None
+    after = _decode_token(text) if text is not None else None
+    if text is not None and after is None:
         return error(400, "query parameter continuationToken: not a token this service issued")
     found: list[dict[str, Any]] = []
+    token: str | None = None
     while True:
-        page = await _status_page(client, runtime, top or MAX_PAGE, token)
-        if page is None:
-            return error(400, "query parameter continuationToken: not a token this service issued")
+        page = await _status_page(client, runtime, MAX_PAGE, token)
+        assert page is not None  # only a token from a client can be refused
         statuses, token = page
         found += [s for s in statuses if is_export(s)]
-        if top or not token:
+        if not token:
             break
-    views = [operation_view(s, version) for s in found]
-    if not top:
-        views.sort(key=lambda v: v["createdTime"] or "", reverse=True)
-    return json_response({"operations": views, **({"continuationToken": token} if token else {})})
+    views = sorted((operation_view(s, version) for s in found), key=_order, reverse=True)
+    if after is not None:
+        views = [v for v in views if _order(v) < after]
+    if top and len(views) > top:
+        views = views[:top]
+        return json_response({"operations": views, "continuationToken": _encode_token(_order(views[-1]))})
+    return json_response({"operations": views})
+
+
+def _order(view: dict[str, Any]) -> tuple[str, str]:
+    """Newest first: the created time, and the id to keep pages apart when two exports share a time."""
+    return view["createdTime"] or "", view["operationId"] or ""
+
+
+def _encode_token(last: tuple[str, str]) -> str:
+    """The next page starts after `last`; the token is opaque to clients."""
+    return base64.urlsafe_b64encode(f"{last[0]}|{last[1]}".encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[str, str] | None:
+    if len(token) > MAX_TOKEN or not token.isascii() or not token.isprintable():
+        return None
+    try:
+        created, operation_id = base64.urlsafe_b64decode(token.encode()).decode().split("|")
+        datetime.fromisoformat(created)
+    except ValueError:
+        return None
+    return (created, operation_id) if is_operation_id(operation_id) else None
 
 
 async def _status_page(client: df.DurableOrchestrationClient, runtime: list[str], top: int, token: str | None
@@ -175,3 +318,7 @@ for _prefix, _version in (("", "v1"), ("v1/", "v1"), ("v2/", "v2")):
         _register(f"{_tag}cancel_operation", f"{_prefix}operations/{{id}}/cancel", "POST", cancel_operation,
                   _version)
         _register(f"{_tag}list_operations", f"{_prefix}operations", "GET", list_operations, _version)
+        for _action, _handler in (("pause", pause_operation), ("resume", resume_operation),
+                                  ("retry", retry_operation)):
+            _register(f"{_tag}{_action}_operation", f"{_prefix}operations/{{id}}/{_action}", "POST", _handler,
+                      _version)

@@ -4,6 +4,8 @@ Each generation expands the next identifiers into at most MaxParallelBatches bat
 in parallel, adds up the progress, publishes it as custom status and continues as new with the
 updated checkpoint, so the history never holds more than one generation however big the export.
 The last generation ends by committing the manifest its batches staged (shared/export/manifest.py).
+When an activity fails after its retries, one more generation commits what the completed generations
+staged and fails with the reason, so a failed export can be verified, and retried from its checkpoint.
 The input is a `shared.export.checkpoint.Checkpoint`; its secrets stay encrypted here.
 """
 
@@ -47,7 +49,16 @@ def retry_options(batching: Batching) -> RetryOptions:
 @bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
 def export_orchestrator(context: df.DurableOrchestrationContext):
     checkpoint = Checkpoint.from_json(context.get_input())
-    context.set_custom_status(checkpoint.status())
+    context.set_custom_status(checkpoint.status(error=checkpoint.failure))
+    if checkpoint.failure:  # the generation before failed: commit what the completed ones wrote, then fail
+        try:
+            committed = Committed.from_json(
+                (yield context.call_activity(COMMIT, checkpoint.commit_input(failed=True).to_json())))
+        except Exception:  # noqa: BLE001 - the destination may be what failed: the reason says so
+            committed = None
+        context.set_custom_status(checkpoint.status(error=checkpoint.failure, committed=committed))
+        _log_end(context, checkpoint, "failed", error=checkpoint.failure)
+        raise ExportFailed(checkpoint.failure)
     retry = retry_options(checkpoint.batching)
     try:
         expansion = checkpoint.prefetched
@@ -69,11 +80,13 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
         committed = Committed.from_json(
             (yield context.call_activity_with_retry(COMMIT, retry, checkpoint.commit_input().to_json())))
     except Exception as error:  # noqa: BLE001 - an activity failed after its retries: the export fails
-        reason = failure_reason(str(error))
-        context.set_custom_status(checkpoint.status(error=reason))
-        _log_end(context, checkpoint, "failed", error=reason)
-        raise ExportFailed(reason) from None
-    final = checkpoint.status(manifest_href=committed.manifest_href)
+        # ... in a generation of its own, which commits the manifest first: one of this generation's history,
+        # with its failed task_all and retry timers, would hand the commit's result to the wrong task.
+        failed = checkpoint.failed(failure_reason(str(error)))
+        context.set_custom_status(failed.status(error=failed.failure))
+        context.continue_as_new(failed.to_json())
+        return None
+    final = checkpoint.status(committed=committed)
     context.set_custom_status(final)
     _log_end(context, checkpoint, "completed")
     return final

@@ -30,7 +30,7 @@ from rich.tree import Tree
 from cli import loader
 from cli.api import Api
 from cli.destination import Destination, read_errors_log
-from cli.progress import errors_table, plural, status_table, watch
+from cli.progress import errors_lines, plural, status_lines, watch
 from devhost.azurite import Azurite, free_port
 from testkit.host import ROOT, Host
 
@@ -116,7 +116,7 @@ def run(console: Console, work: Path, started: float) -> int:
                    "destination": {"type": "azureblob", "settings": destination.export_settings()}}
         operation_id = api.start_export(request)["id"]
         operation = watch(api, operation_id, console, interval=0.25)
-        console.print(status_table(operation))
+        console.print("\n".join(status_lines(operation)), markup=False, soft_wrap=True)
 
         console.print(Rule("4. Exported blobs"))
         console.print(exported_tree(service, operation_id))
@@ -124,7 +124,7 @@ def run(console: Console, work: Path, started: float) -> int:
         console.print(Rule("5. errors.log"))
         href = operation["results"]["errorHref"]
         entries = list(read_errors_log(destination.container_client(href, operation_id), operation_id))
-        console.print(errors_table(href, entries))
+        console.print("\n".join(errors_lines(href, entries)), markup=False, soft_wrap=True)
         return 0 if operation["status"] == "completed" else 2
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the clean-up short

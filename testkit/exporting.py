@@ -145,6 +145,12 @@ def results(destination: ContainerClient, operation_id: str) -> dict[str, bytes]
             for b in destination.list_blobs(name_starts_with=prefix)}
 
 
+def manifest_digest(destination: ContainerClient, operation_id: str) -> dict[str, Any]:
+    """The manifest's SHA-256 and size as they are in the container, as the operation's results record them."""
+    data = destination.download_blob(f"{operation_id}/manifest-sha256.txt").readall()
+    return {"manifestSha256": hashlib.sha256(data).hexdigest(), "manifestSize": len(data)}
+
+
 def manifest(destination: ContainerClient, operation_id: str) -> list[tuple[str, str]]:
     """The lines of `<id>/manifest-sha256.txt` as (path under `results/`, sha256 hex), in order."""
     text = destination.download_blob(f"{operation_id}/manifest-sha256.txt").readall().decode()

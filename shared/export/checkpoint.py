@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from shared.export.settings import ExportSettings
-from shared.export.work import CommitWork, Copied, CopyWork, Expanded, ExpandWork
+from shared.export.work import Committed, CommitWork, Copied, CopyWork, Expanded, ExpandWork
 
 WHOLE_STORE = "*"  # the one identifier of an export without a source: every instance in the store
 QUERY = "?"  # `?<n>` stands for query n of `Checkpoint.search` (a query source)
@@ -52,22 +52,23 @@ class Checkpoint:
     deidentification: dict[str, Any] | None = None  # Deidentifier.to_json(): profile, options, key id (no key)
     search: dict[str, Any] | None = None  # a query source: {"queries": [...], "counts": [[selected, dropped], ...]}
     output: dict[str, Any] | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
+    failure: str | None = None  # why the generation that started from here failed: the export ends with it
 
     @property
     def done(self) -> bool:
         return not self.identifiers
 
-    def status(self, error: str | None = None, manifest_href: str | None = None) -> dict[str, Any]:
+    def status(self, error: str | None = None, committed: Committed | None = None) -> dict[str, Any]:
         """The custom status published each generation: what the operation view shows (no secrets).
 
-        `manifest_href` once the manifest is committed, at the end.
+        `committed`: the commit step's result (manifestHref, manifestSha256, manifestSize), at the end.
         """
         status = {"createdTime": self.created_time, "errorHref": self.error_href,
                   "exported": self.exported, "skipped": self.skipped, "generation": self.generation}
         if error:
             status["error"] = error
-        if manifest_href:
-            status["manifestHref"] = manifest_href
+        if committed:
+            status.update(committed.to_json())
         if self.search:
             status["queries"] = [{"query": query, "selected": selected, "dropped": dropped} for query, (selected, dropped)
                                  in zip(self.search["queries"], self.search["counts"])]
@@ -86,10 +87,16 @@ class Checkpoint:
         return CopyWork(self.operation_id, self.destination, tuple(batch), self.batching.max_parallel_threads,
                         self.generation, number, self.deidentification, self.output)
 
-    def commit_input(self) -> CommitWork:
-        """What the commit activity needs at the end."""
+    def commit_input(self, failed: bool = False) -> CommitWork:
+        """What the commit activity needs at the end; after a failure or a cancel, only the generations that
+        completed (this checkpoint's generation is the one that did not)."""
         dropped = sum(d for _, d in self.search["counts"]) if self.search else 0
-        return CommitWork(self.operation_id, self.destination, self.output, dropped)
+        return CommitWork(self.operation_id, self.destination, self.output, dropped,
+                          self.generation if failed else None)
+
+    def failed(self, reason: str) -> Checkpoint:
+        """This checkpoint, marked as the one whose generation failed for `reason`; retrying clears the mark."""
+        return replace(self, failure=reason)
 
     def listed(self, expansion: Expanded) -> Checkpoint:
         """What is left once `expansion` (of this checkpoint's identifiers) is taken."""
@@ -127,6 +134,7 @@ class Checkpoint:
             "requestDigest": self.request_digest,
             "prefetched": self.prefetched.to_json() if self.prefetched is not None else None,
             "deidentification": self.deidentification, "search": self.search, "output": self.output,
+            "failure": self.failure,
         }
 
     @classmethod
@@ -139,4 +147,5 @@ class Checkpoint:
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
             prefetched=Expanded.from_json(data["prefetched"]) if data.get("prefetched") else None,
             deidentification=data.get("deidentification"), search=data.get("search"), output=data.get("output"),
+            failure=data.get("failure"),
         )

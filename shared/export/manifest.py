@@ -6,21 +6,32 @@ and of BagIt payload manifests), so `sha256sum -c manifest-sha256.txt` checks a 
 
 The manifest is a block blob built without holding its lines anywhere: each copy batch stages its
 lines as one block whose id is the batch's place in the export (generation, batch), so a retried or
-re-run batch replaces its own block instead of adding lines; when the export completes, `commit`
-commits every block in id order. The orchestration carries nothing of it but the final href.
+re-run batch replaces its own block instead of adding lines; when the export ends, `commit`
+commits every block in id order and returns the result's SHA-256 and size for the operation status. The orchestration carries nothing of it but the final href.
 Azure commits at most 50 000 blocks to one blob: 5 million files at the default BatchSize of 100.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
 
 NAME = "manifest-sha256.txt"
 MAX_BLOCKS = 50_000  # the most blocks a block blob may commit
 _TEXT = ContentSettings(content_type="text/plain; charset=utf-8")
+
+
+@dataclass(frozen=True)
+class Digest:
+    """What was committed: the digest and size that the operation status records outside the container."""
+
+    sha256: str
+    size: int
 
 
 class ManifestTooLarge(RuntimeError):
@@ -56,14 +67,24 @@ class Manifest:
         if data:
             self.blob.stage_block(block, data, length=len(data))
 
-    def commit(self) -> None:
-        """Commit every staged block in id order; a commit run again after it succeeded changes nothing."""
+    def commit(self, before_generation: int | None = None) -> Digest:
+        """Commit the staged blocks in id order (only those of generations before `before_generation` when
+        given: an export that failed lists what its completed generations wrote, as its counts do), and
+        read the result back to hash it. A commit run again after it succeeded changes nothing.
+        """
         try:
             committed, uncommitted = self.blob.get_block_list("all")
         except ResourceNotFoundError:  # nothing staged: no file was exported
             committed, uncommitted = [], []
         blocks = sorted({block.id for block in [*committed, *uncommitted]})
+        if before_generation is not None:
+            blocks = [b for b in blocks if int(b.split("-")[0]) < before_generation]
         if len(blocks) > MAX_BLOCKS:
             raise ManifestTooLarge(f"the manifest has {len(blocks):,} batches and Azure commits at most "
                                    f"{MAX_BLOCKS:,} blocks to one blob: export with a larger Export__BatchSize")
-        self.blob.commit_block_list([BlobBlock(block) for block in blocks], content_settings=_TEXT)
+        etag = str(self.blob.commit_block_list([BlobBlock(block) for block in blocks], content_settings=_TEXT)["etag"])
+        digest, size = hashlib.sha256(), 0
+        for chunk in self.blob.download_blob(etag=etag, match_condition=MatchConditions.IfNotModified).chunks():
+            digest.update(chunk)
+            size += len(chunk)
+        return Digest(digest.hexdigest(), size)

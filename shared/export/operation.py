@@ -4,8 +4,13 @@ The durable status (runtimeStatus, customStatus, input, output, times) is the so
 this module only reshapes it:
 
     {"operationId", "type": "export", "createdTime", "lastUpdatedTime", "status",
-     "results": {"errorHref", "exported", "skipped", "manifestHref" (once committed)},
+     "results": {"errorHref", "exported", "skipped",
+                 "manifestHref", "manifestSha256", "manifestSize" (once committed)},
+     "retrying": {"reason", "attempt", "maxAttempts", "nextAttemptTime"} (while a step is being retried),
      "errors": [...] (failed only)}
+
+A suspended instance is `paused`. The manifest's digest and size live here, outside the destination
+container, so that rewriting a file and its manifest line there cannot go unnoticed.
 
 `createdTime` comes from the checkpoint (the first generation's), because each continue-as-new
 starts a new execution. Progress comes from the custom status each generation publishes, or from
@@ -29,13 +34,13 @@ _RUNTIME_TO_STATUS = {
     "Pending": "notStarted",
     "Running": "running",
     "ContinuedAsNew": "running",
-    "Suspended": "running",
+    "Suspended": "paused",
     "Completed": "completed",
     "Failed": "failed",
     "Terminated": "canceled",
     "Canceled": "canceled",
 }
-STATUSES = ("notStarted", "running", "completed", "succeeded", "failed", "canceled")
+STATUSES = ("notStarted", "running", "paused", "completed", "succeeded", "failed", "canceled")
 TERMINAL = {"completed", "succeeded", "failed", "canceled"}
 # "Orchestrator function 'x' failed: Activity function 'y' failed: CopyFailed: <reason>" → "<reason>"
 _FAILURE_PREFIX = re.compile(r"^\s*(?:(?:Orchestrator|Activity) function '[^']*' failed:\s*|(?:[a-z_]\w*\.)*[A-Z]\w*:\s+)+")
@@ -78,8 +83,9 @@ def operation_view(durable_status: Mapping[str, Any], version: str) -> dict[str,
             "skipped": int(progress.get("skipped") or 0),
         },
     }
-    if progress.get("manifestHref"):
-        view["results"]["manifestHref"] = progress["manifestHref"]
+    for key in ("manifestHref", "manifestSha256", "manifestSize"):
+        if progress.get(key) is not None:
+            view["results"][key] = progress[key]
     if progress.get("queries"):  # a query source: each query, the instances it selected, the rows dropped
         view["results"]["queries"] = progress["queries"]
     if status == "failed":
@@ -112,6 +118,9 @@ def failure_reason(output: Any) -> str:
 def _progress(durable_status: Mapping[str, Any]) -> dict[str, Any]:
     custom = durable_json(durable_status.get("customStatus"))
     if isinstance(custom, dict) and "errorHref" in custom:
+        ended = durable_json(durable_status.get("output"))  # a cancel's reason carries the manifest it committed
+        if durable_status.get("runtimeStatus") == "Terminated" and isinstance(ended, dict) and "manifestHref" in ended:
+            return {**custom, **{k: v for k, v in ended.items() if k.startswith("manifest")}}
         return custom
     checkpoint = durable_json(durable_status.get("input"))
     if isinstance(checkpoint, dict):
@@ -128,3 +137,39 @@ def durable_json(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def retrying(history: list[Mapping[str, Any]] | None, max_attempts: int | None = None) -> dict[str, Any] | None:
+    """What is being retried in this generation, from its durable history; None when nothing is.
+
+    The Durable extension retries a failed activity itself (DurableTask.Core's RetryInterceptor): the
+    history holds each failed attempt (TaskFailed, with its reason), then a timer (TimerCreated, FireAt)
+    until the next one. A step is being retried while a failure of it is not followed by its success;
+    attempts of one step share its name and input. The reason is scrubbed like every failure.
+    """
+    failures: dict[tuple[Any, str], list[Mapping[str, Any]]] = {}
+    timers: list[str] = []
+    for event in history or []:
+        kind = event.get("EventType")
+        step = (event.get("FunctionName"), json.dumps(event.get("Input"), sort_keys=True, default=str))
+        if kind == "TaskFailed":
+            failures.setdefault(step, []).append(event)
+        elif kind == "TaskCompleted":
+            failures.pop(step, None)
+        elif kind == "TimerCreated" and event.get("FireAt"):
+            timers.append(str(event["FireAt"]))
+        elif kind == "TimerFired" and str(event.get("FireAt")) in timers:
+            timers.remove(str(event["FireAt"]))
+    chains = [c for c in failures.values() if not max_attempts or len(c) < max_attempts]  # else: no more tries
+    if not chains:
+        return None
+    chain = max(chains, key=lambda events: str(events[-1].get("Timestamp") or ""))
+    last = chain[-1]
+    due = sorted(t for t in timers if t >= str(last.get("Timestamp") or ""))
+    found: dict[str, Any] = {"reason": failure_reason(last.get("Reason") or last.get("Details")),
+                             "attempt": len(chain) + 1, "since": last.get("Timestamp")}
+    if max_attempts:
+        found["maxAttempts"] = max_attempts
+    if due:
+        found["nextAttemptTime"] = due[0]
+    return found

@@ -132,25 +132,31 @@ def _copy_batch(work: CopyWork, store: Store | None) -> Copied:
 
 
 def commit_step(work: CommitWork) -> Committed:
-    """The last activity of a completed export: the metadata table and the manifest committed, and where the
-    manifest is (no credentials)."""
+    """The last activity of an export: the metadata table and the manifest committed, where the manifest is
+    (no credentials), its digest and size.
+
+    `work.before_generation`, when an export failed or is canceled: only what its completed generations wrote,
+    and no metadata table (it is written when the export completes, after a retry).
+    """
     destination, client = _destination(_key(work.destination))
     output = OutputSpec.from_json(work.output)
     try:
         with destination_faults(destination):
-            if work.dropped:
+            ended = work.before_generation is None  # completed: not a failed or canceled export's partial commit
+            if work.dropped and ended:
                 ErrorLog(client, work.operation_id).append([ErrorEntry(
                     "query", f"the store returned {work.dropped} rows that do not match their query "
                     "(a filter it ignored or matched loosely); they were left out")])
-            if output.metadata_formats:  # its files join the manifest as its last block
+            if output.metadata_formats and ended:  # its files join the manifest as its last block
                 table = MetadataTable(client, work.operation_id).commit(output.metadata_formats,
                                                                         output.metadata_attributes)
                 Manifest(client, work.operation_id).stage(LAST_BLOCK, [manifest.line(d.sha256, name)
                                                                        for name, d in table.items()])
-            Manifest(client, work.operation_id).commit()
+            digest = Manifest(client, work.operation_id).commit(work.before_generation)
     except ManifestTooLarge as error:
         raise CopyFailed(str(error)) from None
-    return Committed(f"{destination.container_url}/{manifest.blob_name(work.operation_id)}")
+    return Committed(f"{destination.container_url}/{manifest.blob_name(work.operation_id)}", digest.sha256,
+                     digest.size)
 
 
 def _deidentifier(data: dict | None) -> Deidentifier | None:

@@ -105,31 +105,40 @@ class Copied:
 @dataclass(frozen=True)
 class CommitWork:
     """Commit the manifest (and the metadata table, when `output` asks for one) the batches staged, and for a
-    query source log the rows the store's searches dropped."""
+    query source log the rows the store's searches dropped. After a failure or a cancel, only the manifest
+    blocks of the generations before `before_generation` (those the counts count), no metadata table and no
+    dropped rows' line (the completion writes them)."""
 
     operation_id: str
     destination: Json
     output: Json | None = None  # OutputSpec.to_json()
     dropped: int = 0
+    before_generation: int | None = None
 
     def to_json(self) -> Json:
         return {"operationId": self.operation_id, "destination": self.destination, "output": self.output,
-                **({"dropped": self.dropped} if self.dropped else {})}
+                **({"dropped": self.dropped} if self.dropped else {}),
+                **({"beforeGeneration": self.before_generation} if self.before_generation is not None else {})}
 
     @classmethod
     def from_json(cls, data: Json) -> CommitWork:
-        return cls(data["operationId"], data["destination"], data.get("output"), data.get("dropped", 0))
+        return cls(data["operationId"], data["destination"], data.get("output"), data.get("dropped", 0),
+                   data.get("beforeGeneration"))
 
 
 @dataclass(frozen=True)
 class Committed:
-    """A commit's result: where the manifest is (no credentials)."""
+    """A commit's result: where the manifest is (no credentials), and its digest and size, which the status
+    keeps outside the container so that `verify` can tell a rewritten manifest."""
 
     manifest_href: str
+    sha256: str | None  # None only in a result committed before the digest was recorded
+    size: int | None
 
     def to_json(self) -> Json:
-        return {"manifestHref": self.manifest_href}
+        digest = {"manifestSha256": self.sha256, "manifestSize": self.size} if self.sha256 is not None else {}
+        return {"manifestHref": self.manifest_href, **digest}
 
     @classmethod
     def from_json(cls, data: Json) -> Committed:
-        return cls(data["manifestHref"])
+        return cls(data["manifestHref"], data.get("manifestSha256"), data.get("manifestSize"))

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from cli.api import TERMINAL
 from cli.destination import Destination, container_url, parse_error_line
-from cli.main import main, read_identifiers, redact
-from cli.progress import elapsed_seconds, exit_code, operations_table, plural, progress_line
+from cli.main import main, read_identifiers, redact, where_from
+from cli.progress import elapsed_seconds, exit_code, operations_lines, plural, progress_line
 from shared.export import operation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +55,8 @@ def test_progress_line_shows_counts_rate_and_elapsed() -> None:
 def test_help_documents_every_command_and_the_exit_codes() -> None:
     result = run("--help")
     assert result.returncode == 0
-    for word in ("load", "export", "status", "wait", "cancel", "list", "errors", "verify", "exit codes",
+    for word in ("load", "export", "status", "wait", "cancel", "pause", "resume", "retry", "list", "errors", "verify",
+                 "exit codes",
                  "0  done", "1  done with skips", "2  ", "3  usage error", "DICOM_EXPORT_URL", "DICOM_EXPORT_KEY"):
         assert word in result.stdout
     assert "--connection-string" in run("export", "--help").stdout
@@ -63,6 +65,7 @@ def test_help_documents_every_command_and_the_exit_codes() -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["export", "--connection-string", "UseDevelopmentStorage=true", "--container", "x"], "nothing to export"),
+    (["list", "--top", "0"], "--top must be at least 1"),
     (["export", "--study", "1.2"], "one of the arguments --container-uri --connection-string is required"),
     (["export", "--series", "1.2", "--container-uri", "http://a/c"], "is not of the form STUDY/SERIES"),
     (["export", "--instance", "1/2", "--container-uri", "http://a/c"], "is not of the form STUDY/SERIES/SOP"),
@@ -103,10 +106,21 @@ def test_redact_hides_whole_secrets_and_their_credential_parts() -> None:
     assert "k3y" not in text and "abc" not in text and "***" in text
 
 
-def test_identifiers_file_ignores_comments_and_blank_lines(tmp_path: Path) -> None:
+def test_identifiers_file_ignores_comments_anywhere_and_blank_lines(tmp_path: Path) -> None:
     listing = tmp_path / "ids.txt"
-    listing.write_text("# studies to send\n1.2.3\n\n  12.3/4.5.678  \n#123/4\n123.456/7.8/9.1011.12\n")
-    assert read_identifiers(str(listing)) == ["1.2.3", "12.3/4.5.678", "123.456/7.8/9.1011.12"]
+    listing.write_text("# studies to send\n1.2.3\n\n  12.3/4.5.678  # a trailing comment\n#123/4\n"
+                       "123.456/7.8/9.1011.12#\n")
+    assert read_identifiers(str(listing)) == [("1.2.3", 2), ("12.3/4.5.678", 4), ("123.456/7.8/9.1011.12", 6)]
+    listing.write_text("1.2.3\n1.2/3/4/5\n")
+    with pytest.raises(argparse.ArgumentTypeError, match=f"{listing} line 2: '1.2/3/4/5' is not of the form"):
+        read_identifiers(str(listing))
+
+
+def test_the_services_values_index_is_shown_with_the_file_and_line() -> None:
+    message = "source.settings.values[1]: '1.2.abc' is not a valid UID"
+    assert where_from(message, {0: "ids.txt line 2", 1: "ids.txt line 5"}) == (
+        "source.settings.values[1] (ids.txt line 5): '1.2.abc' is not a valid UID")
+    assert where_from(message, {}) == message  # given with --study: no file to name
 
 
 def test_export_request_carries_the_destination_as_given() -> None:
@@ -131,9 +145,18 @@ def test_errors_log_lines_are_read_whatever_the_case_of_their_keys() -> None:
 def test_the_operations_list_fits_an_80_column_terminal() -> None:
     operation = {"operationId": "0123456789abcdef0123456789abcdef", "status": "notStarted",
                  "createdTime": "2026-11-28T19:12:48.483704Z", "results": {"exported": 123456, "skipped": 3}}
-    console = Console(width=80, record=True)
-    console.print(operations_table([operation]))
-    assert "0123456789abcdef0123456789abcdef notStarted 2026-11-28 19:12:48  123,456       3" in console.export_text()
+    header, line = operations_lines([operation])
+    assert line == "0123456789abcdef0123456789abcdef notStarted 2026-11-28 19:12:48  123,456       3"
+    assert len(header) <= 80 and len(line) <= 80
+
+
+def test_the_progress_line_says_what_is_being_retried_and_when() -> None:
+    operation = {"status": "running", "results": {"exported": 0, "skipped": 0},
+                 "retrying": {"reason": "reading the DICOM store failed: connection refused", "attempt": 2,
+                              "maxAttempts": 4, "nextAttemptTime": "2024-01-01T00:01:00Z"}}
+    line = progress_line(operation, 30.0, now=datetime(2024, 1, 1, 0, 0, 20, tzinfo=UTC))
+    assert line == ("running · 0 exported · 0 skipped · 0.0 files/s · 0:00:30 · retrying (attempt 2 of 4, next in "
+                    "0:00:40): reading the DICOM store failed: connection refused")
 
 
 def test_counts_read_as_english() -> None:

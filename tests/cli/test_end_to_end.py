@@ -6,8 +6,10 @@ DICOM_EXPORT_KEY (or --key) and never being printed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -105,12 +107,18 @@ def host(storage_connection_string: str, tmp_path_factory: pytest.TempPathFactor
 def cli(host: Host, *args: str, key: str | None = FUNCTION_KEY, stdin: str | None = None,
         command: tuple[str, ...] = (sys.executable, "-m", "cli")) -> subprocess.CompletedProcess:
     """Run the CLI as a user would, the service and key from the environment."""
-    env = {**os.environ, "DICOM_EXPORT_URL": host.base_url, "COLUMNS": "250"}
+    env = {**os.environ, "DICOM_EXPORT_URL": host.base_url, "COLUMNS": "80"}  # reports must not fold at 80
     env.pop("DICOM_EXPORT_KEY", None)
     if key:
         env["DICOM_EXPORT_KEY"] = key
     return subprocess.run([*command, *args], env=env, capture_output=True, text=True, input=stdin,
                           timeout=180, check=False)
+
+
+def grep(pattern: str, text: str) -> str:
+    """The lines of `text` holding `pattern`, as `grep -F` finds them through a pipe."""
+    found = subprocess.run(["grep", "-F", pattern], input=text, capture_output=True, text=True, check=False)
+    return found.stdout
 
 
 def as_json(result: subprocess.CompletedProcess):
@@ -166,8 +174,9 @@ def test_load_walks_folders_and_prints_a_summary_with_reasons(host: Host, tmp_pa
     assert "storing" in result.stderr and "2/2 files" in result.stderr
     out = result.stdout
     assert "1 stored, 1 failed, 2 skipped (1 not DICOM, 1 duplicates)" in out
-    assert f"nested/no-study.dcm   {NO_STUDY}" in out
-    assert "nested/deeper/IM000001   same study/series/SOP instance UIDs as copy-of-ct" in out
+    assert f"failed\tnested/no-study.dcm\t{NO_STUDY}" in out
+    assert "skipped\tnested/deeper/IM000001\tsame study/series/SOP instance UIDs as copy-of-ct" in grep(
+        "nested/deeper/IM000001", out)
     assert "notes.txt" in out and "not DICOM" in out
     # Only what is fine: exit 0.
     only_good = cli(host, "load", str(tmp_path / "copy-of-ct"))
@@ -224,7 +233,9 @@ def test_errors_prints_the_log_read_with_the_destination_credentials(
     # The container comes from the errorHref; the connection string gives access.
     table = cli(host, "errors", operation_id, "--connection-string", storage_connection_string)
     assert table.returncode == 0, table.stderr
-    assert "(1 line)" in table.stdout and UNKNOWN_STUDY in table.stdout
+    assert "(1 line)" in table.stdout
+    [line] = grep(UNKNOWN_STUDY, table.stdout).splitlines()
+    assert line.split("\t")[1] == UNKNOWN_STUDY and "no instance in the store matches" in line
     [entry] = as_json(cli(host, "errors", operation_id, "--json", "--connection-string", storage_connection_string))
     assert entry["identifier"] == UNKNOWN_STUDY and entry["error"] and entry["timestamp"]
     # Without credentials the private container refuses, and the CLI says so.
@@ -296,9 +307,13 @@ def test_cancel_stops_a_running_export_and_wait_exits_2(
     assert "canceled · " in waited.stderr and "status      canceled" in waited.stdout
     assert 0 < as_json(cli(host, "status", operation_id, "--json"))["results"]["exported"] < 600
     assert cli(host, "cancel", operation_id).returncode == 0  # canceling again changes nothing
-    unverifiable = cli(host, "verify", operation_id, *export_args(storage_connection_string, export_container))
-    assert unverifiable.returncode == 3 and f"operation {operation_id} (canceled) has no manifestHref" in (
-        unverifiable.stderr)
+    # A canceled export commits the manifest of the files its counts count; those of the batches the cancel
+    # stopped are there too, unlisted: extra, and nothing else wrong.
+    verified = cli(host, "verify", operation_id, *export_args(storage_connection_string, export_container))
+    exported = as_json(cli(host, "status", operation_id, "--json"))["results"]["exported"]
+    assert f"export canceled, {exported:,} files listed: {exported:,} intact, 0 missing, " in verified.stdout, (
+        verified.stdout + verified.stderr)
+    assert " 0 mismatched" in verified.stdout and "HTTP" not in verified.stderr
     too_late = cli(host, "cancel", finished_with_skip[0]["operationId"])
     assert too_late.returncode == 3 and "HTTP 409" in too_late.stderr and "already completed" in too_late.stderr
 
@@ -433,9 +448,92 @@ def test_verify_passes_an_intact_export_then_names_a_tampered_a_deleted_and_an_e
     problems = cli(host, "verify", operation_id, *destination)
     assert problems.returncode == 2, problems.stdout + problems.stderr
     assert "35 files listed: 33 intact, 1 missing, 1 extra, 1 mismatched" in problems.stdout
+    [line] = grep(tampered.split("/", 1)[1], problems.stdout).splitlines()  # whole, on one line, through a pipe
+    kind, path, detail = line.split("\t")
+    assert (kind, path) == ("mismatched", tampered.split("/", 1)[1]) and "SHA-256 is " in detail
+    assert re.search(r"SHA-256 is [0-9a-f]{64}, the manifest says [0-9a-f]{64}$", detail)
     report = as_json(cli(host, "verify", operation_id, "--json", *destination))
     relative = lambda name: name.split("/", 1)[1]
     assert {(p["kind"], p["path"]) for p in report["problems"]} == {
         ("missing", relative(deleted)), ("extra", relative(extra)), ("mismatched", relative(tampered))}
     assert (report["listed"], report["intact"]) == (35, 33)
     assert storage_connection_string not in problems.stdout + problems.stderr
+
+    # Rewriting a file and its manifest line is caught: the status recorded the manifest's digest.
+    name = tampered.split("/", 1)[1]
+    data = b"a forged file"
+    text = container.download_blob(f"{operation_id}/manifest-sha256.txt").readall().decode()
+    forged = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" if line.endswith(f"  {name}") else line + "\n"
+                     for line in text.splitlines())
+    container.upload_blob(tampered, data, overwrite=True)
+    container.upload_blob(f"{operation_id}/manifest-sha256.txt", forged.encode(), overwrite=True)
+    fooled = cli(host, "verify", operation_id, *destination)
+    assert fooled.returncode == 2, fooled.stdout + fooled.stderr
+    [line] = grep("manifest-sha256.txt", fooled.stdout).splitlines()
+    assert line.startswith("manifest\tmanifest-sha256.txt\t") and "the manifest was rewritten" in line
+
+
+def test_pause_shows_in_the_list_resume_and_wait_redirected_prints_progress_lines(
+        host: Host, big_study: str, storage_connection_string: str, export_container: str) -> None:
+    started = as_json(cli(host, "--json", "export", "--study", big_study,
+                          *export_args(storage_connection_string, export_container)))
+    operation_id = started["id"]
+    wait_for(lambda: as_json(cli(host, "status", operation_id, "--json"))["results"]["exported"] > 0,
+             timeout=60, message="the export's first files")
+    paused = cli(host, "pause", operation_id)
+    assert paused.returncode == 0 and f"pause requested for {operation_id}" in paused.stdout, paused.stderr
+    wait_for(lambda: as_json(cli(host, "status", operation_id, "--json"))["status"] == "paused", timeout=60,
+             message="paused")
+    assert grep(operation_id, cli(host, "list", "--status", "paused").stdout).split()[1] == "paused"
+    assert operation_id not in cli(host, "list", "--status", "running").stdout
+    assert cli(host, "resume", operation_id).returncode == 0
+    # Output redirected (as here: a pipe), --wait prints plain progress lines as it goes, not only the end.
+    waited = cli(host, "wait", operation_id, "--interval", "0.2")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    progress = [line for line in waited.stderr.splitlines() if " exported · " in line]
+    assert len(progress) >= 2 and progress[-1].startswith("completed · 600 exported"), waited.stderr
+    assert "status      completed" in waited.stdout
+    too_late = cli(host, "retry", operation_id)
+    assert too_late.returncode == 3 and "HTTP 409" in too_late.stderr and "completed" in too_late.stderr
+
+
+def test_list_pages_newest_first_with_top_and_the_continuation_it_prints(host: Host, finished_with_skip) -> None:
+    everything = [op["operationId"] for op in as_json(cli(host, "list", "--all", "--json"))]
+    assert len(everything) >= 2
+    first = cli(host, "list", "--top", "1")
+    assert first.returncode == 0, first.stderr
+    more = re.search(r"more: dicom-export list --top 1 --continuation (\S+)", first.stderr)
+    assert more and everything[0] in first.stdout
+    second = cli(host, "list", "--top", "1", "--continuation", more.group(1))
+    assert everything[1] in second.stdout and everything[0] not in second.stdout
+
+
+def test_from_file_comments_anywhere_and_errors_name_the_file_and_line(
+        host: Host, studies: list[str], storage_connection_string: str, export_container: str,
+        tmp_path: Path) -> None:
+    listing = tmp_path / "ids.txt"
+    listing.write_text(f"# studies\n{studies[0]}  # a trailing comment\n1.2.abc\n")
+    refused = cli(host, "export", "--from-file", str(listing), *export_args(storage_connection_string,
+                                                                              export_container))
+    assert refused.returncode == 3 and "HTTP 400" in refused.stderr
+    assert f"{listing} line 3" in refused.stderr and "values[0]" not in refused.stderr, refused.stderr
+    listing.write_text(f"{studies[0]} # fine\n{studies[1]} and more words\n")
+    malformed = cli(host, "export", "--from-file", str(listing), *export_args(storage_connection_string,
+                                                                                export_container))
+    assert malformed.returncode == 3 and f"{listing} line 2" in malformed.stderr
+
+
+def test_export_all_creates_the_container_and_exports_the_whole_store(
+        host: Host, loaded: dict, storage_connection_string: str) -> None:
+    container = f"created-{uuid.uuid4().hex[:8]}"
+    started = cli(host, "--json", "export", "--all", "--yes", "--create-container",
+                  *export_args(storage_connection_string, container))
+    assert started.returncode == 0, started.stderr
+    assert "destination container created" in started.stderr
+    operation_id = as_json(started)["id"]
+    wait_for(lambda: as_json(cli(host, "status", operation_id, "--json"))["results"]["exported"] > 0,
+             timeout=60, message="the whole store's first files")
+    cli(host, "cancel", operation_id)
+    both = cli(host, "export", "--all", "--study", "1.2", "--connection-string", storage_connection_string,
+               "--container", container)
+    assert both.returncode == 3 and "--all exports the whole store" in both.stderr

@@ -154,3 +154,20 @@ def test_an_activity_over_the_function_timeout_fails_with_the_hosts_message(host
     assert final["runtimeStatus"] == "Failed"
     assert "Timeout value of 00:00:06 was exceeded by function: Functions.pause" in final["output"]
     assert elapsed(final) < 9
+
+
+def test_suspended_during_an_activity_it_finishes_but_nothing_new_starts_until_resume(host: Host) -> None:
+    """What pausing an export relies on (DurableTask.Core: a suspended orchestration runs no orchestrator code, so
+    it schedules nothing; work already dispatched completes and its result waits for the resume)."""
+    links = start(host, "slow_then_quick", 1.5)
+    wait_for(lambda: any(e["EventType"] == "TaskScheduled" for e in history(links)), timeout=30)
+    assert requests.post(links["suspendPostUri"].replace("{text}", "pause"), timeout=30).status_code == 202
+    wait_until(links, {"Suspended"}, timeout=30)
+    deadline = time.monotonic() + 3  # twice the activity's length: it has ended meanwhile
+    while time.monotonic() < deadline:
+        assert status(links)["runtimeStatus"] == "Suspended"
+        assert [e.get("Name") for e in history(links) if e["EventType"] == "TaskScheduled"] == ["pause"]
+        time.sleep(0.2)
+    assert requests.post(links["resumePostUri"].replace("{text}", "go"), timeout=30).status_code == 202
+    final = wait_until(links, timeout=30)
+    assert (final["runtimeStatus"], final["output"]) == ("Completed", [1.5, 42])

@@ -75,14 +75,15 @@ class Execution:
                         h.task_completed(NOW, call.event_id, json.dumps(result))]
         return self.episode()
 
-    def fail(self, call: Call, reason: str) -> dict[str, Any]:
-        """The call's last attempt failed; DurableTask.Core's retry interceptor then fires a zero-length timer."""
+    def fail(self, call: Call, reason: str, retried: bool = True) -> dict[str, Any]:
+        """The call's last attempt failed; for a call with retry options (`retried`), DurableTask.Core's retry
+        interceptor then fires a zero-length timer."""
         self.finished.add(call.event_id)
-        timer = self._next_id()
-        self.events += [h.event(h.EventType.OrchestratorStarted, NOW),
-                        h.task_failed(NOW, call.event_id, reason, reason),
-                        h.event(h.EventType.TimerCreated, NOW, timer, FireAt=NOW),
-                        h.event(h.EventType.TimerFired, NOW, TimerId=timer, FireAt=NOW)]
+        self.events += [h.event(h.EventType.OrchestratorStarted, NOW), h.task_failed(NOW, call.event_id, reason, reason)]
+        if retried:
+            timer = self._next_id()
+            self.events += [h.event(h.EventType.TimerCreated, NOW, timer, FireAt=NOW),
+                            h.event(h.EventType.TimerFired, NOW, TimerId=timer, FireAt=NOW)]
         return self.episode()
 
     def _next_id(self) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from shared.export.manifest import Manifest, block_id, line
+import hashlib
+
+from shared.export.manifest import Digest, Manifest, block_id, line
 
 OPERATION = "00112233445566778899aabbccddeeff"
 
@@ -37,6 +39,25 @@ def test_a_retried_batch_replaces_its_block_and_a_repeated_commit_changes_nothin
 
     assert text(destination) == "".join(lines("a", 3) + lines("b", 2))
     assert len(text(destination).splitlines()) == 5
+
+
+def test_the_commit_returns_the_digest_and_size_of_what_it_committed(destination):
+    manifest = Manifest(destination.container_client(), OPERATION)
+    manifest.stage(block_id(1, 0), lines("a", 3))
+    committed = manifest.commit()
+    assert committed == Digest(hashlib.sha256(text(destination).encode()).hexdigest(), len(text(destination)))
+
+
+def test_a_failed_export_commits_only_the_generations_before_the_one_that_failed(destination):
+    """Its counts are those of the generations that completed; the manifest lists the same files."""
+    manifest = Manifest(destination.container_client(), OPERATION)
+    manifest.stage(block_id(1, 0), lines("a", 3))
+    manifest.stage(block_id(2, 0), lines("b", 2))  # the failed generation's finished batch
+    manifest.commit(before_generation=2)
+    assert text(destination) == "".join(lines("a", 3))
+    manifest.stage(block_id(2, 0), lines("b", 2))  # retried in place: the generation runs again
+    manifest.commit()
+    assert text(destination) == "".join(lines("a", 3) + lines("b", 2))
 
 
 def test_an_export_of_nothing_has_an_empty_manifest(destination):

@@ -8,12 +8,13 @@ import pytest
 
 from orchestrations.export import COMMIT, COPY, EXPAND
 from shared.export.checkpoint import Batching, Checkpoint
-from shared.export.work import Committed, Copied, CopyWork, Expanded, ExpandWork
+from shared.export.work import Committed, CommitWork, Copied, CopyWork, Expanded, ExpandWork
 
 from .orchestrating import Execution
 
 DESTINATION = {"accountUrl": "https://account.blob.core.windows.net", "container": "out", "account": "account",
                "useManagedIdentity": True, "secret": None}
+HREF = "https://account.blob.core.windows.net/out/op/manifest-sha256.txt"
 
 
 def checkpoint(*identifiers: str, batch_size: int = 2, batches: int = 2) -> Checkpoint:
@@ -83,25 +84,56 @@ def test_the_last_generation_commits_the_manifest_and_completes_with_its_href():
     (commit,) = run.running
     assert commit.name == COMMIT and run.continued_as is None
 
-    run.complete(commit, Committed("https://account.blob.core.windows.net/out/op/manifest-sha256.txt").to_json())
+    assert CommitWork.from_json(commit.input).before_generation is None  # completed: every block
+
+    run.complete(commit, Committed(HREF, "ab" * 32, 120).to_json())
     assert run.state["isDone"]
     assert run.state["output"] == {**checkpoint("1.2").status(), "exported": 2, "generation": 2,
-                                   "manifestHref": "https://account.blob.core.windows.net/out/op/manifest-sha256.txt"}
+                                   "manifestHref": HREF, "manifestSha256": "ab" * 32, "manifestSize": 120}
     assert run.state["customStatus"] == run.state["output"]
 
 
-def test_a_failed_batch_fails_the_export_while_its_siblings_still_run_with_the_reason_in_the_status():
-    run = Execution(checkpoint("1.2", "3.4", batch_size=1, batches=2))
+def test_a_failed_batch_ends_its_generation_at_once_and_continues_as_new_marked_failed():
+    """The failing generation does not commit: the next one does (see the orchestrator's module docstring)."""
+    start = checkpoint("1.2", "3.4", batch_size=1, batches=2)
+    run = Execution(start)
     run.complete(run.calls[0], expanded(instances("1.2", 1), instances("3.4", 1), consumed=2).to_json())
     failing, sibling = run.running
     reason = "destination: container 'out' does not exist"
-    with pytest.raises(Exception) as failed:
-        run.fail(failing, reason)
-    # the worker reports the failure with the state the extension reads after the message
-    message, _, data = str(failed.value).partition("$OutOfProcData$:")
+    run.fail(failing, reason)
+
+    following = run.continued_as
+    assert run.state["isDone"] and following is not None  # decided at once, while the sibling still runs
+    assert sibling in run.running and [c.name for c in run.calls] == [EXPAND, COPY, COPY]  # nothing committed here
+    assert following.failure == reason and run.state["customStatus"]["error"] == reason
+    # the checkpoint the failed generation started from: a retry runs that generation again
+    assert following == start.failed(reason)
+
+
+def test_the_generation_after_a_failure_commits_the_completed_generations_then_fails_with_the_digest():
+    failed = Checkpoint.from_json({**checkpoint("3.4").to_json(), "exported": 2, "generation": 3}).failed(
+        "reading the DICOM store failed: connection refused")
+    run = Execution(failed)
+    (commit,) = run.calls
+    assert commit.name == COMMIT and CommitWork.from_json(commit.input) == CommitWork("op", DESTINATION, before_generation=3)
+
+    with pytest.raises(Exception) as ended:
+        run.complete(commit, Committed(HREF, "cd" * 32, 80).to_json())
+    message, _, data = str(ended.value).partition("$OutOfProcData$:")
     state = json.loads(data)
-    assert message.strip() == reason and state["customStatus"]["error"] == reason
-    assert sibling in run.running and not state["isDone"]  # decided at once, while the sibling still runs
+    assert message.strip() == failed.failure
+    assert state["customStatus"] == {**failed.status(error=failed.failure), "manifestHref": HREF,
+                                     "manifestSha256": "cd" * 32, "manifestSize": 80}
+
+
+def test_a_failed_export_whose_commit_fails_too_still_fails_with_the_first_reason_and_no_manifest():
+    failed = checkpoint("3.4").failed("destination: container 'out' does not exist")
+    run = Execution(failed)
+    with pytest.raises(Exception) as ended:
+        run.fail(run.calls[0], "destination: container 'out' does not exist (again)", retried=False)
+    message, _, data = str(ended.value).partition("$OutOfProcData$:")
+    assert message.strip() == failed.failure
+    assert "manifestHref" not in json.loads(data)["customStatus"]
 
 
 def test_a_cancel_leaves_the_counts_of_the_last_finished_generation_in_the_status():

@@ -102,6 +102,8 @@ def test_generations_listed_ahead_copy_everything_once_and_count_unknowns_once(s
 
     assert done["manifestHref"] == f"{destination.container_url}/{OPERATION}/manifest-sha256.txt"
     manifest = client.download_blob(f"{OPERATION}/manifest-sha256.txt").readall().decode()
+    assert (done["manifestSha256"], done["manifestSize"]) == (hashlib.sha256(manifest.encode()).hexdigest(),
+                                                              len(manifest.encode()))  # the digest reaches the status
     # one line per file, in the order the generations exported them, as sha256sum writes it
     assert manifest == "".join(f"{hashlib.sha256(stored[name]).hexdigest()}  results/{name}\n"
                                for name in sorted(stored))

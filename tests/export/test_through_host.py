@@ -27,6 +27,7 @@ from testkit.exporting import (
     finished,
     host_fixtures,
     manifest,
+    manifest_digest,
     manifest_of,
     results,
     start,
@@ -59,7 +60,8 @@ def test_the_published_example_exports_exactly_its_files_byte_identical(hosts, s
     assert done["status"] == "completed"
     assert done["results"] == {"errorHref": f"{destination.url}/{operation['id']}/errors.log",
                                "exported": len(expected), "skipped": 0,
-                               "manifestHref": f"{destination.url}/{operation['id']}/manifest-sha256.txt"}
+                               "manifestHref": f"{destination.url}/{operation['id']}/manifest-sha256.txt",
+                               **manifest_digest(destination, operation["id"])}
     assert results(destination, operation["id"]) == expected
     assert {b.name for b in destination.list_blobs()} == ({f"{operation['id']}/results/{n}" for n in expected}
                                                           | {f"{operation['id']}/{n}" for n in OPERATION_FILES})
@@ -124,7 +126,7 @@ def test_progress_is_visible_while_running_and_created_time_survives_every_gener
     assert generation["createdTime"] > seen[0]["createdTime"][:19]  # the durable execution was renewed
 
 
-def test_cancel_stops_the_export_with_the_progress_reached(hosts, store, destination, storage_connection_string):
+def test_cancel_stops_the_export_with_the_progress_reached_and_its_manifest_and_retry_finishes_it(hosts, store, destination, storage_connection_string):
     host = hosts(Export__BatchSize="2", Export__MaxParallelBatches="1")
     study, _ = put_study(store, 150, series_count=3)
     operation = start(host, export_body([study], destination, storage_connection_string), route="v2/export")
@@ -140,6 +142,16 @@ def test_cancel_stops_the_export_with_the_progress_reached(hosts, store, destina
     again = requests.post(f"{host.base_url}/v2/operations/{operation['id']}/cancel", timeout=30)
     assert again.status_code == 202
     assert view(operation["href"])["results"] == done["results"]
+    # It committed the manifest of what its counts count (tests/export/test_operate.py has the other controls).
+    lines = manifest(destination, operation["id"])
+    assert len(lines) == done["results"]["exported"]
+    assert done["results"].items() >= manifest_digest(destination, operation["id"]).items()
+    assert {name for name, _ in lines} <= set(results(destination, operation["id"]))
+    # Retried in place, it finishes every file exactly once.
+    assert requests.post(f"{host.base_url}/v2/operations/{operation['id']}/retry", timeout=30).status_code == 202
+    retried = finished(operation["href"])
+    assert (retried["status"], retried["results"]["exported"]) == ("succeeded", 150)
+    assert sorted(manifest(destination, operation["id"])) == manifest_of(results(destination, operation["id"]))
 
 
 def test_deleting_the_destination_container_mid_export_fails_the_operation_with_the_reason(
@@ -169,7 +181,8 @@ def test_three_thousand_instances_take_many_generations_with_bounded_history(hos
 
     assert done["results"] == {"errorHref": f"{destination.url}/{operation['id']}/errors.log",
                                "exported": 3000, "skipped": 0,
-                               "manifestHref": f"{destination.url}/{operation['id']}/manifest-sha256.txt"}
+                               "manifestHref": f"{destination.url}/{operation['id']}/manifest-sha256.txt",
+                               **manifest_digest(destination, operation["id"])}
     final = durable(host, operation["id"], showHistory="true", showInput="false")
     assert final["output"]["generation"] == 3000 // 200 + 1  # 15 generations of 4 × 50, then done
     assert len(final["historyEvents"]) <= 2 + 1 + 4 * 2 + 1  # one generation: start, expand, 4 copies, end

@@ -23,7 +23,7 @@ def test_an_export_killed_three_times_completes_with_every_file_exactly_once(
     killed = killed_export(tmp_path, storage_connection_string, INSTANCES, 6, KILLS)
     operation, done, destination, stored = killed.operation, killed.done, killed.destination, killed.stored
 
-    assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", INSTANCES, 0)
+    assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", INSTANCES, 0), done
     assert results(destination, operation["id"]) == stored  # every file, byte for byte
     prefix = f"{operation['id']}/"
     assert {b.name for b in destination.list_blobs()} == (

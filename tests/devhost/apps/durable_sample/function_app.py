@@ -283,3 +283,11 @@ def long_retry(context: df.DurableOrchestrationContext):
 @app.orchestration_trigger(context_name="context")
 def one_pause(context: df.DurableOrchestrationContext):
     return (yield context.call_activity("pause", context.get_input()))
+
+
+@app.orchestration_trigger(context_name="context")
+def slow_then_quick(context: df.DurableOrchestrationContext):
+    """A slow activity, then a quick one: suspended during the first, the second must wait for the resume."""
+    slept = yield context.call_activity("pause", context.get_input())
+    doubled = yield context.call_activity("double", 21)
+    return [slept, doubled]
