@@ -14,6 +14,11 @@ on the same association, in the transfer syntax it stores (see `associations`); 
 as it arrives to a temporary file with File Meta built from the presentation context, and the
 export streams that file. Only that file holds the instance: memory stays bounded.
 
+A query (`search_page`) walks the same way: at each level down to the query's, one C-FIND with the query's
+keys of that level (the study's or series' UID with them), each answer checked with `Query.selects` (an
+ignored or loose key never widens the export); a study or series that matches is then listed whole, checked
+against its counts as above. Its cursor is the last instance taken, as the listing's is.
+
 The listing keeps each instance's SOP Class UID in its `etag` slot: the C-GET must propose that
 class, and this spares a look-up per instance.
 """
@@ -28,14 +33,18 @@ from typing import IO
 from pydicom.dataset import Dataset
 from pynetdicom.status import code_to_category
 
+from shared.query import Query, attributes_from_dataset
+from shared.query.query import LEVEL_OF, LEVELS, vr_of
 from shared.stores.dimse.associations import FIND, GET, Associations, Dropped, Lease
 from shared.stores.dimse.settings import DimseSettings
-from shared.stores.interface import InstanceChangedOrGone, Store, StoredInstance, StoreError
+from shared.stores.interface import InstanceChangedOrGone, SearchPage, Store, StoredInstance, StoreError
 from shared.uids import Identifier, is_uid
 
 CHUNK = 4 * 1024 * 1024  # bytes read from the received file at a time
 PENDING = (0xFF00, 0xFF01)
 CANCELED = 0xFE00
+Row = dict[str, list[str]]  # a C-FIND answer's attributes (with its parents'), as Query.selects reads them
+Walked = tuple[tuple[str, ...], tuple[StoredInstance, Row] | None]  # a UID path and what it gives (None: dropped)
 CAPPED = ("it caps its C-FIND results (Orthanc: LimitFindInstances, LimitFindResults), and the export will not "
           "copy part of it")
 
@@ -61,6 +70,33 @@ class DimseStore(Store):
             return found, None
         found = found[:page_size]
         return found, found[-1].blob_name[: -len(".dcm")]
+
+    def search_page(self, query: Query, cursor: str | None, page_size: int,
+                    include: tuple[str, ...] = ()) -> SearchPage:
+        """C-FIND at each level down to the query's, with its keys of that level, then down to the instances
+        (`_Walk.matches`); the cursor is the last instance taken, as the listing's is. Dropped rows are counted
+        in the page that passes them: those before the cursor here, those after it in the next page."""
+        after = tuple(cursor.split("/")) if cursor else None
+
+        def page(lease: Lease) -> tuple[list[tuple[StoredInstance, Row]], list[tuple[str, ...]]]:
+            taken: list[tuple[StoredInstance, Row]] = []
+            drops: list[tuple[str, ...]] = []
+            for path, found in _Walk(lease, self.config).matches(query, include, after):
+                if found is None:
+                    drops.append(path)
+                    continue
+                taken.append(found)
+                if len(taken) > page_size:
+                    break
+            return taken, drops
+
+        taken, drops = self._run(None, page)
+        if len(taken) <= page_size:
+            return SearchPage(list(taken), None, len(drops))
+        taken = taken[:page_size]
+        last = taken[-1][0]
+        end = (last.study, last.series, last.instance)
+        return SearchPage(list(taken), "/".join(end), sum(1 for path in drops if path < end))
 
     def open(self, instance: StoredInstance) -> _Received:
         keys = {"QueryRetrieveLevel": "IMAGE", "StudyInstanceUID": instance.study,
@@ -134,6 +170,48 @@ class _Walk:
                     if not after or (found.study, found.series, found.instance) > after:
                         yield found
 
+    def matches(self, query: Query, include: tuple[str, ...], after: tuple[str, ...] | None) -> Iterator[Walked]:
+        """What `query` selects, walked as `instances` walks (study → series → image, UID order), each C-FIND
+        with the query's keys of its level and `include`'s to return; each instance with its rows' attributes.
+
+        Every row down to the query's level is checked with the query's keys of the levels so far
+        (`Query.selects`); a row left out is yielded as its UID path alone. Below the query's level a study or
+        series is taken whole, its answers checked against its counts as the listing checks them. Rows up to
+        `after` (a cursor's UID path) are passed over."""
+        depth = LEVELS.index(query.level)
+        keys = [_keys(query, include, level) for level in LEVELS]
+        checks = [Query({k: v for k, v in query.matches.items() if LEVELS.index(LEVEL_OF[k]) <= n}) for n in range(3)]
+
+        def later(path: tuple[str, ...]) -> bool:
+            return not after or path > after[: len(path)]
+
+        studies = self._find("STUDY", {"StudyInstanceUID": "", **keys[0]})
+        for study, study_row in sorted({r.StudyInstanceUID: r for r in studies
+                                        if is_uid(r.get("StudyInstanceUID"))}.items()):
+            if after and study < after[0]:
+                continue
+            study_attributes = _attributes(study_row)
+            if not checks[0].selects(study_attributes):
+                if later((study,)):
+                    yield (study,), None
+                continue
+            for series_row in self._series_rows(study, keys[1], whole=depth == 0):
+                series = series_row.SeriesInstanceUID
+                if after and (study, series) < after[:2]:
+                    continue
+                series_attributes = {**study_attributes, **_attributes(series_row)}
+                if depth >= 1 and not checks[1].selects(series_attributes):
+                    if later((study, series)):
+                        yield (study, series), None
+                    continue
+                count = _count(series_row, "NumberOfSeriesRelatedInstances") if depth <= 1 else None
+                for image, image_row in self._image_rows(study, series, count, keys[2]):
+                    path = (study, series, image.instance)
+                    if not later(path):
+                        continue
+                    attributes = {**series_attributes, **_attributes(image_row)}
+                    yield path, ((image, attributes) if depth < 2 or query.selects(attributes) else None)
+
     def exists(self, instance: StoredInstance) -> bool:
         return bool(self._find("IMAGE", {"StudyInstanceUID": instance.study, "SeriesInstanceUID": instance.series,
                                          "SOPInstanceUID": instance.instance}))
@@ -141,24 +219,39 @@ class _Walk:
     def _series(self, study: str, only: str | None = None) -> list[tuple[str, int | None]]:
         """The study's series (or just `only`) with the instance count the PACS reports for each, in UID order;
         the whole study's list is checked against the study's own count."""
-        rows = self._find("SERIES", {"StudyInstanceUID": study, "SeriesInstanceUID": only or "",
-                                     "NumberOfSeriesRelatedInstances": ""})
-        found = sorted({(r.SeriesInstanceUID, _count(r, "NumberOfSeriesRelatedInstances"))
-                        for r in rows if is_uid(r.get("SeriesInstanceUID"))})
-        if only is None and found and all(count is not None for _, count in found):
+        rows = self._series_rows(study, {"SeriesInstanceUID": only} if only else {}, whole=only is None)
+        return [(row.SeriesInstanceUID, _count(row, "NumberOfSeriesRelatedInstances")) for row in rows]
+
+    def _series_rows(self, study: str, keys: Mapping[str, object], whole: bool) -> list[Dataset]:
+        """The study's series rows matching `keys` (more keys to return: empty values), one per UID in UID order;
+        `whole` (no filter among `keys`): the counts are checked against the study's own count."""
+        rows = self._find("SERIES", {"StudyInstanceUID": study, "SeriesInstanceUID": "",
+                                     "NumberOfSeriesRelatedInstances": "", **keys})
+        found = sorted({r.SeriesInstanceUID: r for r in rows if is_uid(r.get("SeriesInstanceUID"))}.items())
+        counts = [_count(row, "NumberOfSeriesRelatedInstances") for _, row in found]
+        if whole and found and all(count is not None for count in counts):
             studies = self._find("STUDY", {"StudyInstanceUID": study, "NumberOfStudyRelatedInstances": ""})
             expected = _count(studies[0], "NumberOfStudyRelatedInstances") if studies else None
-            listed = sum(count or 0 for _, count in found)
+            listed = sum(count or 0 for count in counts)
             if expected is not None and listed < expected:
                 raise self._capped(f"the series of study {study}", listed, expected)
-        return found
+        return [row for _, row in found]
 
     def _images(self, study: str, series: str, expected: int | None, sop: str = "") -> list[StoredInstance]:
-        rows = self._find("IMAGE", {"StudyInstanceUID": study, "SeriesInstanceUID": series, "SOPInstanceUID": sop,
-                                    "SOPClassUID": ""})
-        found = sorted({(r.get("StudyInstanceUID") or study, r.get("SeriesInstanceUID") or series,
-                         r.get("SOPInstanceUID"), r.get("SOPClassUID")) for r in rows})
-        images = [StoredInstance(st, se, i, None, c or None) for st, se, i, c in found if all(map(is_uid, (st, se, i)))]
+        return [image for image, _ in self._image_rows(study, series, expected, {"SOPInstanceUID": sop})]
+
+    def _image_rows(self, study: str, series: str, expected: int | None,
+                    keys: Mapping[str, object]) -> list[tuple[StoredInstance, Dataset]]:
+        """The series' instances matching `keys`, with their rows, in UID order; checked against `expected`, the
+        series' count (None: nothing to check, as when `keys` filter)."""
+        rows = self._find("IMAGE", {"StudyInstanceUID": study, "SeriesInstanceUID": series, "SOPInstanceUID": "",
+                                    "SOPClassUID": "", **keys})
+        found: dict[tuple[str, str, str], tuple[StoredInstance, Dataset]] = {}
+        for r in rows:
+            st, se, i = r.get("StudyInstanceUID") or study, r.get("SeriesInstanceUID") or series, r.get("SOPInstanceUID")
+            if all(map(is_uid, (st, se, i))):
+                found[(st, se, i)] = (StoredInstance(st, se, i, None, r.get("SOPClassUID") or None), r)
+        images = [found[path] for path in sorted(found)]
         if expected is not None and len(images) < expected:
             raise self._capped(f"series {study}/{series}", len(images), expected)
         return images
@@ -166,7 +259,7 @@ class _Walk:
     def _uids(self, level: str, keys: dict[str, str], key: str) -> set[str]:
         return {r.get(key) for r in self._find(level, {**keys, key: ""}) if is_uid(r.get(key))}
 
-    def _find(self, level: str, keys: dict[str, str]) -> list[Dataset]:
+    def _find(self, level: str, keys: Mapping[str, object]) -> list[Dataset]:
         """The C-FIND answers at `level` matching `keys`; StoreError if the PACS fails or refuses it."""
         what = f"C-FIND at {level} level"
         try:
@@ -207,11 +300,26 @@ class _Received:
                 yield block
 
 
-def _dataset(keys: Mapping[str, str]) -> Dataset:
+def _dataset(keys: Mapping[str, object]) -> Dataset:
     found = Dataset()
     for keyword, value in keys.items():
         setattr(found, keyword, value)
     return found
+
+
+def _keys(query: Query, include: tuple[str, ...], level: str) -> dict[str, object]:
+    """The C-FIND keys of `level` for `query`: its matches there (a UID list as several values, QIDO-RS's
+    `a,b` being C-FIND's `a\\b`; ranges and wildcards are the same in both), and `include`'s keys to return."""
+    keys: dict[str, object] = {k: "" for k in include if LEVEL_OF.get(k) == level}
+    for keyword, value in query.matches.items():
+        if LEVEL_OF[keyword] == level:
+            keys[keyword] = [uid.strip() for uid in value.split(",")] if vr_of(keyword) == "UI" else value
+    return keys
+
+
+def _attributes(row: Dataset) -> Row:
+    """The row's attributes that have a value (an empty return key never hides a parent's value)."""
+    return {keyword: values for keyword, values in attributes_from_dataset(row).items() if values}
 
 
 def _count(row: Dataset, keyword: str) -> int | None:
