@@ -1,5 +1,5 @@
 """Queries against a PACS over DIMSE (Orthanc's DICOM port): the shared corpus (tests/query/corpus.py) selects
-what the standard says page by page, several queries take each instance once, a capped PACS fails the search
+what the standard says page by page, a key the PACS ignores never widens it, several queries take each instance once, a capped PACS fails the search
 loudly, and an export by query runs through the host with DicomStore__Type=dimse.
 
 This module runs its own Orthanc holding only the corpus's archive: C-FIND cannot page, so unlike the
@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from shared.query import parse_query
+from shared.stores.dimse import store as dimse_store
 from shared.stores.factory import open_store
 from shared.stores.interface import StoreError
 from testkit.exporting import export_host, finished, new_container, start
@@ -69,6 +70,19 @@ def test_the_cursor_resumes_where_the_page_stopped(store, archive):
     assert rest.cursor is None
     names = [i.blob_name for i, _ in first.instances + rest.instances]
     assert names == sorted(corpus.selected({"S1", "S2", "S3"}, uids, files))  # UID order, none twice
+
+
+@pytest.mark.parametrize("page_size", [1, 10])
+def test_a_pacs_that_ignores_a_key_never_widens_the_selection(store, archive, monkeypatch, page_size):
+    """A PACS that ignores PatientID (asked it as a universal match: returned, not matched) answers every study;
+    each row is checked, and counted once across pages."""
+    files, uids = archive
+    sent = dimse_store._keys
+    monkeypatch.setattr(dimse_store, "_keys", lambda query, include, level: {
+        k: "" if k == "PatientID" else v for k, v in sent(query, include, level).items()})
+    names, dropped = searched(store, parse_query({"PatientID": "P-0042", "Modality": "MR"}), page_size=page_size)
+    assert sorted(names) == sorted(corpus.selected({"S3a"}, uids, files))
+    assert dropped == 3  # S1, S2 and S4's study rows came back and were left out
 
 
 @pytest.mark.parametrize(("queries", "counts"), corpus.UNIONS)
