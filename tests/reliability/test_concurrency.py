@@ -20,6 +20,7 @@ from testkit.exporting import (
     export_body,
     finished,
     instance_ids,
+    manifest_digest,
     new_container,
     results,
     start,
@@ -114,7 +115,8 @@ def test_a_repeated_idempotency_key_returns_the_same_operation_and_starts_nothin
     assert instance_ids(host) == before
     assert view(first["href"])["results"] == {"errorHref": f"{destination.url}/{first['id']}/errors.log",
                                               "exported": len(stored), "skipped": 1,
-                                              "manifestHref": f"{destination.url}/{first['id']}/manifest-sha256.txt"}
+                                              "manifestHref": f"{destination.url}/{first['id']}/manifest-sha256.txt",
+                                              **manifest_digest(destination, first["id"])}
     assert [line["identifier"] for line in error_log(destination, first["id"])] == [lost]  # not re-created
     assert {b.name.split("/")[0] for b in destination.list_blobs()} == {first["id"]}
 
