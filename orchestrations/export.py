@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
+from orchestrations import lanes
 from shared.export import events
 from shared.export.checkpoint import Batching, Checkpoint
 from shared.export.operation import ORCHESTRATOR, failure_reason
@@ -49,8 +50,12 @@ def retry_options(batching: Batching) -> RetryOptions:
 @bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
 def export_orchestrator(context: df.DurableOrchestrationContext):
     checkpoint = Checkpoint.from_json(context.get_input())
+    if checkpoint.lanes > 1 and checkpoint.lane is None:  # Export__Lanes: the parent of its lanes (orchestrations/lanes.py)
+        return (yield from lanes.run(context, checkpoint, COMMIT, retry_options(checkpoint.batching)))
     context.set_custom_status(checkpoint.status(error=checkpoint.failure))
     if checkpoint.failure:  # the generation before failed: commit what the completed ones wrote, then fail
+        if checkpoint.lane is not None:  # a lane: its parent commits every lane's, and fails the export
+            return checkpoint.status(error=checkpoint.failure)
         try:
             committed = Committed.from_json(
                 (yield context.call_activity(COMMIT, checkpoint.commit_input(failed=True).to_json())))
@@ -77,6 +82,8 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
         if not checkpoint.done:
             context.continue_as_new(checkpoint.to_json())
             return None
+        if checkpoint.lane is not None:  # a lane: its parent commits the manifest once every lane has ended
+            return checkpoint.status()
         committed = Committed.from_json(
             (yield context.call_activity_with_retry(COMMIT, retry, checkpoint.commit_input().to_json())))
     except Exception as error:  # noqa: BLE001 - an activity failed after its retries: the export fails

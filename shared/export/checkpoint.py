@@ -53,6 +53,8 @@ class Checkpoint:
     search: dict[str, Any] | None = None  # a query source: {"queries": [...], "counts": [[selected, dropped], ...]}
     output: dict[str, Any] | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
     failure: str | None = None  # why the generation that started from here failed: the export ends with it
+    lanes: int = 1  # Export__Lanes at start: above 1, this export runs as that many lanes (shared/export/lanes.py)
+    lane: int | None = None  # a lane's checkpoint: its number; it ends returning its status, its parent commits
 
     @property
     def done(self) -> bool:
@@ -135,6 +137,7 @@ class Checkpoint:
             "prefetched": self.prefetched.to_json() if self.prefetched is not None else None,
             "deidentification": self.deidentification, "search": self.search, "output": self.output,
             "failure": self.failure,
+            **({"lanes": self.lanes} if self.lanes != 1 else {}), **({"lane": self.lane} if self.lane is not None else {}),
         }
 
     @classmethod
@@ -147,5 +150,5 @@ class Checkpoint:
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
             prefetched=Expanded.from_json(data["prefetched"]) if data.get("prefetched") else None,
             deidentification=data.get("deidentification"), search=data.get("search"), output=data.get("output"),
-            failure=data.get("failure"),
+            failure=data.get("failure"), lanes=data.get("lanes", 1), lane=data.get("lane"),
         )

@@ -4,6 +4,7 @@
   also proves the container exists and the credential may write) and build the first checkpoint.
 - `expand_step`: list the next identifiers (or the whole store, or the next queries) into batches; log
   identifiers that match nothing.
+- `split_step`: for an export of the whole store run as lanes, the study UIDs its lanes start at (shared/export/lanes.py).
 - `copy_step`: copy one batch (de-identified when the export asked for it, shared/deid/; then transcoded
   or rendered when it asked for an output, shared/outputs/), and stage its lines as its block of the
   manifest, and its metadata rows as its block of the metadata table.
@@ -48,7 +49,7 @@ from shared.stores.factory import open_store
 from shared.stores.interface import Store, StoreError
 from shared.uids import parse_identifier
 
-from . import errors_log, events, manifest
+from . import errors_log, events, lanes, manifest
 
 
 def _fail_fast() -> LinearRetry:
@@ -84,6 +85,7 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         search={"queries": [q.to_json() for q in request.queries], "counts": [[0, 0] for _ in request.queries]}
         if request.queries else None,
         output=None if request.output.plain else request.output.to_json(),
+        lanes=policy.lanes,
     )
 
 
@@ -103,6 +105,14 @@ def expand_step(work: ExpandWork, store: Store | None = None) -> Expanded:
         with destination_faults(destination):
             ErrorLog(client, work.operation_id).append(entries)
     return expansion.expanded()
+
+
+def split_step(count: int, store: Store | None = None) -> list[str]:
+    """The split activity of an export of the whole store run as `count` lanes: the study bounds of its lanes."""
+    try:
+        return lanes.study_bounds(lanes.count_studies(store or _store()), count)
+    except (AzureError, StoreError) as error:  # as an expand's: the activity fails, is retried
+        raise CopyFailed(store_problem(error)) from None
 
 
 def copy_step(work: CopyWork, store: Store | None = None) -> Copied:
@@ -142,7 +152,7 @@ def commit_step(work: CommitWork) -> Committed:
     output = OutputSpec.from_json(work.output)
     try:
         with destination_faults(destination):
-            ended = work.before_generation is None  # completed: not a failed or canceled export's partial commit
+            ended = not work.partial  # completed: not a failed or canceled export's partial commit
             if work.dropped and ended:
                 ErrorLog(client, work.operation_id).append([ErrorEntry(
                     "query", f"the store returned {work.dropped} rows that do not match their query "
@@ -152,7 +162,7 @@ def commit_step(work: CommitWork) -> Committed:
                                                                         output.metadata_attributes)
                 Manifest(client, work.operation_id).stage(LAST_BLOCK, [manifest.line(d.sha256, name)
                                                                        for name, d in table.items()])
-            digest = Manifest(client, work.operation_id).commit(work.before_generation)
+            digest = Manifest(client, work.operation_id).commit(work.before_generation, work.lane_ends)
     except ManifestTooLarge as error:
         raise CopyFailed(str(error)) from None
     return Committed(f"{destination.container_url}/{manifest.blob_name(work.operation_id)}", digest.sha256,
@@ -171,6 +181,8 @@ def _item(text: str, queries: list[Query]) -> Item:
     """What one checkpoint identifier stands for: the whole store, query n, or a study/series/instance."""
     if text == WHOLE_STORE:
         return None
+    if text.startswith(WHOLE_STORE):  # a lane's part of the whole store
+        return lanes.parse_range(text)
     if text.startswith(QUERY):
         n = int(text[len(QUERY):])
         return Searched(n, queries[n], tuple(queries[:n]))
