@@ -58,7 +58,7 @@ def lane_spans(host: Host, operation_id: str) -> list[dict]:
 
 
 def _seconds(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(stamp).timestamp()
 
 
 def main() -> None:
@@ -85,13 +85,14 @@ def main() -> None:
             order = list(hosts.items())
             for tag, host in order[run % len(order):] + order[:run % len(order)]:
                 name = f"exp-{uuid.uuid4().hex[:12]}"
+                target = bench.container(name)
                 done = run_export(host, seeded.studies, bench.connection_string, name)
                 if done.view["results"]["exported"] != len(seeded.files):
                     raise SystemExit(f"{tag}: exported {done.view['results']} of {len(seeded.files)} files")
                 figures[f"{tag} s"] = done.seconds
                 if host is laned:
                     spans.append(lane_spans(host, done.operation_id))
-                bench.container(name).delete_container()
+                target.delete_container()
             load.append(os.getloadavg()[0])
             return figures
 
@@ -108,9 +109,11 @@ def main() -> None:
     body += table(["lane", "created", "first copy", "last copy", "completed"],
                   [[s["lane"], *(f"{s[k] - origin:.2f}" for k in ("created", "first copy", "last copy", "completed"))]
                    for s in last])
-    overlapping = [max(s["first copy"] for s in run) < min(s["last copy"] for s in run) for run in spans]
-    body += (f"\n\nEvery lane's first copy started before any lane's last copy ended in {sum(overlapping)} of "
-             f"{len(spans)} runs (warm-up included).")
+    at_once = [max(s["created"] for s in run) < min(s["completed"] for s in run) for run in spans]
+    copying = [max(s["first copy"] for s in run) < min(s["last copy"] for s in run) for run in spans]
+    body += (f"\n\nEvery lane was created before any lane completed (the lanes' orchestrations ran at once) in "
+             f"{sum(at_once)} of {len(spans)} runs (warm-up included); every lane's first copy started before any "
+             f"lane's last copy ended in {sum(copying)} of {len(spans)}.")
     report(f"Lanes: Export__Lanes=1 against {args.before}, and {args.lanes} lanes at once", body, notes=(
         f"{files} files of {args.kib} KiB in {args.studies} studies, one Azurite, BatchSize 100, MaxParallelBatches 10, "
         f"MaxParallelThreads 5; medians of {args.runs} runs after a warm-up, the order of the three exports rotating. "

@@ -40,7 +40,7 @@ from azure.durable_functions.models.RpcManagementOptions import RpcManagementOpt
 from shared.errors import CopyFailed
 from shared.export.checkpoint import Checkpoint
 from shared.export.destination import DestinationRefused
-from shared.export.lanes import canceled_work, lane_id
+from shared.export.lanes import canceled_work, lane_id, retried
 from shared.export.operation import (
     ORCHESTRATOR,
     STATUSES,
@@ -249,8 +249,11 @@ async def retry_operation(req: func.HttpRequest, client: df.DurableOrchestration
     if view["status"] not in ("failed", "canceled"):
         return error(409, f"operation {operation_id} is {view['status']}; only a failed or canceled export "
                           "can be retried")
-    checkpoint = Checkpoint.from_json(durable_json(found["input"]))
-    await client.start_new(ORCHESTRATOR, operation_id, replace(checkpoint, failure=None).to_json())
+    checkpoint = replace(Checkpoint.from_json(durable_json(found["input"])), failure=None)
+    if lane_count(found) > 1:  # each lane resumes from its own checkpoint
+        checkpoint = retried(checkpoint, [durable_json(lane["input"]) if lane else None
+                                          for lane in await _lanes(client, found)])
+    await client.start_new(ORCHESTRATOR, operation_id, checkpoint.to_json())
     return accepted(req, version, operation_id)
 
 

@@ -34,7 +34,7 @@ def run(context: df.DurableOrchestrationContext, checkpoint: Checkpoint, commit:
     context.set_custom_status(base)
     bounds: list[str] = []
     try:
-        if checkpoint.identifiers == (WHOLE_STORE,):
+        if checkpoint.identifiers == (WHOLE_STORE,) and not checkpoint.lane_inputs:  # a retry keeps the first cut
             bounds = yield context.call_activity_with_retry(SPLIT, retry, {"lanes": checkpoint.lanes})
         firsts = export_lanes.lane_checkpoints(checkpoint, bounds)
         base = {**base, "lanes": len(firsts)}

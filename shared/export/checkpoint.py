@@ -55,6 +55,7 @@ class Checkpoint:
     failure: str | None = None  # why the generation that started from here failed: the export ends with it
     lanes: int = 1  # Export__Lanes at start: above 1, this export runs as that many lanes (shared/export/lanes.py)
     lane: int | None = None  # a lane's checkpoint: its number; it ends returning its status, its parent commits
+    lane_inputs: tuple[dict[str, Any], ...] = ()  # a retried parent: where each of its lanes resumes
 
     @property
     def done(self) -> bool:
@@ -138,6 +139,7 @@ class Checkpoint:
             "deidentification": self.deidentification, "search": self.search, "output": self.output,
             "failure": self.failure,
             **({"lanes": self.lanes} if self.lanes != 1 else {}), **({"lane": self.lane} if self.lane is not None else {}),
+            **({"laneInputs": list(self.lane_inputs)} if self.lane_inputs else {}),
         }
 
     @classmethod
@@ -151,4 +153,5 @@ class Checkpoint:
             prefetched=Expanded.from_json(data["prefetched"]) if data.get("prefetched") else None,
             deidentification=data.get("deidentification"), search=data.get("search"), output=data.get("output"),
             failure=data.get("failure"), lanes=data.get("lanes", 1), lane=data.get("lane"),
+            lane_inputs=tuple(data.get("laneInputs") or ()),
         )

@@ -91,13 +91,26 @@ def study_bounds(counts: Mapping[str, int], lanes: int) -> list[str]:
 
 
 def lane_checkpoints(parent: Checkpoint, bounds: Sequence[str] = ()) -> list[Checkpoint]:
-    """The first checkpoint of each lane of `parent` (bounds: a whole store's, from `study_bounds`)."""
+    """The first checkpoint of each lane of `parent` (bounds: a whole store's, from `study_bounds`), or of a retried
+    parent, where each lane stopped."""
+    if parent.lane_inputs:
+        return [Checkpoint.from_json(data) for data in parent.lane_inputs]
     if parent.identifiers == (WHOLE_STORE,):
         pieces: list[tuple[str, ...]] = [(range_text(studies),) for studies in ranges(bounds)]
     else:
         pieces = parts(parent.identifiers, parent.lanes)
     return [replace(parent, identifiers=piece, lane=n, generation=first_generation(n), cursor=None, prefetched=None)
             for n, piece in enumerate(pieces)]
+
+
+def retried(parent: Checkpoint, lanes: Sequence[Mapping[str, Any] | None]) -> Checkpoint:
+    """The parent to start again when a failed or canceled export run as lanes is retried, given its lanes' current
+    checkpoints (None: not started). Each lane resumes from its own, its failure cleared and its look-ahead dropped
+    (listed again): a lane that had completed runs its last generation again, which changes no count or block.
+    Without every lane, the lanes start afresh (the parent had not started them)."""
+    inputs = tuple(replace(Checkpoint.from_json(dict(lane)), failure=None, prefetched=None).to_json()
+                   for lane in lanes if lane)
+    return replace(parent, failure=None, lane_inputs=inputs if lanes and len(inputs) == len(lanes) else ())
 
 
 def summed(base: Mapping[str, Any], lanes: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
