@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from shared.errors import Misconfigured
@@ -93,3 +95,13 @@ def test_export_lanes_out_of_range_is_refused_naming_the_setting(value: str):
     with pytest.raises(Misconfigured, match="Export__Lanes must be from 1 to 100"):
         ExportSettings.from_settings({"Export__Lanes": value})
     assert ExportSettings.from_settings({}).lanes == 1
+
+
+def test_a_retry_resumes_each_lane_from_its_own_checkpoint_and_without_every_lane_starts_afresh():
+    first, second = lanes.lane_checkpoints(replace(PARENT, lanes=2))
+    stopped = replace(second, identifiers=("1.7",), generation=second.generation + 3, exported=40, failure="down")
+    again = lanes.retried(PARENT, [first.to_json(), stopped.to_json()])
+    resumed = lanes.lane_checkpoints(again)
+    assert resumed == [first, replace(stopped, failure=None)]
+    assert lanes.retried(PARENT, [first.to_json(), None]).lane_inputs == ()  # the lanes had not all started
+    assert lanes.lane_checkpoints(lanes.retried(PARENT, [None, None])) == lanes.lane_checkpoints(PARENT)
