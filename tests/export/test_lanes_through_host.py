@@ -17,9 +17,11 @@ from testkit.exporting import (
     durable,
     error_log,
     export_body,
+    export_host,
     finished,
     host_fixtures,
     manifest,
+    manifest_digest,
     manifest_of,
     results,
     start,
@@ -27,6 +29,7 @@ from testkit.exporting import (
 )
 from testkit.host import wait_for
 from testkit.seed import open_store, put_study, uid
+from tests.export.test_operate import forwarded, source  # noqa: F401 - the store behind a forwarder a test stops
 from tests.export.test_query_through_host import archive  # noqa: F401 - the query corpus, stowed through the host
 from tests.query import corpus
 
@@ -131,3 +134,29 @@ def test_pause_and_cancel_reach_every_lane_and_the_manifest_lists_what_the_count
     retried = finished(operation["href"])
     assert (retried["status"], retried["results"]["exported"]) == ("succeeded", 120)
     assert sorted(manifest(destination, operation["id"])) == manifest_of(results(destination, operation["id"]))
+
+
+def test_lanes_that_fail_fail_the_export_after_committing_what_they_counted_and_a_retry_finishes_it(
+        hosts, store, destination, storage_connection_string, source, tmp_path):  # noqa: F811
+    studies = [put_study(store, 40, series_count=2)[0] for _ in range(3)]
+    host = export_host(tmp_path / "hub", storage_connection_string, hosts.store_container,
+                       DicomStore__ConnectionString=forwarded(storage_connection_string, source),
+                       Export__BatchSize="2", Export__MaxParallelBatches="1", **LANES).start()
+    try:
+        operation = start(host, export_body(studies, destination, storage_connection_string))
+        wait_for(lambda: view(operation["href"])["results"]["exported"] > 0, timeout=60, interval=0.02,
+                 message="the first files")
+        source.stop()
+        failed = finished(operation["href"])
+        assert failed["status"] == "failed" and "reading the DICOM store failed" in failed["errors"][0]
+        lines = manifest(destination, operation["id"])
+        assert len(lines) == failed["results"]["exported"] == len({name for name, _ in lines}) > 0
+        assert failed["results"].items() >= manifest_digest(destination, operation["id"]).items()
+        source.start()
+
+        assert requests.post(f"{operation['href']}/retry".replace("/v1/", "/v2/"), timeout=30).status_code == 202
+        done = finished(operation["href"])
+        assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", 120, 0)
+        assert sorted(manifest(destination, operation["id"])) == manifest_of(results(destination, operation["id"]))
+    finally:
+        host.stop()
