@@ -158,8 +158,8 @@ async def _commit_when_suspended(client: df.DurableOrchestrationClient, operatio
         lanes = await _suspend_lanes(client, found)
         if lanes is None:
             return None
-        work = canceled_work(checkpoint, [(lane["runtimeStatus"], durable_json(lane["input"])) if lane else None
-                                          for lane in lanes])
+        work = canceled_work(checkpoint, [(lane["runtimeStatus"], durable_json(lane["input"]),
+                                           durable_json(lane["customStatus"])) if lane else None for lane in lanes])
     try:
         return await asyncio.to_thread(commit_step, work)
     except (CopyFailed, DestinationRefused) as refused:

@@ -145,16 +145,17 @@ def commit_work(parent: Checkpoint, lanes: Sequence[Mapping[str, Any]]) -> Commi
                                          for n, lane in enumerate(lanes)))
 
 
-def canceled_work(parent: Checkpoint, lanes: Sequence[tuple[str, Mapping[str, Any]] | None]) -> CommitWork:
+def canceled_work(parent: Checkpoint, lanes: Sequence[tuple[str, Mapping[str, Any], Any] | None]) -> CommitWork:
     """The commit of a canceled export run as lanes, each lane suspended or ended: (its runtime status, its current
-    checkpoint) or None if it never started. A completed lane's blocks are all kept; a running one's those of its
-    generations before the current one (the counts its status shows)."""
+    checkpoint, the custom status it last published) or None if it never started. A completed lane's blocks are
+    all kept; another's those of the generations its status counts (a lane may count past its checkpoint's)."""
     ends = []
     for number, lane in enumerate(lanes):
         if lane is None:
             ends.append(first_generation(number))
-        elif lane[0] == "Completed":
-            ends.append(first_generation(number + 1))
-        else:
-            ends.append(int(lane[1].get("generation") or first_generation(number)))
+            continue
+        runtime, checkpoint, published = lane
+        counted = [checkpoint.get("generation"), published.get("generation") if isinstance(published, dict) else None]
+        ends.append(first_generation(number + 1) if runtime == "Completed"
+                    else max([int(g) for g in counted if isinstance(g, int)] or [first_generation(number)]))
     return CommitWork(parent.operation_id, parent.destination, parent.output, 0, lane_ends=tuple(ends))

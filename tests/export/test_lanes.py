@@ -86,8 +86,10 @@ def test_after_a_lane_failed_the_commit_keeps_each_lanes_completed_generations_a
     work = lanes.commit_work(PARENT, ended)
     assert work.partial and work.lane_ends == (first_generation(1), first_generation(1) + 2, first_generation(3))
     assert not lanes.commit_work(PARENT, [{"generation": 4}]).partial
-    canceled = lanes.canceled_work(PARENT, [("Completed", {}), ("Suspended", {"generation": 10_000_003}), None])
-    assert canceled.lane_ends == (first_generation(1), 10_000_003, first_generation(2))
+    canceled = lanes.canceled_work(PARENT, [("Completed", {}, None), ("Suspended", {"generation": 10_000_003}, None),
+                                            ("Suspended", {"generation": 20_000_002}, {"generation": 20_000_004}),
+                                            None])
+    assert canceled.lane_ends == (first_generation(1), 10_000_003, 20_000_004, first_generation(3))
 
 
 @pytest.mark.parametrize("value", ["0", "101", "-2"])
