@@ -6,8 +6,10 @@ One Azurite and one store seeded with `--files` instances of `--kib` KiB in `--s
 each exporting every study per run, in an order that rotates with the run:
 - `lanes=1`: this worktree's app with the default Export__Lanes (1);
 - `before`: the app and devhost at `--before` (an archive of that commit), the same settings;
-- `lanes=N`: this worktree's app with Export__Lanes=`--lanes`.
-Each export is timed from the POST to its end as the host recorded it (bench/measure.py). For the lanes' run, the
+- `lanes=N`: this worktree's app with Export__Lanes=`--lanes` and Export__MaxParallelBatches 10 ÷ N per lane
+  (rounded down), so that it keeps no more batches in flight than the others, in lanes that copy side by side.
+Each export is timed from the POST to its end as the host recorded it (bench/measure.py), and the host's CPU
+seconds during it are read (less sensitive than wall time to the load of a shared machine). For the lanes' run, the
 parent's history says when each lane was created (`ScheduledTime`) and when it completed (`Timestamp`), and the host
 log when each lane's first copy started and its last one ended: the lanes ran at once when every lane started
 before any lane ended. Prints, and appends to bench/RESULTS.md, the medians and the median per-run ratios.
@@ -21,9 +23,10 @@ import re
 import uuid
 from datetime import datetime
 
+import psutil
 import requests
 
-from bench.measure import KIB, median, repeat, run_export
+from bench.measure import KIB, cpu_seconds, median, repeat, run_export
 from bench.report import add_results_argument, report, table
 from shared.export.operation import durable_json
 from testkit.host import Host
@@ -74,7 +77,8 @@ def main() -> None:
     load = [os.getloadavg()[0]]
     with stack(SETTINGS, before=args.before) as bench:
         assert bench.host is not None and bench.host_before is not None
-        laned = bench.add_host({"Export__Lanes": str(args.lanes)}, name="hub-lanes")
+        laned = bench.add_host({"Export__Lanes": str(args.lanes),
+                                "Export__MaxParallelBatches": str(max(1, 10 // args.lanes))}, name="hub-lanes")
         print(f"seeding {args.files} instances of {args.kib} KiB in {args.studies} studies ...", flush=True)
         seeded = seed(bench.store(), args.studies, args.files // args.studies, args.kib * KIB)
         hosts = {"lanes=1": bench.host, "before": bench.host_before, f"lanes={args.lanes}": laned}
@@ -86,7 +90,10 @@ def main() -> None:
             for tag, host in order[run % len(order):] + order[:run % len(order)]:
                 name = f"exp-{uuid.uuid4().hex[:12]}"
                 target = bench.container(name)
+                process = psutil.Process(host.process.pid)
+                cpu = cpu_seconds(process)
                 done = run_export(host, seeded.studies, bench.connection_string, name)
+                figures[f"{tag} cpu"] = cpu_seconds(process) - cpu
                 if done.view["results"]["exported"] != len(seeded.files):
                     raise SystemExit(f"{tag}: exported {done.view['results']} of {len(seeded.files)} files")
                 figures[f"{tag} s"] = done.seconds
@@ -99,9 +106,14 @@ def main() -> None:
         measure(0)  # warm-up: imports, connection pools, the store's first listings
         runs = repeat(args.runs, measure)
     files = len(seeded.files)
-    rows = [[tag, f"{median([r[f'{tag} s'] for r in runs]):.2f}", f"{files / median([r[f'{tag} s'] for r in runs]):.0f}",
-             f"{median([r[f'{tag} s'] / r['before s'] for r in runs]):.3f}"] for tag in hosts]
-    body = table(["export", "seconds (median)", "files/s", "÷ before (median of per-run ratios)"], rows)
+    def med(tag: str, key: str) -> float:
+        return median([r[f"{tag} {key}"] for r in runs])
+
+    rows = [[tag, f"{med(tag, 's'):.2f}", f"{files / med(tag, 's'):.0f}",
+             f"{median([r[f'{tag} s'] / r['before s'] for r in runs]):.3f}", f"{med(tag, 'cpu'):.2f}",
+             f"{median([r[f'{tag} cpu'] / r['before cpu'] for r in runs]):.3f}"] for tag in hosts]
+    body = table(["export", "seconds", "files/s", "seconds ÷ before", "host CPU s", "CPU ÷ before"], rows)
+    body += "\n\n(Medians; the ratios are medians of the per-run ratios: above 1 costs more than `before`.)"
     last = spans[-1]
     origin = min(s["created"] for s in last)
     body += (f"\n\nThe lanes of the last lanes={args.lanes} run, seconds from the first lane's creation (parent's history:"
@@ -115,7 +127,8 @@ def main() -> None:
              f"{sum(at_once)} of {len(spans)} runs (warm-up included); every lane's first copy started before any "
              f"lane's last copy ended in {sum(copying)} of {len(spans)}.")
     report(f"Lanes: Export__Lanes=1 against {args.before}, and {args.lanes} lanes at once", body, notes=(
-        f"{files} files of {args.kib} KiB in {args.studies} studies, one Azurite, BatchSize 100, MaxParallelBatches 10, "
+        f"{files} files of {args.kib} KiB in {args.studies} studies, one Azurite, BatchSize 100, MaxParallelBatches 10 "
+        f"({max(1, 10 // args.lanes)} per lane with lanes), "
         f"MaxParallelThreads 5; medians of {args.runs} runs after a warm-up, the order of the three exports rotating. "
         f"`before` is `{args.before}` (app and devhost archived from git). Load average (1 min) during the runs: "
         f"{min(load):.1f} to {max(load):.1f} on {os.cpu_count()} cores, shared with other engineers' work."),
