@@ -47,7 +47,14 @@ PATIENT_ID, PATIENT_NAME = 0x00100020, 0x00100010
 
 
 class NotDeidentified(Exception):
-    """This instance cannot be de-identified safely and is skipped; the message quotes nothing from the file."""
+    """This instance cannot be de-identified safely and is skipped; the message quotes nothing from the file.
+
+    `patient_id`: the file's Patient ID when it was read that far, for the linkage table only.
+    """
+
+    def __init__(self, message: str, patient_id: str = ""):
+        super().__init__(message)
+        self.patient_id = patient_id
 
 
 class KeyChanged(RuntimeError):
