@@ -7,7 +7,7 @@ addresses into ordinary descriptors the ways people write them. Prints and appen
 bench/RESULTS.md: per kind of identifier, the share caught (nothing of it left in the output: cleaned,
 or the whole value removed); how many values were removed whole; and on ordinary descriptors with no
 identifier, the share changed at all and the share removed whole (the false removals), for pydicom's
-own description values and for generated ones.
+own description values, generated ones, and descriptors named after people (Baker cyst, Smith fracture).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 
 from bench.report import add_results_argument, report, table
 from shared.deid.descriptors import clean
-from testkit.free_text import KINDS, corpus, ordinary, pydicom_descriptors, score
+from testkit.free_text import EPONYMOUS, KINDS, corpus, ordinary, pydicom_descriptors, score
 
 
 def _changes(texts: list[str]) -> tuple[int, int]:
@@ -44,7 +44,8 @@ def main() -> None:
     caught_listed = sum(scored.caught[k] for k in listed) / sum(scored.total[k] for k in listed)
     rng = random.Random(args.seed)
     ordinary_sets = [("pydicom's test files' descriptions", pydicom_descriptors()),
-                     ("generated ordinary descriptors", [ordinary(rng) for _ in range(args.samples)])]
+                     ("generated ordinary descriptors", [ordinary(rng) for _ in range(args.samples)]),
+                     ("descriptors named after people (eponyms)", list(EPONYMOUS))]
     false_rows = []
     for label, texts in ordinary_sets:
         changed, removed = _changes(texts)

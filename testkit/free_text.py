@@ -43,6 +43,19 @@ _CONNECTIONS = ("{d} for {i}", "{i} {d}", "{d} - {i}", "{d} ({i})", "{d}, pt {i}
 _SYLLABLES = ("ka", "lo", "vi", "ren", "dal", "mur", "zi", "qua", "tor", "bex", "yul", "fen", "gri", "om", "sav")
 _NOT_IDENTIFYING = {"dr", "mrs", "mrn", "acc", "id", "nhs", "da", "de", "la", "le", "van", "von", "der", "den", "del",
                     "di", "du", "dos", "das", "do", "ten", "ter"}
+# Descriptors named after people (eponyms): diseases, fractures, views. Some eponyms are among the commonest
+# surnames (Smith, Jones, Bennett, Barton, Harris) and are cleaned: that is counted here, not hidden.
+EPONYMOUS = (
+    "MR BRAIN ALZHEIMER PROTOCOL", "CT HODGKIN STAGING", "PARKINSON DAT SCAN", "MR CROHN ENTEROGRAPHY",
+    "US WILMS TUMOR FOLLOW UP", "MR KNEE BAKER CYST", "XR WRIST COLLES FRACTURE", "MR SHOULDER BANKART LESION",
+    "MR FOOT MORTON NEUROMA", "MR ARNOLD CHIARI", "NM BONE PAGET DISEASE", "US THYROID HASHIMOTO",
+    "NM THYROID GRAVES DISEASE", "MR EWING SARCOMA FOLLOW UP", "XR SINUSES WATERS VIEW", "XR SKULL TOWNE VIEW",
+    "XR KNEE MERCHANT VIEW", "XR KNEE ROSENBERG VIEW", "XR PELVIS JUDET VIEWS", "MR DIXON FAT WATER",
+    "XR WRIST SMITH FRACTURE", "XR FOOT JONES FRACTURE", "XR THUMB BENNETT FRACTURE", "XR WRIST BARTON FRACTURE",
+    "XR HEEL HARRIS VIEW", "XR SHOULDER HILL-SACHS", "XR KNEE SEGOND FRACTURE", "XR ANKLE MAISONNEUVE",
+    "XR HIP LEGG-CALVE-PERTHES", "MR WRIST KIENBOCK", "CT ABDOMEN MECKEL SCAN", "MR TRENDELENBURG",
+    "Achilles Tendon US", "Swimmers view C-spine", "Brown-Sequard MR C-spine", "Raynaud hand thermography",
+)
 DESCRIPTION_KEYWORDS = ("StudyDescription", "SeriesDescription", "ProtocolName", "ImageComments",
                         "PerformedProcedureStepDescription", "RequestedProcedureDescription", "DerivationDescription")
 

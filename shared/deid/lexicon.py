@@ -6,8 +6,9 @@ they are read once per process from its person providers (no network, no data fi
 Parts of a compound surname ("de la Cruz") count when they have 4 letters or more.
 
 Vocabulary: the words of DICOM's own terms as pydicom ships them (the code meanings of its concept
-dictionary: anatomy, procedures, findings, each word seen in lower case somewhere, so that eponyms
-such as Meyer or Robert stay names; and the attribute keywords split into words), plus the
+dictionary: anatomy, procedures, findings, each word seen in lower case somewhere, so that names in
+them such as Meyer or Robert stay names, except eponyms before 's or a noun such as disease, sign or
+view: Baker's cyst, Ewing sarcoma; and the attribute keywords split into words), plus the
 imaging terms of `imaging_terms.txt` (sequence names, abbreviations, stop words). A listed name that is
 also a vocabulary word (CHEST, BRAIN, WHITE, MARK) is a name only in context (descriptors.py).
 
@@ -26,6 +27,10 @@ from pathlib import Path
 IMAGING_TERMS = Path(__file__).with_name("imaging_terms.txt")
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
 _LETTERS = re.compile(r"[^\W\d_]+")
+# A capitalised word that names a disease, sign or procedure: "Baker's cyst", "Ewing sarcoma"
+_EPONYM = re.compile(r"\b([A-Z][a-z]+)(?:['’]s?\b| (?:disease|syndrome|fracture|tumou?r|sign|lesion|cyst|neuroma|"
+                     r"sarcoma|lymphoma|carcinoma|malformation|anomaly|palsy|classification|procedure|operation|"
+                     r"test|score|grade|stage|view|projection|position)\b)")
 
 
 def fold(word: str) -> str:
@@ -60,8 +65,9 @@ def vocabulary() -> frozenset[str]:
     words: set[str] = set()
     for scheme in concepts.values():
         for by_code in scheme.values():
-            for meaning, _ in by_code.values():  # type: ignore[attr-defined]  # in lower case somewhere: a word, not an eponym (Meyer's loop)
-                words.update(fold(w) for w in _LETTERS.findall(meaning) if w.islower())
+            for meaning, _ in by_code.values():  # type: ignore[attr-defined]
+                words.update(fold(w) for w in _LETTERS.findall(meaning) if w.islower())  # a word, not a name
+                words.update(fold(w) for w in _EPONYM.findall(meaning))  # Baker's cyst, Ewing sarcoma
     for entry in DicomDictionary.values():
         words.update(fold(w) for w in _CAMEL.findall(entry[4]))
     for line in IMAGING_TERMS.read_text(encoding="utf-8").splitlines():
