@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,7 +21,7 @@ from shared.export.request import parse_export_request
 from shared.export.settings import ExportSettings
 from testkit.corpus import UID_ROOT, identifying_instance
 
-from .conftest import POLICY, _delete, _tag
+from .conftest import POLICY, _tag, created_container
 
 OPERATION = "0123456789abcdef0123456789abcdef"
 SAS = "sv=2024-01-01&sp=racwl&sig=linkage-secret-signature"
@@ -37,12 +38,9 @@ def blob(settings: dict) -> dict:
 
 
 @pytest.fixture
-def linkage(storage_connection_string: str) -> Destination:
-    found = parse_destination(POLICY, connection_string=storage_connection_string, container_name=f"link-{_tag()}")
-    client = found.container_client()
-    client.create_container()
-    yield found
-    _delete(client)
+def linkage(storage_connection_string: str) -> Iterator[Destination]:
+    """The controller's container: another one of the same account."""
+    yield from created_container(storage_connection_string, "link")
 
 
 def test_a_linkage_in_the_destinations_own_container_is_refused():
