@@ -13,7 +13,8 @@ not, so the text is also searched for what identifiers look like, and each is re
 
 The confidence rule: a value is removed whole (`clean` returns None) when a word that is neither a
 known name nor a word we know (DICOM vocabulary, imaging terms) stands next to something cleaned,
-or after a title, an initial or "patient"/"pt"/"name": such a word may be the rest of a name or ID we only
+or after a title, an initial or "patient"/"pt"/"name", or two of them written as a name in capitalised
+text ("CT LIVER Xolvani Vebalo"): such a word may be the rest of a name or ID we only
 partly recognised ("for Jane Xqzt"). Words without a vowel (FDG, CT) count as abbreviations.
 
 Example:
@@ -195,4 +196,15 @@ def _doubtful(tokens: list[_Token], cleaned: set[int]) -> bool:
         cue = token.key in _CUES - _TITLES or _title(tokens, i) or _initial(tokens, i)
         if cue and any(j not in marks and _unknown(tokens[j]) for j in _neighbours(tokens, i, (1,))):
             return True
-    return False
+    return _capitalised_pair(tokens, marks)
+
+
+def _capitalised_pair(tokens: list[_Token], marks: set[int]) -> bool:
+    """Two unknown words written as a name ("Xolvani Vebalo") in a text whose other words are in capitals."""
+    if not any(t.is_word and len(t.text) >= 3 and t.text.isupper() for t in tokens):
+        return False
+
+    def name_like(i: int) -> bool:
+        return i not in marks and _unknown(tokens[i]) and tokens[i].text.istitle()
+
+    return any(name_like(i) and any(name_like(j) for j in _neighbours(tokens, i, (1,))) for i in range(len(tokens)))

@@ -58,7 +58,8 @@ def test_ordinary_descriptors_are_left_alone(text):
     assert clean(text) == text
 
 
-@pytest.mark.parametrize("text", ["for Jane Xolvani", "patient Xolvani Vebalo", "Dr. Xolvani", "Xolvani Vebalo MRN12345"])
+@pytest.mark.parametrize("text", ["for Jane Xolvani", "patient Xolvani Vebalo", "Dr. Xolvani", "Xolvani Vebalo MRN12345",
+                                  "CT LIVER (Xolvani Vebalo)"])
 def test_a_value_not_cleaned_with_confidence_is_removed(text):
     """A word we cannot place next to something cleaned, or after a title or "patient", may be the rest of a name."""
     assert clean(text) is None
