@@ -138,7 +138,7 @@ def commit_work(parent: Checkpoint, lanes: Sequence[Mapping[str, Any]]) -> Commi
     """The parent's commit once every lane has returned its status: all they staged, or after a lane failed, each
     lane's completed generations (those its counts count) and no metadata table (as any failed export)."""
     dropped = sum(q["dropped"] for lane in lanes for q in lane.get("queries") or [])
-    work = CommitWork(parent.operation_id, parent.destination, parent.output, dropped)
+    work = replace(parent.commit_input(), dropped=dropped)  # the destination, outputs and linkage table too
     if not any(lane.get("error") for lane in lanes):
         return work
     return replace(work, lane_ends=tuple(int(lane["generation"]) if lane.get("error") else first_generation(n + 1)
@@ -158,4 +158,4 @@ def canceled_work(parent: Checkpoint, lanes: Sequence[tuple[str, Mapping[str, An
         counted = [checkpoint.get("generation"), published.get("generation") if isinstance(published, dict) else None]
         ends.append(first_generation(number + 1) if runtime == "Completed"
                     else max([int(g) for g in counted if isinstance(g, int)] or [first_generation(number)]))
-    return CommitWork(parent.operation_id, parent.destination, parent.output, 0, lane_ends=tuple(ends))
+    return replace(parent.commit_input(), dropped=0, lane_ends=tuple(ends))

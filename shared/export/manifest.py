@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
+from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
 
 NAME = "manifest-sha256.txt"
 MAX_BLOCKS = 50_000  # the most blocks a block blob may commit
@@ -83,25 +83,33 @@ class Manifest:
         `lane_ends`, those of lane n's generations before `lane_ends[n]`), and read the result back to hash it.
         A commit run again after it succeeded changes nothing.
         """
-        try:
-            committed, uncommitted = self.blob.get_block_list("all")
-        except ResourceNotFoundError:  # nothing staged: no file was exported
-            committed, uncommitted = [], []
-        blocks = sorted({block.id for block in [*committed, *uncommitted]})
-        if before_generation is not None:
-            blocks = [b for b in blocks if _generation(b) < before_generation]
-        if lane_ends:
-            last = len(lane_ends) - 1
-            blocks = [b for b in blocks if _generation(b) < lane_ends[min(_generation(b) // LANE_GENERATIONS, last)]]
-        if len(blocks) > MAX_BLOCKS:
-            raise ManifestTooLarge(f"the manifest has {len(blocks):,} batches and Azure commits at most "
-                                   f"{MAX_BLOCKS:,} blocks to one blob: export with a larger Export__BatchSize")
-        etag = str(self.blob.commit_block_list([BlobBlock(block) for block in blocks], content_settings=_TEXT)["etag"])
+        etag = commit_blocks(self.blob, before_generation, _TEXT, lane_ends)
         digest, size = hashlib.sha256(), 0
         for chunk in self.blob.download_blob(etag=etag, match_condition=MatchConditions.IfNotModified).chunks():
             digest.update(chunk)
             size += len(chunk)
         return Digest(digest.hexdigest(), size)
+
+
+def commit_blocks(blob: BlobClient, before_generation: int | None, content_settings: ContentSettings,
+                  lane_ends: Sequence[int] = ()) -> str:
+    """Commit `blob`'s staged and committed blocks in id order (only those of generations before
+    `before_generation` when given, and of lane n's generations before `lane_ends[n]`); the new ETag. Also for
+    the linkage table (shared/export/linkage.py)."""
+    try:
+        committed, uncommitted = blob.get_block_list("all")
+    except ResourceNotFoundError:  # nothing staged: no file was exported
+        committed, uncommitted = [], []
+    blocks = sorted({block.id for block in [*committed, *uncommitted]})
+    if before_generation is not None:
+        blocks = [b for b in blocks if _generation(b) < before_generation]
+    if lane_ends:
+        last = len(lane_ends) - 1
+        blocks = [b for b in blocks if _generation(b) < lane_ends[min(_generation(b) // LANE_GENERATIONS, last)]]
+    if len(blocks) > MAX_BLOCKS:
+        raise ManifestTooLarge(f"the manifest has {len(blocks):,} batches and Azure commits at most "
+                               f"{MAX_BLOCKS:,} blocks to one blob: export with a larger Export__BatchSize")
+    return str(blob.commit_block_list([BlobBlock(block) for block in blocks], content_settings=content_settings)["etag"])
 
 
 def _generation(block: str) -> int:

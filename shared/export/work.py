@@ -114,6 +114,7 @@ class CommitWork:
     output: Json | None = None  # OutputSpec.to_json()
     dropped: int = 0
     before_generation: int | None = None
+    linkage: Json | None = None  # the linkage table's container, protected like the destination
     lane_ends: tuple[int, ...] = ()  # an export run as lanes that failed or was canceled: each lane's bound
 
     @property
@@ -125,12 +126,13 @@ class CommitWork:
         return {"operationId": self.operation_id, "destination": self.destination, "output": self.output,
                 **({"dropped": self.dropped} if self.dropped else {}),
                 **({"beforeGeneration": self.before_generation} if self.before_generation is not None else {}),
+                **({"linkage": self.linkage} if self.linkage is not None else {}),
                 **({"laneEnds": list(self.lane_ends)} if self.lane_ends else {})}
 
     @classmethod
     def from_json(cls, data: Json) -> CommitWork:
         return cls(data["operationId"], data["destination"], data.get("output"), data.get("dropped", 0),
-                   data.get("beforeGeneration"), tuple(data.get("laneEnds") or ()))
+                   data.get("beforeGeneration"), data.get("linkage"), tuple(data.get("laneEnds") or ()))
 
 
 @dataclass(frozen=True)
