@@ -94,7 +94,8 @@ async def find_export(req: func.HttpRequest, client: df.DurableOrchestrationClie
     if not found or not is_export(found):
         return error(404, f"operation {operation_id} does not exist")
     if found.get("runtimeStatus") not in ("Completed", "Failed") and lane_count(found) > 1:
-        return with_lanes(found, await _lanes(client, found))
+        lanes = await _lanes(client, found, history)
+        return {**with_lanes(found, lanes), "lanes": lanes}
     return found
 
 
@@ -113,7 +114,8 @@ async def get_operation(req: func.HttpRequest, client: df.DurableOrchestrationCl
     if view["status"] == "running":
         checkpoint = durable_json(found.get("input"))
         attempts = (checkpoint.get("batching") or {}).get("retry_attempts") if isinstance(checkpoint, dict) else None
-        retry = retrying(found.get("history"), attempts)
+        histories = [found.get("history"), *(lane.get("history") for lane in found.get("lanes") or [] if lane)]
+        retry = next((r for history in histories if (r := retrying(history, attempts))), None)  # its own, or a lane's
         if retry:
             view["retrying"] = retry
     if is_terminal(view):
@@ -167,13 +169,16 @@ async def _commit_when_suspended(client: df.DurableOrchestrationClient, operatio
         return None
 
 
-async def _lanes(client: df.DurableOrchestrationClient, found: dict[str, Any]) -> list[dict[str, Any] | None]:
-    """The durable statuses of an export's lanes, in order (None: not started); [] for an export without lanes."""
+async def _lanes(client: df.DurableOrchestrationClient, found: dict[str, Any], history: bool = False
+                 ) -> list[dict[str, Any] | None]:
+    """The durable statuses of an export's lanes, in order (None: not started), each with its current generation's
+    history if asked; [] for an export without lanes."""
     count = lane_count(found) if isinstance(found, dict) else 1
     if count == 1:
         return []
     ids = [lane_id(found["instanceId"], n) for n in range(count)]
-    return [durable_status(s) for s in await asyncio.gather(*(client.get_status(i, show_input=True) for i in ids))]
+    return [durable_status(s) for s in await asyncio.gather(*(client.get_status(i, show_history=history,
+                                                                                 show_input=True) for i in ids))]
 
 
 async def _each_lane(client: df.DurableOrchestrationClient, found: dict[str, Any] | func.HttpResponse, action: str,

@@ -141,12 +141,16 @@ def test_lanes_that_fail_fail_the_export_after_committing_what_they_counted_and_
     studies = [put_study(store, 40, series_count=2)[0] for _ in range(3)]
     host = export_host(tmp_path / "hub", storage_connection_string, hosts.store_container,
                        DicomStore__ConnectionString=forwarded(storage_connection_string, source),
-                       Export__BatchSize="2", Export__MaxParallelBatches="1", **LANES).start()
+                       Export__BatchSize="2", Export__MaxParallelBatches="1", Export__RetryOptions__MaxNumberOfAttempts="3",
+                       Export__RetryOptions__FirstRetryIntervalSeconds="2", **LANES).start()
     try:
         operation = start(host, export_body(studies, destination, storage_connection_string))
         wait_for(lambda: view(operation["href"])["results"]["exported"] > 0, timeout=60, interval=0.02,
                  message="the first files")
         source.stop()
+        seen = wait_for(lambda: (v := view(operation["href"])).get("retrying") and v, timeout=60,
+                        message="a lane's retry shown in the operation's status")
+        assert seen["status"] == "running" and "reading the DICOM store failed" in seen["retrying"]["reason"]
         failed = finished(operation["href"])
         assert failed["status"] == "failed" and "reading the DICOM store failed" in failed["errors"][0]
         lines = manifest(destination, operation["id"])
