@@ -53,6 +53,7 @@ class Checkpoint:
     search: dict[str, Any] | None = None  # a query source: {"queries": [...], "counts": [[selected, dropped], ...]}
     output: dict[str, Any] | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
     failure: str | None = None  # why the generation that started from here failed: the export ends with it
+    partition: str | None = None  # the data partition of a DICOMweb store that has them (shared/stores/dicomweb/partitions.py)
 
     @property
     def done(self) -> bool:
@@ -69,6 +70,8 @@ class Checkpoint:
             status["error"] = error
         if committed:
             status.update(committed.to_json())
+        if self.partition:
+            status["partition"] = self.partition
         if self.search:
             status["queries"] = [{"query": query, "selected": selected, "dropped": dropped} for query, (selected, dropped)
                                  in zip(self.search["queries"], self.search["counts"])]
@@ -80,12 +83,12 @@ class Checkpoint:
         return ExpandWork(self.operation_id, self.destination, self.identifiers[:reach], self.cursor,
                           self.batching.batch_size, self.batching.max_parallel_batches,
                           self.batching.max_parallel_threads, self.deidentification,
-                          tuple(self.search["queries"]) if self.search else ())
+                          tuple(self.search["queries"]) if self.search else (), self.partition)
 
     def copy_input(self, batch: tuple[list, ...], number: int) -> CopyWork:
         """What the copy activity needs for batch `number` of this generation (its place names its manifest block)."""
         return CopyWork(self.operation_id, self.destination, tuple(batch), self.batching.max_parallel_threads,
-                        self.generation, number, self.deidentification, self.output)
+                        self.generation, number, self.deidentification, self.output, self.partition)
 
     def commit_input(self, failed: bool = False) -> CommitWork:
         """What the commit activity needs at the end; after a failure or a cancel, only the generations that
@@ -134,7 +137,7 @@ class Checkpoint:
             "requestDigest": self.request_digest,
             "prefetched": self.prefetched.to_json() if self.prefetched is not None else None,
             "deidentification": self.deidentification, "search": self.search, "output": self.output,
-            "failure": self.failure,
+            "failure": self.failure, **({"partition": self.partition} if self.partition else {}),
         }
 
     @classmethod
@@ -147,5 +150,5 @@ class Checkpoint:
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
             prefetched=Expanded.from_json(data["prefetched"]) if data.get("prefetched") else None,
             deidentification=data.get("deidentification"), search=data.get("search"), output=data.get("output"),
-            failure=data.get("failure"),
+            failure=data.get("failure"), partition=data.get("partition"),
         )

@@ -6,6 +6,7 @@ this module only reshapes it:
     {"operationId", "type": "export", "createdTime", "lastUpdatedTime", "status",
      "results": {"errorHref", "exported", "skipped",
                  "manifestHref", "manifestSha256", "manifestSize" (once committed)},
+     "partition" (an export of a DICOMweb store's data partition),
      "retrying": {"reason", "attempt", "maxAttempts", "nextAttemptTime"} (while a step is being retried),
      "errors": [...] (failed only)}
 
@@ -86,6 +87,8 @@ def operation_view(durable_status: Mapping[str, Any], version: str) -> dict[str,
     for key in ("manifestHref", "manifestSha256", "manifestSize"):
         if progress.get(key) is not None:
             view["results"][key] = progress[key]
+    if progress.get("partition"):  # the data partition of the DICOMweb store it reads
+        view["partition"] = progress["partition"]
     if progress.get("queries"):  # a query source: each query, the instances it selected, the rows dropped
         view["results"]["queries"] = progress["queries"]
     if status == "failed":
@@ -124,7 +127,7 @@ def _progress(durable_status: Mapping[str, Any]) -> dict[str, Any]:
         return custom
     checkpoint = durable_json(durable_status.get("input"))
     if isinstance(checkpoint, dict):
-        keys = ("createdTime", "errorHref", "exported", "skipped")
+        keys = ("createdTime", "errorHref", "exported", "skipped", "partition")
         return {k: checkpoint.get(k) for k in keys}
     return {}
 

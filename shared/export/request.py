@@ -45,6 +45,7 @@ class ExportRequest:
     deidentification: Profile | None = None
     output: OutputSpec = field(default_factory=OutputSpec)  # the default: files as stored, no metadata table
     queries: tuple[Query, ...] = ()  # a query source: the union of these (identifiers then empty)
+    partition: str | None = None  # the store's data partition, from the route (shared/stores/factory.export_partition)
 
     def canonical(self) -> str:
         """One text per distinct request (secrets included): compared, via a keyed digest, on a repeat."""
@@ -55,6 +56,7 @@ class ExportRequest:
             "deidentification": self.deidentification and self.deidentification.to_json(),
             "output": None if self.output.plain else self.output.to_json(),
             **({"queries": [q.to_json() for q in self.queries]} if self.queries else {}),
+            **({"partition": self.partition} if self.partition else {}),
         }, sort_keys=True)
 
 
