@@ -72,10 +72,31 @@ class Checkpoint:
             status.update(committed.to_json())
         if self.partition:
             status["partition"] = self.partition
+        if (total := self.total) is not None:
+            status["total"] = total
         if self.search:
             status["queries"] = [{"query": query, "selected": selected, "dropped": dropped} for query, (selected, dropped)
                                  in zip(self.search["queries"], self.search["counts"])]
         return status
+
+    # -- the total: how many instances the export will have counted (exported + skipped) once it ends --------------
+
+    @property
+    def total(self) -> int | None:
+        """exported + skipped as they will be at the end, once nothing is left to list; None until then.
+
+        Known when every identifier not yet listed is one instance (it counts one: exported, or skipped when it
+        is missing or fails): an export of instances knows it from the start, one of studies, series, the whole
+        store or queries once its last listing is done (the look-ahead lists the next generation during the
+        copies, so that is a generation before the end). Listed instances count one each, copied or skipped.
+        """
+        pending, listed = self.identifiers, 0
+        if self.prefetched is not None:  # listed already: its instances and the identifiers that matched nothing
+            pending = pending[self.prefetched.consumed:]
+            listed = sum(len(batch) for batch in self.prefetched.batches) + self.prefetched.not_found
+        if not all(_is_instance(identifier) for identifier in pending):
+            return None
+        return self.exported + self.skipped + listed + len(pending)
 
     def expand_input(self) -> ExpandWork:
         """What the expand activity needs for the next generation (the identifiers it can reach)."""
@@ -152,3 +173,8 @@ class Checkpoint:
             deidentification=data.get("deidentification"), search=data.get("search"), output=data.get("output"),
             failure=data.get("failure"), partition=data.get("partition"),
         )
+
+
+def _is_instance(identifier: str) -> bool:
+    """A `study/series/sop` identifier of the checkpoint (not a study, a series, WHOLE_STORE or a QUERY)."""
+    return identifier.count("/") == 2

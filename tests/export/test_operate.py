@@ -24,6 +24,7 @@ from testkit.exporting import (
     manifest,
     manifest_digest,
     manifest_of,
+    new_container,
     results,
     start,
     view,
@@ -188,3 +189,24 @@ def test_listing_pages_are_newest_first_on_every_page(hosts, destination, storag
             break
     assert paged == everything  # the pages, one after another, are the whole list in its order
     assert len(paged) >= 5
+
+
+def test_the_status_gives_the_total_once_it_is_known_and_the_counts_end_at_it(
+        hosts, store, destination, storage_connection_string):
+    host = hosts()  # batches of 5, 2 per generation: 40 instances take 4 generations
+    study, stored = put_study(store, 40, series_count=2)
+    operation = start(host, export_body([study], destination, storage_connection_string))
+    views = [view(operation["href"])]
+    while views[-1]["status"] not in ("completed", "failed"):
+        views.append(view(operation["href"]))
+    assert "total" not in views[0]["results"]  # a study's size is known only once its listing is done
+    assert {v["results"].get("total") for v in views} <= {None, 40}
+    # The look-ahead lists the last generation while the one before copies: the total shows before the end.
+    assert any(v["status"] == "running" and v["results"].get("total") == 40 for v in views)
+    assert (views[-1]["status"], views[-1]["results"]["exported"], views[-1]["results"]["total"]) == ("completed", 40, 40)
+
+    instances = [name[: -len(".dcm")] for name in list(stored)[:3]] + [f"{study}/1.2/1.3"]  # the last is missing
+    operation = start(host, export_body(instances, new_container(storage_connection_string), storage_connection_string))
+    assert view(operation["href"])["results"]["total"] == 4  # instances: known from the start
+    done = finished(operation["href"])
+    assert (done["results"]["exported"], done["results"]["skipped"], done["results"]["total"]) == (3, 1, 4)
