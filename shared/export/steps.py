@@ -102,7 +102,7 @@ def expand_step(work: ExpandWork, store: Store | None = None) -> Expanded:
         entries = [ErrorEntry(str(deidentifier.identifier(i) if deidentifier else i),
                               "no instance in the store matches this identifier") for i in expansion.not_found]
         with destination_faults(destination):
-            ErrorLog(client, work.operation_id).append(entries)
+            ErrorLog(client, work.operation_id).write(errors_log.listing_key(work.identifiers[0], work.cursor), entries)
     return expansion.expanded()
 
 
@@ -124,7 +124,7 @@ def _copy_batch(work: CopyWork, store: Store | None) -> Copied:
         mode=ExportSettings.from_settings().copy_mode, threads=work.threads,
         deidentifier=_deidentifier(work.deidentification), output=OutputSpec.from_json(work.output),
     )
-    result = copier.copy([instance_from_json(i) for i in work.instances])
+    result = copier.copy([instance_from_json(i) for i in work.instances], errors_log.batch_key(work.generation, work.batch))
     block = block_id(work.generation, work.batch)
     with destination_faults(destination):
         Manifest(client, work.operation_id).stage(block, result.lines)
@@ -145,7 +145,7 @@ def commit_step(work: CommitWork) -> Committed:
         with destination_faults(destination):
             ended = work.before_generation is None  # completed: not a failed or canceled export's partial commit
             if work.dropped and ended:
-                ErrorLog(client, work.operation_id).append([ErrorEntry(
+                ErrorLog(client, work.operation_id).write("query dropped rows", [ErrorEntry(
                     "query", f"the store returned {work.dropped} rows that do not match their query "
                     "(a filter it ignored or matched loosely); they were left out")])
             if output.metadata_formats and ended:  # its files join the manifest as its last block

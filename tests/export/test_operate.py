@@ -169,6 +169,34 @@ def test_a_failed_export_retried_in_place_finishes_exactly_even_when_the_host_di
         host.stop()
 
 
+def test_a_retry_in_place_over_skipped_instances_leaves_each_skip_line_once(
+        hosts, store, destination, storage_connection_string, tmp_path):
+    study, _ = put_study(store, 120, series_count=3)  # random bytes: de-identification skips every one, with a line
+    host = export_host(tmp_path / "hub", storage_connection_string, hosts.store_container,
+                       Export__BatchSize="2", Export__MaxParallelBatches="4").start()
+    try:
+        body = {**export_body([study, f"{study}.9"], destination, storage_connection_string),  # .9: no such series
+                "deidentification": {"profile": "basic"}}
+        operation = start(host, body)
+        wait_for(lambda: view(operation["href"])["results"]["skipped"] > 8, timeout=60, interval=0.02,
+                 message="the first skips")
+        # Canceled mid-generation: its running batches finish and write their lines, and the retry runs that
+        # generation again from its checkpoint, those batches included.
+        assert control(host, operation["id"], "cancel").status_code == 202
+        assert finished(operation["href"])["status"] == "canceled"
+        assert control(host, operation["id"], "retry").status_code == 202
+        wait_for(lambda: view(operation["href"])["status"] == "running", timeout=60, interval=0.02,
+                 message="the retry")
+        host.kill()  # and a crash during the retry: batches run again replace their own lines too
+        host.start()
+        done = finished(operation["href"])
+        assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", 0, 121)
+        lines = [line["identifier"] for line in error_log(destination, operation["id"])]
+        assert len(lines) == len(set(lines)) == 121  # each skipped instance, and the series, once
+    finally:
+        host.stop()
+
+
 def test_listing_pages_are_newest_first_on_every_page(hosts, destination, storage_connection_string):
     host = hosts()
     body = export_body(["2.25.1"], destination, storage_connection_string)
