@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import quote
 
 from azure.core.exceptions import AzureError, HttpResponseError
 from rich.console import Console
@@ -147,6 +148,8 @@ def build_parser() -> Parser:
     outputs.add_argument("--deidentify", action="store_true", help="de-identify (PS3.15 basic profile)")
     outputs.add_argument("--option", dest="deid_options", action="append", metavar="OPTION",
                          help="a de-identification option, e.g. retainUids (repeatable; with --deidentify)")
+    export.add_argument("--partition", metavar="NAME", help="read this data partition of the DICOMweb store "
+                        "(POST /v1/partitions/NAME/export; docs/STORE_DICOMWEB.md)")
     export.add_argument("--idempotency-key", help="repeating a request with the same key returns the same operation")
     export.add_argument("--wait", action="store_true", help="show live progress until the export ends")
     export.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
@@ -289,7 +292,8 @@ class Cli:
             request["source"] = {"type": "identifiers", "settings": {"values": identifiers}}
         request |= outputs
         try:
-            started = self.api.start_export(request, a.idempotency_key)
+            route = f"/v1/partitions/{quote(a.partition, safe='')}/export" if a.partition else "/v1/export"
+            started = self.api.start_export(request, a.idempotency_key, route)
         except ApiError as e:
             raise ApiError(e.status, where_from(e.message, lines)) from None
         if a.wait:

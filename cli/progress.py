@@ -132,7 +132,8 @@ def status_lines(operation: dict) -> list[str]:
     results = operation.get("results") or {}
     retry = operation.get("retrying") or {}
     rows = [("operation", operation.get("operationId")), ("type", operation.get("type")),
-            ("status", operation.get("status")), ("created", operation.get("createdTime")),
+            ("status", operation.get("status")), ("partition", operation.get("partition")),
+            ("created", operation.get("createdTime")),
             ("updated", operation.get("lastUpdatedTime")), ("exported", f"{exported:,}"),
             ("skipped", f"{skipped:,}"), ("total", results.get("total")), ("errors.log", results.get("errorHref")),
             ("manifest", results.get("manifestHref")), ("sha256", results.get("manifestSha256")),
