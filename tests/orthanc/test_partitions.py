@@ -19,6 +19,7 @@ from shared.errors import ClientError
 from shared.stores.factory import export_partition
 from testkit.exporting import error_log, export_body, export_host, finished, new_container, results, start
 from testkit.orthanc import Orthanc
+from tests.query.proxy import relay
 
 from .conftest import make_study
 
@@ -42,13 +43,7 @@ class PartitionProxy:
                     return
                 upstream = requests.get(f"{server.dicomweb_url}/{rest}", timeout=60, headers={
                     k: v for k, v in self.headers.items() if k.lower() in ("accept", "authorization")})
-                self.send_response(upstream.status_code)
-                for key in ("Content-Type",):
-                    if key in upstream.headers:
-                        self.send_header(key, upstream.headers[key])
-                self.send_header("Content-Length", str(len(upstream.content)))
-                self.end_headers()
-                self.wfile.write(upstream.content)
+                relay(self, upstream)
 
             def log_message(self, *args) -> None:
                 pass
