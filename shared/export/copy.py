@@ -50,7 +50,7 @@ from shared.errors import CopyFailed
 from shared.export import manifest
 from shared.export.errors_log import ErrorEntry, ErrorLog
 from shared.export.upload import ContentMismatch, Digests, hash_blob, upload
-from shared.outputs.instance import HeaderTap, read_instance
+from shared.outputs.instance import HeaderTap, spooled
 from shared.outputs.metadata import row
 from shared.outputs.produce import produce
 from shared.outputs.spec import OutputSpec
@@ -224,15 +224,15 @@ class BatchCopier:
         return _Written([line], rows)
 
     def _produce(self, chunks: Iterable[bytes]) -> _Written:
-        """The instance read whole and parsed once, then written as the output step's files."""
-        ds, raw = read_instance(chunks)
+        """The instance spooled and its header parsed once, then written as the output step's files, in blocks."""
         written = _Written([])
-        for file in produce(self.output, ds, raw, deidentified=self.deidentifier is not None):
-            target = self.destination.get_blob_client(f"{self.operation_id}/results/{file.name}")
-            digests = upload(target, [file.data], ContentSettings(content_type=file.content_type), size=len(file.data))
-            written.lines.append(self._line(target, digests))
-            if self.output.metadata_formats:
-                written.rows.append(self._row(ds, target, digests, file.frame))
+        with spooled(chunks) as instance:
+            for file in produce(self.output, instance, deidentified=self.deidentifier is not None):
+                target = self.destination.get_blob_client(f"{self.operation_id}/results/{file.name}")
+                digests = upload(target, file.chunks, ContentSettings(content_type=file.content_type))
+                written.lines.append(self._line(target, digests))
+                if self.output.metadata_formats:
+                    written.rows.append(self._row(instance.header, target, digests, file.frame))
         return written
 
     def _row(self, ds: Any, target: BlobClient, digests: Digests, frame: int | None = None) -> dict[str, Any]:

@@ -5,8 +5,8 @@ header's first VOI LUT or first window, else the frame's own range), or `minmax`
 range); MONOCHROME1 is inverted so that higher is always brighter. Colour images (RGB, YBR decoded
 to RGB by pydicom, palette colour through its LUTs) are scaled from their stored bits to 8.
 PNG is 8- or 16-bit grey (`bitDepth`); colour and JPEG are always 8-bit per channel.
-Frames are decoded one at a time (pydicom's iter_pixels), so a multi-frame instance never has all
-its frames decoded at once.
+Frames are decoded one at a time from the spooled file (shared/outputs/frames.py), so a multi-frame
+instance never has all its frames, nor its whole pixel data, in memory.
 """
 
 from __future__ import annotations
@@ -19,21 +19,24 @@ import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, iter_pixels
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 
+from shared.outputs.frames import decoded_frames, locate
+from shared.outputs.instance import Instance
 from shared.outputs.types import NotProduced, OutputFile
 
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 EXTENSIONS = {"png": "png", "jpeg": "jpg"}
 
 
-def render(ds: Dataset, name: str, fmt: str, bit_depth: int = 8, window: str | tuple[float, float] = "auto",
+def render(instance: Instance, name: str, fmt: str, bit_depth: int = 8, window: str | tuple[float, float] = "auto",
            quality: int = 95) -> Iterator[OutputFile]:
     """One image per frame, named `<name>/<frame>.<ext>` (frames from 1); NotProduced for a non-image."""
-    if "PixelData" not in ds:
+    ds = instance.header
+    if locate(instance) is None and "PixelData" not in instance.whole():
         raise NotProduced("has no pixel data (not an image), so no image was rendered")
     photometric = str(ds.get("PhotometricInterpretation", ""))
-    frames = _frames(ds)
+    frames = (array for array, _ in decoded_frames(instance))
     number = 0
     while True:
         try:
@@ -51,24 +54,10 @@ def render(ds: Dataset, name: str, fmt: str, bit_depth: int = 8, window: str | t
             pil.save(out, format="JPEG", quality=quality)
         else:
             pil.save(out, format="PNG")
-        yield OutputFile(f"{name}/{number}.{EXTENSIONS[fmt]}", out.getvalue(), CONTENT_TYPES[fmt], number)
+        yield OutputFile(f"{name}/{number}.{EXTENSIONS[fmt]}", [out.getvalue()], CONTENT_TYPES[fmt],
+                         number)
     if number == 0:
         raise NotProduced("has no frames")
-
-
-def _frames(ds: Dataset) -> Iterator[np.ndarray]:
-    """The frames one at a time; all at once only where pydicom's frame iterator trips on a file."""
-    given = 0
-    try:
-        for frame in iter_pixels(ds):
-            given += 1
-            yield frame
-    except ValueError:  # e.g. pydicom fixing a pixel representation mismatch on a read-only array
-        if given:
-            raise
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        everything = ds.pixel_array
-        yield from (everything if frames > 1 else [everything])
 
 
 def _unit(frame: np.ndarray, ds: Dataset, photometric: str, window: str | tuple[float, float]) -> np.ndarray:
