@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydicom.dataset import Dataset
 from pydicom.pixels import get_decoder
 from pydicom.pixels.utils import as_pixel_options
-from pydicom.uid import UID
+from pydicom.uid import UID, JPEGExtended12Bit
 
 from shared.outputs.instance import Instance
 from shared.outputs.types import NotProduced
@@ -77,7 +78,29 @@ def _fragments_end(instance: Instance, order: str) -> int:
 
 
 def decoded_frames(instance: Instance) -> Iterator[Frame]:
-    """Each frame as an array (YBR converted to RGB, as pydicom does) with the Image Pixel values describing it."""
+    """Each frame as an array (YBR converted to RGB, as pydicom does) with the Image Pixel values describing it.
+
+    NotProduced, saying which syntax, when no decoder reads the pixel data.
+    """
+    try:
+        yield from _frames(instance)
+    except NotProduced:
+        raise
+    except Exception as error:  # noqa: BLE001 - the decoders raise many kinds; none quotes patient data
+        raise NotProduced(undecodable(instance.header, error)) from None
+
+
+def undecodable(header: Dataset, error: BaseException) -> str:
+    """Why the pixel data of `header`'s instance cannot be decoded, naming its syntax and bits, not its values."""
+    syntax = UID(str(header.file_meta.get("TransferSyntaxUID", "")))
+    bits = header.get("BitsStored", "?")
+    why = f"its pixel data ({syntax.name}, {bits} bits stored) cannot be decoded ({type(error).__name__})"
+    if syntax == JPEGExtended12Bit and str(bits) != "8":
+        why += ": the only decoder of 12-bit JPEG Extended, pylibjpeg-libjpeg, is GPL and not installed"
+    return why
+
+
+def _frames(instance: Instance) -> Iterator[Frame]:
     header = instance.header
     syntax = UID(str(header.file_meta.get("TransferSyntaxUID", "")))
     pixels = locate(instance)
@@ -93,8 +116,6 @@ def decoded_frames(instance: Instance) -> Iterator[Frame]:
         for array, properties in get_decoder(syntax).iter_array(instance.file, as_rgb=True, **options):
             given += 1
             yield _little_endian(array), properties
-    except NotProduced:
-        raise
     except Exception:
         if given:
             raise

@@ -36,16 +36,8 @@ def render(instance: Instance, name: str, fmt: str, bit_depth: int = 8, window: 
     if locate(instance) is None and "PixelData" not in instance.whole():
         raise NotProduced("has no pixel data (not an image), so no image was rendered")
     photometric = str(ds.get("PhotometricInterpretation", ""))
-    frames = (array for array, _ in decoded_frames(instance))
     number = 0
-    while True:
-        try:
-            frame = next(frames, None)
-        except Exception as error:  # noqa: BLE001 - the decoders raise many kinds; none quotes patient data
-            raise NotProduced(f"its pixel data cannot be decoded ({type(error).__name__})") from None
-        if frame is None:
-            break
-        number += 1
+    for number, (frame, _) in enumerate(decoded_frames(instance), 1):
         unit = _unit(frame, ds, photometric, window)
         image = _scaled(unit, bit_depth if fmt == "png" and unit.ndim == 2 else 8)
         out = io.BytesIO()

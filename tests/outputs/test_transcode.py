@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -15,7 +16,7 @@ from pydicom.dataset import Dataset
 from shared.outputs.instance import spooled
 from shared.outputs.transcode import transcode as transcode_instance
 from shared.outputs.types import NotProduced
-from testkit.shipped import encoded, load, readable, with_pixels
+from testkit.shipped import FOLDER, encoded, load, readable, with_pixels
 
 LOSSLESS = [uid.JPEG2000Lossless, uid.JPEGLSLossless, uid.RLELossless]
 
@@ -92,7 +93,19 @@ def test_a_lossy_target_records_its_compression_and_gets_a_new_instance_uid() ->
 
 
 def test_a_file_no_codec_can_encode_is_skipped_with_a_reason() -> None:
-    ds = load(next(p for p in readable() if p.endswith("CT_small.dcm")))[0]
-    ds.BitsStored = 40  # nonsense no encoder accepts
+    raw = load(next(p for p in readable() if p.endswith("/SC_rgb_rle_32bit.dcm")))[1]
     with pytest.raises(NotProduced, match="cannot be transcoded to JPEG-LS Lossless"):
+        transcode(raw, uid.JPEGLSLossless)  # JPEG-LS holds at most 16 bits a sample
+
+
+def test_a_file_no_decoder_reads_is_skipped_naming_its_syntax() -> None:
+    ds = load(next(p for p in readable() if p.endswith("/CT_small.dcm")))[0]
+    ds.BitsStored = 40  # nonsense no decoder accepts
+    with pytest.raises(NotProduced, match=r"pixel data \(Explicit VR Little Endian, 40 bits stored\) cannot be"):
         transcode(encoded(ds), uid.JPEGLSLossless)
+
+
+def test_12_bit_jpeg_extended_is_skipped_saying_its_decoder_is_gpl() -> None:
+    raw = (Path(FOLDER) / "JPEG-lossy.dcm").read_bytes()  # not among `readable()`: no decoder here reads it
+    with pytest.raises(NotProduced, match="12 bits stored.*pylibjpeg-libjpeg, is GPL"):
+        transcode(raw, uid.ExplicitVRLittleEndian)
