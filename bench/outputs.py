@@ -1,35 +1,47 @@
-"""Throughput of research outputs: a transcoding export against a plain decode/re-encode script, and each
+"""Throughput of research outputs: a transcoding export against plain decode/re-encode scripts, and each
 format against a plain copy, side by side in one run.
 
-    .venv/bin/python -m bench.outputs [--runs 3] [--copies 10]
+    .venv/bin/python -m bench.outputs [--runs 3] [--copies 10] [--profile FILE]
 
-Seeds the store with `--copies` copies (new UIDs) of every compressed file pydicom ships that its decoders
-read (JPEG, JPEG-LS, JPEG 2000, RLE, Deflated...). Per run, in rotating order: a plain copy, a transcoding
-export to Explicit VR Little Endian, a PNG and a JPEG export; and the plain script: the same files read from
-memory, decoded and written as Explicit VR Little Endian by pydicom with the same plugins, in
-`Export__MaxParallelThreads` (5) threads, no storage. Prints and appends the medians of files/s.
+Seeds the store (Azurite) with `--copies` copies (new UIDs) of every compressed file pydicom ships that its
+decoders read (JPEG, JPEG-LS, JPEG 2000, RLE...). Per run, in rotating order: a plain copy, a transcoding
+export to Explicit VR Little Endian, a PNG and a JPEG export, and two plain scripts with the same libraries:
+- `script, store to store`: what a user would write instead: download each file from the same store, decode
+  and write it as Explicit VR Little Endian with pydicom (`decompress`, `save_as`), upload it to a fresh
+  container of the same Azurite; 50 threads (the export's MaxParallelBatches 10 x MaxParallelThreads 5),
+  the file names given (no listing), no hashing, no Content-MD5, no manifest, no errors.log, no retries;
+- `script, in memory`: only the decoding and writing, the files already in memory, nothing stored (the codec
+  ceiling), 5 threads.
+Prints and appends the medians of files/s and of the per-run ratios. `--profile` records py-spy on the host
+during one more transcoding export and summarises where its time went (bench/profile_summary.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pydicom
+from azure.storage.blob import ContainerClient
 from pydicom.uid import ExplicitVRLittleEndian
 
 from bench.measure import median, repeat, run_export
 from bench.report import add_results_argument, report, table
+from bench.throughput import CONCURRENCY, profile
 from testkit.seed import uid
 from testkit.shipped import load, with_pixels
 from testkit.stack import Stack, stack
 
+TRANSCODE = "transcode to Explicit VR LE"
 EXPORTS = {"copy as stored": None,
-           "transcode to Explicit VR LE": {"output": {"format": "dicom", "transferSyntax": ExplicitVRLittleEndian}},
+           TRANSCODE: {"output": {"format": "dicom", "transferSyntax": ExplicitVRLittleEndian}},
            "png": {"output": {"format": "png"}}, "jpeg": {"output": {"format": "jpeg"}}}
 
 
@@ -52,46 +64,70 @@ def files(copies: int) -> list[bytes]:
     return made
 
 
-def seed(bench: Stack, made: list[bytes]) -> list[str]:
+def seed(bench: Stack, made: list[bytes]) -> tuple[list[str], list[str]]:
+    """The files stored: their studies, and their blob names."""
     store = bench.store()
-    studies = []
+    studies, names = [], []
     for data in made:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
         studies.append(str(ds.StudyInstanceUID))
-        name = f"{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm"
-        store.upload_blob(name, io.BytesIO(data), overwrite=True)
-    return studies
+        names.append(f"{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm")
+        store.upload_blob(names[-1], io.BytesIO(data), overwrite=True)
+    return studies, names
 
 
-def script(made: list[bytes]) -> float:
-    """files/s of decoding and re-encoding in memory with the same libraries."""
-    def one(data: bytes) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data))
-            try:
-                ds.decompress(generate_instance_uid=False)
-                ds.save_as(io.BytesIO(), enforce_file_format=True)
-            except Exception:  # noqa: BLE001 - a file the export also skips
-                return
+def transcoded(data: bytes) -> bytes | None:
+    """The file decoded and written as Explicit VR Little Endian by pydicom; None when it cannot be."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(io.BytesIO(data))
+        try:
+            ds.decompress(generate_instance_uid=False)
+            out = io.BytesIO()
+            ds.save_as(out, enforce_file_format=True)
+        except Exception:  # noqa: BLE001 - a file the export also skips
+            return None
+    return out.getvalue()
 
+
+def timed(work: Callable[[], None]) -> float:
     started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def store_to_store(source: ContainerClient, target: ContainerClient, names: list[str]) -> None:
+    """The plain script: download, transcode, upload each file, CONCURRENCY at a time."""
+    def one(name: str) -> None:
+        out = transcoded(source.download_blob(name, max_concurrency=1).readall())
+        if out is not None:
+            target.upload_blob(name, out, overwrite=True, max_concurrency=1)
+
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        list(pool.map(one, names))
+
+
+def in_memory(made: list[bytes]) -> None:
     with ThreadPoolExecutor(5) as pool:
-        list(pool.map(one, made))
-    return len(made) / (time.perf_counter() - started)
+        list(pool.map(transcoded, made))
 
 
-def one_run(bench: Stack, studies: list[str], made: list[bytes], run: int) -> dict:
-    names = list(EXPORTS)
-    names = names[run % len(names):] + names[:run % len(names)]
+def one_run(bench: Stack, studies: list[str], names: list[str], made: list[bytes], run: int) -> dict:
+    steps = [*EXPORTS, "script, store to store", "script, in memory"]
+    steps = steps[run % len(steps):] + steps[:run % len(steps)]
     figures = {}
-    for name in names:
+    store = bench.store(CONCURRENCY + 8)
+    for step in steps:
         container = f"out-{uuid.uuid4().hex[:12]}"
-        target = bench.container(container)
-        done = run_export(bench.host, studies, bench.connection_string, container, extra=EXPORTS[name])
-        figures[name] = len(studies) / done.seconds
+        target = bench.container(container, CONCURRENCY + 8)
+        if step == "script, store to store":
+            figures[step] = len(names) / timed(lambda target=target: store_to_store(store, target, names))
+        elif step == "script, in memory":
+            figures[step] = len(made) / timed(lambda: in_memory(made))
+        else:
+            done = run_export(bench.host, studies, bench.connection_string, container, extra=EXPORTS[step])
+            figures[step] = len(studies) / done.seconds
         target.delete_container()
-    figures["script"] = script(made)
     return figures
 
 
@@ -99,25 +135,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--profile", metavar="FILE", type=Path,
+                        help="after the runs, record py-spy on the host during one more transcoding export")
     add_results_argument(parser)
     args = parser.parse_args()
     made = files(args.copies)
+    load = os.getloadavg()
     with stack() as bench:
-        studies = seed(bench, made)
-        runs = repeat(args.runs, lambda run: one_run(bench, studies, made, run))
-    plain = median([r["copy as stored"] for r in runs])
-    rows = [[name, median([r[name] for r in runs]), f"{median([r[name] / r['copy as stored'] for r in runs]):.2f}"]
-            for name in EXPORTS]
-    rows.append(["plain script: decode + write Explicit VR LE, 5 threads, in memory", median(
-        [r["script"] for r in runs]), "-"])
-    report("Research outputs: files/s of each format, and transcoding against a plain script",
-           table(["export", "files/s", "/ copy as stored"], rows),
+        studies, names = seed(bench, made)
+        runs = repeat(args.runs, lambda run: one_run(bench, studies, names, made, run))
+        profiled = profile(bench, studies, len(studies), args.profile, EXPORTS[TRANSCODE]) if args.profile else ""
+    load_after = os.getloadavg()
+    rows = [[name, f"{median([r[name] for r in runs]):.1f}",
+             f"{median([r[name] / r['copy as stored'] for r in runs]):.2f}",
+             f"{median([r[name] / r['script, store to store'] for r in runs]):.2f}",
+             f"{median([r[name] / r['script, in memory'] for r in runs]):.2f}"]
+            for name in [*EXPORTS, "script, store to store", "script, in memory"]]
+    report("Research outputs: files/s of each format, and transcoding against plain scripts",
+           table(["copier", "files/s", "/ copy as stored", "/ script, store to store", "/ script, in memory"], rows),
            notes=(f"{len(made)} files ({args.copies} copies of each compressed file pydicom ships that its decoders "
-                  f"read), one study each; medians of {args.runs} runs, exports in rotating order; copy as "
-                  f"stored at {plain:.1f} files/s. Export times from the POST to the end the host recorded; "
-                  "published defaults; Azurite is store and destination. Transcoding export / script: "
-                  f"{median([r['transcode to Explicit VR LE'] / r['script'] for r in runs]):.2f}."),
+                  f"read, {sum(map(len, made)) / len(made) / 1024:.0f} KiB on average), one study each; medians of "
+                  f"{args.runs} runs and of the per-run ratios, steps in rotating order. Export times from the POST "
+                  "to the end the host recorded; published defaults (BatchSize 100, MaxParallelBatches 10, "
+                  "MaxParallelThreads 5); Azurite is store and destination. The scripts are described in "
+                  f"bench/outputs.py. Load average (1, 5, 15 min) before: {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}; "
+                  f"after: {load_after[0]:.1f}, {load_after[1]:.1f}, {load_after[2]:.1f} (2 cores shared)."),
            results=args.results)
+    if profiled:
+        report("Where the host's time goes during a transcoding export (py-spy)", profiled, results=args.results)
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ def main() -> None:
             ]
             walls += [[label, *row] for row in wall_time(runs, args.before)]
             if args.profile and label == small:
-                profiled = profile(bench, seeded, args.profile)
+                profiled = profile(bench, seeded.studies, len(seeded.files), args.profile)
     body = table(["files", "copier", "files/s", "MB/s", "÷ baseline", "÷ script", "copier CPU s", "Azurite CPU s"],
                  rows)
     body += "\n\nWhere each export's wall time went (medians; host log's activity start and end times):\n\n"
@@ -171,8 +171,9 @@ def main() -> None:
         )
 
 
-def profile(bench: Stack, seeded: Seeded, path: Path) -> str:
-    """Record py-spy on the host during one export of `seeded`; a Markdown summary of its on-CPU samples."""
+def profile(bench: Stack, studies: list[str], files: int, path: Path, extra: dict | None = None) -> str:
+    """Record py-spy on the host during one export of `studies` (`files` files, with the `extra` request members);
+    a Markdown summary of its on-CPU samples."""
     spy = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "py-spy"),
@@ -194,7 +195,7 @@ def profile(bench: Stack, seeded: Seeded, path: Path) -> str:
     name = f"prof-{uuid.uuid4().hex[:12]}"
     bench.container(name)
     cpu = cpu_seconds(psutil.Process(bench.host.process.pid))
-    done = run_export(bench.host, seeded.studies, bench.connection_string, name)
+    done = run_export(bench.host, studies, bench.connection_string, name, extra=extra)
     cpu = cpu_seconds(psutil.Process(bench.host.process.pid)) - cpu
     spy.send_signal(signal.SIGINT)
     spy.wait(timeout=60)
@@ -207,7 +208,7 @@ def profile(bench: Stack, seeded: Seeded, path: Path) -> str:
         [[f"{share:.1%}", f"`{frame}`"] for frame, share in top_frames(path)],
     )
     return (
-        f"One export of {len(seeded.files)} files in {done.seconds:.1f} s; the host used {cpu:.1f} s of CPU. "
+        f"One export of {files} files in {done.seconds:.1f} s; the host used {cpu:.1f} s of CPU. "
         f"Samples at 200 Hz of every thread running on a CPU (`py-spy record --nonblocking`), raw "
         f"stacks in `{path}`.\n\n{parts}\n\n{frames}"
     )
