@@ -69,8 +69,6 @@ def transcode(instance: Instance, target: str) -> tuple[Dataset, Iterator[bytes]
         return ds, instance.chunks()
     out = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY)  # noqa: SIM115 - closed when the reader is done
     try:
-        for _ in ds.iterall():  # every element decoded as read, so none is written in the encoding it was read in
-            pass
         frames, native, encoded = _pixel_data(instance, target, out)
         _set_header(ds, target, frames, native, encoded)
         head = _head(ds, target, native if target in NATIVE else None)
@@ -158,7 +156,20 @@ def _head(ds: Dataset, target: str, native_size: int | None) -> tuple[bytes, byt
 
 
 def _encoded(ds: Dataset, target: str) -> bytes:
-    """`ds` (no pixel data, its elements decoded) in the target's little-endian encoding."""
+    """`ds` (no pixel data) in the target's little-endian encoding.
+
+    Elements still as read are written as read when the encoding is the same (pydicom's fast path); a
+    few files hold values it cannot write back that way, and are written again with every element decoded.
+    """
+    try:
+        return _written(ds, target)
+    except (TypeError, ValueError):
+        for _ in ds.iterall():
+            pass
+        return _written(ds, target)
+
+
+def _written(ds: Dataset, target: str) -> bytes:
     body = DicomBytesIO()
     body.is_little_endian = True
     body.is_implicit_VR = target == ImplicitVRLittleEndian
