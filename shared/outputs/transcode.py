@@ -44,10 +44,9 @@ from shared.outputs.types import NotProduced
 from shared.transfer import BLOCK_SIZE
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
-# The Image Pixel values the decoders report, as the encoders take them, and the header's keyword for each.
-IMAGE_PIXEL = {"rows": "Rows", "columns": "Columns", "samples_per_pixel": "SamplesPerPixel",
-               "bits_allocated": "BitsAllocated", "bits_stored": "BitsStored",
-               "pixel_representation": "PixelRepresentation", "photometric_interpretation": "PhotometricInterpretation"}
+# The Image Pixel values the decoders report about a frame, as the encoders take them.
+IMAGE_PIXEL = ("rows", "columns", "samples_per_pixel", "bits_allocated", "bits_stored", "pixel_representation",
+               "photometric_interpretation")
 ITEM, SEQUENCE_END = b"\xfe\xff\x00\xe0", b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
 
@@ -97,11 +96,12 @@ def _pixel_data(instance: Instance, target: str, out: IO[bytes]) -> tuple[int, i
     for array, properties in decoded_frames(instance):
         frames += 1
         _describe(ds, properties)
-        frame = _native_bytes(array, properties)
-        native += len(frame)
         if encoder is None:
+            frame = _native_bytes(array, properties)
+            native += len(frame)
             written += out.write(frame)
             continue
+        native += array.nbytes
         options = {k: properties[k] for k in IMAGE_PIXEL} | {"number_of_frames": 1, "planar_configuration": 0}
         data = encoder.encode(array, **options, **settings)
         data += b"\x00" * (len(data) % 2)
