@@ -1,17 +1,21 @@
 """Throughput of research outputs: a transcoding export against plain decode/re-encode scripts, and each
 format against a plain copy, side by side in one run.
 
-    .venv/bin/python -m bench.outputs [--runs 3] [--copies 10] [--profile FILE]
+    .venv/bin/python -m bench.outputs [--runs 3] [--copies 10] [--studies 10] [--profile FILE]
 
 Seeds the store (Azurite) with `--copies` copies (new UIDs) of every compressed file pydicom ships that its
-decoders read (JPEG, JPEG-LS, JPEG 2000, RLE...). Per run, in rotating order: a plain copy, a transcoding
-export to Explicit VR Little Endian, a PNG and a JPEG export, and two plain scripts with the same libraries:
-- `script, store to store`: what a user would write instead: download each file from the same store, decode
-  and write it as Explicit VR Little Endian with pydicom (`decompress`, `save_as`), upload it to a fresh
-  container of the same Azurite; 50 threads (the export's MaxParallelBatches 10 x MaxParallelThreads 5),
-  the file names given (no listing), no hashing, no Content-MD5, no manifest, no errors.log, no retries;
-- `script, in memory`: only the decoding and writing, the files already in memory, nothing stored (the codec
-  ceiling), 5 threads.
+decoders read (JPEG, JPEG-LS, JPEG 2000, RLE...), spread over `--studies` studies. Per run, in rotating order:
+four exports of those studies (a plain copy, a transcoding to Explicit VR Little Endian, PNG, JPEG) and three
+plain scripts that transcode the same files with the same libraries (pydicom `decompress` then `save_as`
+with the plugins in requirements.txt):
+- `script, store to store`: what a user would write instead (bench/throughput.py's list-and-copy script with
+  a transcoding step): list each study in the same store, download each file, transcode it, upload it to a
+  fresh container of the same Azurite, 50 threads (the export's MaxParallelBatches 10 x MaxParallelThreads 5).
+  It does not hash, set Content-MD5, write a manifest or errors.log, checkpoint, or retry;
+- `script, in memory`: only the transcoding, the files already in memory, nothing stored, 5 threads;
+- `output step, in memory`: the export's own output step (shared/outputs: spool, parse, decode and encode
+  frame by frame, read the new file out) on the same in-memory files, 5 threads: its cost against the
+  script's, without storage or orchestration.
 Prints and appends the medians of files/s and of the per-run ratios. `--profile` records py-spy on the host
 during one more transcoding export and summarises where its time went (bench/profile_summary.py).
 """
@@ -29,29 +33,34 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pydicom
-from azure.storage.blob import ContainerClient
 from pydicom.uid import ExplicitVRLittleEndian
 
 from bench.measure import median, repeat, run_export
 from bench.report import add_results_argument, report, table
-from bench.throughput import CONCURRENCY, profile
+from bench.throughput import CONCURRENCY, list_and_copy, profile
+from shared.outputs.instance import spooled
+from shared.outputs.produce import produce
+from shared.outputs.spec import OutputSpec
+from shared.outputs.types import NotProduced
 from testkit.seed import uid
 from testkit.shipped import load, with_pixels
 from testkit.stack import Stack, stack
 
 TRANSCODE = "transcode to Explicit VR LE"
+SPEC = OutputSpec(transfer_syntax=ExplicitVRLittleEndian)
 EXPORTS = {"copy as stored": None,
            TRANSCODE: {"output": {"format": "dicom", "transferSyntax": ExplicitVRLittleEndian}},
            "png": {"output": {"format": "png"}}, "jpeg": {"output": {"format": "jpeg"}}}
 
 
-def files(copies: int) -> list[bytes]:
-    """`copies` copies of each compressed shipped file, each with its own UIDs."""
-    made = []
+def files(copies: int, studies: int) -> list[bytes]:
+    """`copies` copies of each compressed shipped file, each with its own series and SOP UIDs, in `studies` studies."""
+    made: list[bytes] = []
+    chosen = [uid() for _ in range(studies)]
     for path in with_pixels(compressed=True):
         for _ in range(copies):
             ds, _ = load(path)
-            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = uid(), uid(), uid()
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = chosen[len(made) % studies], uid(), uid()
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
             out = io.BytesIO()
             with warnings.catch_warnings():
@@ -64,16 +73,16 @@ def files(copies: int) -> list[bytes]:
     return made
 
 
-def seed(bench: Stack, made: list[bytes]) -> tuple[list[str], list[str]]:
-    """The files stored: their studies, and their blob names."""
+def seed(bench: Stack, made: list[bytes]) -> list[str]:
+    """Store the files; their studies."""
     store = bench.store()
-    studies, names = [], []
+    studies = set()
     for data in made:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-        studies.append(str(ds.StudyInstanceUID))
-        names.append(f"{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm")
-        store.upload_blob(names[-1], io.BytesIO(data), overwrite=True)
-    return studies, names
+        studies.add(str(ds.StudyInstanceUID))
+        store.upload_blob(f"{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm", io.BytesIO(data),
+                          overwrite=True)
+    return sorted(studies)
 
 
 def transcoded(data: bytes) -> bytes | None:
@@ -96,24 +105,27 @@ def timed(work: Callable[[], None]) -> float:
     return time.perf_counter() - started
 
 
-def store_to_store(source: ContainerClient, target: ContainerClient, names: list[str]) -> None:
-    """The plain script: download, transcode, upload each file, CONCURRENCY at a time."""
-    def one(name: str) -> None:
-        out = transcoded(source.download_blob(name, max_concurrency=1).readall())
-        if out is not None:
-            target.upload_blob(name, out, overwrite=True, max_concurrency=1)
-
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        list(pool.map(one, names))
-
-
-def in_memory(made: list[bytes]) -> None:
+def in_memory(made: list[bytes], transcode: Callable[[bytes], object]) -> None:
     with ThreadPoolExecutor(5) as pool:
-        list(pool.map(transcoded, made))
+        list(pool.map(transcode, made))
 
 
-def one_run(bench: Stack, studies: list[str], names: list[str], made: list[bytes], run: int) -> dict:
-    steps = [*EXPORTS, "script, store to store", "script, in memory"]
+def output_step(data: bytes) -> None:
+    """The export's own output step (shared/outputs) on one file, in memory: spool, decode, encode, read out."""
+    try:
+        with spooled([data]) as instance:
+            for file in produce(SPEC, instance):
+                for _ in file.chunks:
+                    pass
+    except NotProduced:
+        return
+
+
+SCRIPTS = ["script, store to store", "script, in memory", "output step, in memory"]
+
+
+def one_run(bench: Stack, studies: list[str], made: list[bytes], run: int) -> dict:
+    steps = [*EXPORTS, *SCRIPTS]
     steps = steps[run % len(steps):] + steps[:run % len(steps)]
     figures = {}
     store = bench.store(CONCURRENCY + 8)
@@ -121,12 +133,14 @@ def one_run(bench: Stack, studies: list[str], names: list[str], made: list[bytes
         container = f"out-{uuid.uuid4().hex[:12]}"
         target = bench.container(container, CONCURRENCY + 8)
         if step == "script, store to store":
-            figures[step] = len(names) / timed(lambda target=target: store_to_store(store, target, names))
+            seconds = timed(lambda target=target: list_and_copy(store, target, studies, CONCURRENCY, transcoded))
         elif step == "script, in memory":
-            figures[step] = len(made) / timed(lambda: in_memory(made))
+            seconds = timed(lambda: in_memory(made, transcoded))
+        elif step == "output step, in memory":
+            seconds = timed(lambda: in_memory(made, output_step))
         else:
-            done = run_export(bench.host, studies, bench.connection_string, container, extra=EXPORTS[step])
-            figures[step] = len(studies) / done.seconds
+            seconds = run_export(bench.host, studies, bench.connection_string, container, extra=EXPORTS[step]).seconds
+        figures[step] = len(made) / seconds
         target.delete_container()
     return figures
 
@@ -135,26 +149,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--studies", type=int, default=10)
     parser.add_argument("--profile", metavar="FILE", type=Path,
                         help="after the runs, record py-spy on the host during one more transcoding export")
     add_results_argument(parser)
     args = parser.parse_args()
-    made = files(args.copies)
+    made = files(args.copies, args.studies)
     load = os.getloadavg()
     with stack() as bench:
-        studies, names = seed(bench, made)
-        runs = repeat(args.runs, lambda run: one_run(bench, studies, names, made, run))
-        profiled = profile(bench, studies, len(studies), args.profile, EXPORTS[TRANSCODE]) if args.profile else ""
+        studies = seed(bench, made)
+        runs = repeat(args.runs, lambda run: one_run(bench, studies, made, run))
+        profiled = profile(bench, studies, len(made), args.profile, EXPORTS[TRANSCODE]) if args.profile else ""
     load_after = os.getloadavg()
     rows = [[name, f"{median([r[name] for r in runs]):.1f}",
              f"{median([r[name] / r['copy as stored'] for r in runs]):.2f}",
              f"{median([r[name] / r['script, store to store'] for r in runs]):.2f}",
              f"{median([r[name] / r['script, in memory'] for r in runs]):.2f}"]
-            for name in [*EXPORTS, "script, store to store", "script, in memory"]]
+            for name in [*EXPORTS, *SCRIPTS]]
     report("Research outputs: files/s of each format, and transcoding against plain scripts",
            table(["copier", "files/s", "/ copy as stored", "/ script, store to store", "/ script, in memory"], rows),
            notes=(f"{len(made)} files ({args.copies} copies of each compressed file pydicom ships that its decoders "
-                  f"read, {sum(map(len, made)) / len(made) / 1024:.0f} KiB on average), one study each; medians of "
+                  f"read, {sum(map(len, made)) / len(made) / 1024:.0f} KiB on average) in {len(studies)} studies; medians of "
                   f"{args.runs} runs and of the per-run ratios, steps in rotating order. Export times from the POST "
                   "to the end the host recorded; published defaults (BatchSize 100, MaxParallelBatches 10, "
                   "MaxParallelThreads 5); Azurite is store and destination. The scripts are described in "

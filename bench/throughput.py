@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,10 +43,15 @@ SETTINGS = {"Export__BatchSize": "100", "Export__MaxParallelBatches": "10", "Exp
 CONCURRENCY = 10 * 5
 
 
-def _copier(source: ContainerClient, target: ContainerClient):
+def _copier(source: ContainerClient, target: ContainerClient,
+            transform: Callable[[bytes], bytes | None] | None = None):
+    """Download a file and upload it (`transform`ed first, when given; not at all when it gives None)."""
     def copy(name: str) -> None:
-        data = source.download_blob(name, max_concurrency=1).readall()
-        target.upload_blob(name, data, overwrite=True, max_concurrency=1)
+        data: bytes | None = source.download_blob(name, max_concurrency=1).readall()
+        if transform is not None:
+            data = transform(data)
+        if data is not None:
+            target.upload_blob(name, data, overwrite=True, max_concurrency=1)
 
     return copy
 
@@ -56,9 +62,10 @@ def raw_copy(source: ContainerClient, target: ContainerClient, names: list[str],
         list(pool.map(_copier(source, target), names))
 
 
-def list_and_copy(source: ContainerClient, target: ContainerClient, studies: list[str], threads: int) -> None:
+def list_and_copy(source: ContainerClient, target: ContainerClient, studies: list[str], threads: int,
+                  transform: Callable[[bytes], bytes | None] | None = None) -> None:
     """The twenty-line script: list each study and copy what the listing finds with the same pool."""
-    copy = _copier(source, target)
+    copy = _copier(source, target, transform)
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(copy, blob.name) for study in studies
                    for blob in source.list_blobs(name_starts_with=f"{study}/")]
