@@ -109,3 +109,12 @@ def test_12_bit_jpeg_extended_is_skipped_saying_its_decoder_is_gpl() -> None:
     raw = (Path(FOLDER) / "JPEG-lossy.dcm").read_bytes()  # not among `readable()`: no decoder here reads it
     with pytest.raises(NotProduced, match="12 bits stored.*pylibjpeg-libjpeg, is GPL"):
         transcode(raw, uid.ExplicitVRLittleEndian)
+
+
+def test_a_frame_that_fails_to_decode_gives_nothing_to_write() -> None:
+    raw = load(next(p for p in readable() if p.endswith("/SC_rgb_rle_2frame.dcm")))[1]
+    last = raw.rfind(b"\xfe\xff\x00\xe0") + 8  # the second frame's fragment, which starts with its RLE header
+    broken = raw[:last] + bytes(64) + raw[last + 64:]  # a header of no segments
+    undecodable = r"pixel data \(RLE Lossless, 8 bits stored\) cannot be decoded"
+    with spooled([broken]) as instance, pytest.raises(NotProduced, match=undecodable):
+        transcode_instance(instance, uid.ExplicitVRLittleEndian)  # raises before giving a first block
