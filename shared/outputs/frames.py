@@ -116,26 +116,34 @@ def _frames(instance: Instance) -> Iterator[Frame]:
         for array, properties in get_decoder(syntax).iter_array(instance.file, as_rgb=True, **options):
             given += 1
             yield _little_endian(array), properties
-    except Exception:
+    except Exception as error:
         if given:
             raise
-        yield from _whole(instance)
+        # a ValueError is pydicom's frame iterator tripping on the file (a read-only array it must correct):
+        # it trips on the parsed data set too, so go straight to decoding it all at once
+        yield from _whole(instance, frame_by_frame=not isinstance(error, ValueError))
 
 
-def _whole(instance: Instance) -> Iterator[Frame]:
+def _whole(instance: Instance, frame_by_frame: bool = True) -> Iterator[Frame]:
     """The frames of the data set parsed whole; all decoded at once where pydicom's frame iterator trips on it."""
     ds = instance.whole()
     if "PixelData" not in ds:
         raise NotProduced("has no pixel data")
-    given = 0
-    try:
-        for array, properties in get_decoder(ds.file_meta.TransferSyntaxUID).iter_array(ds, as_rgb=True):
-            given += 1
-            yield _little_endian(array), properties
-        return
-    except ValueError:  # e.g. pydicom correcting a pixel representation mismatch on a read-only array
-        if given:
-            raise
+    if frame_by_frame:
+        given = 0
+        try:
+            for array, properties in get_decoder(ds.file_meta.TransferSyntaxUID).iter_array(ds, as_rgb=True):
+                given += 1
+                yield _little_endian(array), properties
+            return
+        except ValueError:  # e.g. pydicom correcting a pixel representation mismatch on a read-only array
+            if given:
+                raise
+    yield from _all_at_once(ds)
+
+
+def _all_at_once(ds: Dataset) -> Iterator[Frame]:
+    """pydicom's `pixel_array`, frame by frame, described by the header (YBR comes out as RGB)."""
     properties = as_pixel_options(ds)
     if str(properties["photometric_interpretation"]).startswith("YBR") and properties["samples_per_pixel"] == 3:
         properties["photometric_interpretation"] = "RGB"  # pydicom converts YBR to RGB when it decodes
