@@ -115,7 +115,8 @@ def retried(parent: Checkpoint, lanes: Sequence[Mapping[str, Any] | None]) -> Ch
 
 def summed(base: Mapping[str, Any], lanes: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
     """The operation's status: `base` (the parent's) with the lanes' progress added up; a lane not yet started
-    counts nothing. `generation` is how many generations the lanes have run, `error` the first lane's failure."""
+    counts nothing. `generation` is how many generations the lanes have run, `error` the first lane's failure,
+    `total` the lanes' once each knows its own."""
     status = {**base, "exported": 0, "skipped": 0, "generation": 0}
     queries = [dict(q, selected=0, dropped=0) for q in base.get("queries") or []]
     for number, lane in enumerate(lanes):
@@ -131,6 +132,9 @@ def summed(base: Mapping[str, Any], lanes: Sequence[Mapping[str, Any] | None]) -
             status["error"] = lane["error"]
     if queries:
         status["queries"] = queries
+    totals = [lane.get("total") if lane else None for lane in lanes]
+    if totals and all(isinstance(t, int) for t in totals):  # else the parent's, known from the start or not at all
+        status["total"] = sum(t for t in totals if isinstance(t, int))
     return status
 
 

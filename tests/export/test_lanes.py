@@ -78,6 +78,8 @@ def test_the_operation_status_adds_the_lanes_up_and_a_lane_not_yet_started_count
     assert (status["exported"], status["skipped"], status["generation"], status["error"], status["lanes"]) == (
         7, 1, 5, "the store is down", 3)
     assert status["queries"] == [{"query": {"Modality": "CT"}, "selected": 6, "dropped": 1}]
+    assert "total" not in status  # not every lane knows its own yet
+    assert lanes.summed(base, [{"total": 7}, {"total": 5, "exported": 1}])["total"] == 12
 
 
 def test_after_a_lane_failed_the_commit_keeps_each_lanes_completed_generations_and_all_of_the_others():
