@@ -78,7 +78,7 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
     return _complete(context, window.counted, committed)
 
 
-def _copy(context: df.DurableOrchestrationContext, window: Window, calls: Calls) -> Generator[Any, Any, None]:
+def _copy(context: df.DurableOrchestrationContext, window: Window, calls: Calls) -> Generator[Any, Any]:
     """Keep the window full until this run has nothing left to start and nothing in flight."""
     while True:
         for step in window.ready():

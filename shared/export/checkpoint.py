@@ -160,3 +160,12 @@ class Checkpoint:
             deidentification=data.get("deidentification"), search=data.get("search"), output=data.get("output"),
             failure=data.get("failure"),
         )
+
+
+def counted(checkpoint: Checkpoint, status: Any) -> Checkpoint:
+    """A run's input `checkpoint` as far as the custom `status` it last published counts: within a run the window
+    counts further generations, and a cancel commits the manifest blocks of every generation the status counts."""
+    published = status.get("generation") if isinstance(status, dict) else None
+    if isinstance(published, int) and published > checkpoint.generation:
+        return replace(checkpoint, generation=published)
+    return checkpoint
