@@ -89,7 +89,7 @@ def measure(bench: Stack, seeded: Seeded, run: int) -> dict:
     figures: dict = {}
 
     def baseline(tag: str, copy) -> None:
-        target = bench.container(f"{tag}-{uuid.uuid4().hex[:12]}", CONCURRENCY + 8)
+        target = bench.container(f"{tag.replace('_', '-')}-{uuid.uuid4().hex[:12]}", CONCURRENCY + 8)
         cpu, azurite_cpu = cpu_seconds(me), cpu_seconds(azurite)
         started = time.perf_counter()
         copy(target)

@@ -28,7 +28,7 @@ The input is a `shared.export.checkpoint.Checkpoint`; its secrets stay encrypted
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
+from typing import Any, NoReturn
 
 import azure.durable_functions as df
 from azure.durable_functions.models.Task import TaskState
@@ -121,7 +121,7 @@ def _commit_failed(context: df.DurableOrchestrationContext,
         return None
 
 
-def _fail(context: df.DurableOrchestrationContext, checkpoint: Checkpoint, committed: Committed | None) -> None:
+def _fail(context: df.DurableOrchestrationContext, checkpoint: Checkpoint, committed: Committed | None) -> NoReturn:
     """End the export as failed with the reason its checkpoint carries."""
     assert checkpoint.failure is not None
     context.set_custom_status(checkpoint.status(error=checkpoint.failure, committed=committed))
