@@ -87,7 +87,7 @@ def _copy(context: df.DurableOrchestrationContext, window: Window, calls: Calls)
             return
         step, result = yield from calls.next()
         window.done(step, result)
-        context.set_custom_status(window.counted.status())
+        context.set_custom_status(window.resume().status())
 
 
 def _commit(calls: Calls, checkpoint: Checkpoint) -> Generator[Any, Any, Committed]:

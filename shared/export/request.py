@@ -49,6 +49,7 @@ class ExportRequest:
     output: OutputSpec = field(default_factory=OutputSpec)  # the default: files as stored, no metadata table
     queries: tuple[Query, ...] = ()  # a query source: the union of these (identifiers then empty)
     linkage: Destination | None = None  # deidentification.linkage: the controller's container for linkage.csv
+    partition: str | None = None  # the store's data partition, from the route (shared/stores/factory.export_partition)
 
     def canonical(self) -> str:
         """One text per distinct request (secrets included): compared, via a keyed digest, on a repeat."""
@@ -59,6 +60,7 @@ class ExportRequest:
             "deidentification": self.deidentification and self.deidentification.to_json(),
             "output": None if self.output.plain else self.output.to_json(),
             **({"queries": [q.to_json() for q in self.queries]} if self.queries else {}),
+            **({"partition": self.partition} if self.partition else {}),
             **({"linkage": [self.linkage.account_url, self.linkage.container, self.linkage.sas, self.linkage.account_key,
                             self.linkage.use_managed_identity]} if self.linkage else {}),
         }, sort_keys=True)

@@ -73,7 +73,7 @@ def test_batches_finishing_out_of_order_are_counted_by_whole_generations_in_orde
     assert commit.name == COMMIT and CommitWork.from_json(commit.input).before_generation is None
     run_.complete(commit, Committed(HREF, "ab" * 32, 120).to_json())
     assert run_.state["isDone"]
-    assert run_.state["output"] == {**start.status(), "exported": 2, "skipped": 2, "generation": 3,
+    assert run_.state["output"] == {**start.status(), "exported": 2, "skipped": 2, "generation": 3, "total": 4,
                                     "manifestHref": HREF, "manifestSha256": "ab" * 32, "manifestSize": 120}
 
 
