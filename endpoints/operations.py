@@ -38,7 +38,7 @@ from azure.durable_functions.models.OrchestrationRuntimeStatus import Orchestrat
 from azure.durable_functions.models.RpcManagementOptions import RpcManagementOptions
 
 from shared.errors import CopyFailed
-from shared.export.checkpoint import Checkpoint
+from shared.export.checkpoint import Checkpoint, counted
 from shared.export.destination import DestinationRefused
 from shared.export.lanes import canceled_work, lane_id, retried
 from shared.export.operation import (
@@ -142,7 +142,7 @@ async def _commit_when_suspended(client: df.DurableOrchestrationClient, operatio
                                  found: dict[str, Any]) -> Committed | None:
     """Suspend the export, then commit the manifest of the generations it completed, so that a canceled export
     can be verified: suspended, it cannot move on to another generation, so its counts and checkpoint are
-    those of the manifest. None (cancel without a manifest) if it does not suspend within CANCEL_WAIT seconds
+    those of the manifest (the run's checkpoint, as far as the status it published counts). None (cancel without a manifest) if it does not suspend within CANCEL_WAIT seconds
     or the destination refuses."""
     if found.get("runtimeStatus") != "Suspended":
         await client.suspend(operation_id, "suspended to be canceled")
@@ -154,7 +154,7 @@ async def _commit_when_suspended(client: df.DurableOrchestrationClient, operatio
                             found.get("runtimeStatus"))
                 return None
             await asyncio.sleep(0.2)
-    checkpoint = Checkpoint.from_json(durable_json(found["input"]))
+    checkpoint = counted(Checkpoint.from_json(durable_json(found["input"])), durable_json(found.get("customStatus")))
     work = checkpoint.commit_input(failed=True)
     if lane_count(found) > 1:  # suspended, the parent starts no lane: suspend those it started, then commit theirs
         lanes = await _suspend_lanes(client, found)

@@ -16,7 +16,7 @@ import azure.durable_functions as df
 
 from shared.export import events
 from shared.export import lanes as export_lanes
-from shared.export.checkpoint import WHOLE_STORE, Checkpoint
+from shared.export.checkpoint import WHOLE_STORE, Batching, Checkpoint
 from shared.export.operation import ORCHESTRATOR, failure_reason
 from shared.export.work import Committed
 
@@ -27,9 +27,23 @@ class LanesFailed(RuntimeError):
     """A lane (or the split, or the commit) failed; the message is the reason shown in the operation's errors."""
 
 
-def run(context: df.DurableOrchestrationContext, checkpoint: Checkpoint, commit: str,
-        retry: df.RetryOptions) -> Generator[Any, Any, dict[str, Any]]:
-    """The whole export as lanes; `commit` is the commit activity's name, `retry` the export's retry options."""
+class RetryOptions(df.RetryOptions):
+    """The export's retry settings for the parent's own two steps (split, commit), backoff included: the Python SDK
+    omits the coefficient the extension applies. The parent yields nothing beside them (no zero-length timer),
+    so the extension's retries replay deterministically here, unlike in the lanes' window."""
+
+    def __init__(self, batching: Batching):
+        super().__init__(max(1, round(batching.first_retry_seconds * 1000)), batching.retry_attempts)
+        self.backoff_coefficient = batching.backoff_coefficient
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "backoffCoefficient": self.backoff_coefficient}
+
+
+def run(context: df.DurableOrchestrationContext, checkpoint: Checkpoint,
+        commit: str) -> Generator[Any, Any, dict[str, Any]]:
+    """The whole export as lanes; `commit` is the commit activity's name."""
+    retry = RetryOptions(checkpoint.batching)
     base = {**checkpoint.status(), "lanes": checkpoint.lanes}
     context.set_custom_status(base)
     bounds: list[str] = []
