@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
+from orchestrations.notify import notify_end
 from shared.export import events
 from shared.export.checkpoint import Batching, Checkpoint
 from shared.export.operation import ORCHESTRATOR, failure_reason
@@ -58,6 +59,7 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
             committed = None
         context.set_custom_status(checkpoint.status(error=checkpoint.failure, committed=committed))
         _log_end(context, checkpoint, "failed", error=checkpoint.failure)
+        yield from notify_end(context, checkpoint)  # issue 23: the completion notification (orchestrations/notify.py)
         raise ExportFailed(checkpoint.failure)
     retry = retry_options(checkpoint.batching)
     try:
@@ -89,6 +91,7 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
     final = checkpoint.status(committed=committed)
     context.set_custom_status(final)
     _log_end(context, checkpoint, "completed")
+    yield from notify_end(context, checkpoint)  # issue 23: the completion notification (orchestrations/notify.py)
     return final
 
 

@@ -53,6 +53,7 @@ class Checkpoint:
     search: dict[str, Any] | None = None  # a query source: {"queries": [...], "counts": [[selected, dropped], ...]}
     output: dict[str, Any] | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
     failure: str | None = None  # why the generation that started from here failed: the export ends with it
+    notification: str | None = None  # Notification.protected(): where the end is POSTed (encrypted)
 
     @property
     def done(self) -> bool:
@@ -135,6 +136,7 @@ class Checkpoint:
             "prefetched": self.prefetched.to_json() if self.prefetched is not None else None,
             "deidentification": self.deidentification, "search": self.search, "output": self.output,
             "failure": self.failure,
+            **({"notification": self.notification} if self.notification else {}),
         }
 
     @classmethod
@@ -147,5 +149,5 @@ class Checkpoint:
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
             prefetched=Expanded.from_json(data["prefetched"]) if data.get("prefetched") else None,
             deidentification=data.get("deidentification"), search=data.get("search"), output=data.get("output"),
-            failure=data.get("failure"),
+            failure=data.get("failure"), notification=data.get("notification"),
         )

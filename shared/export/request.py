@@ -18,6 +18,8 @@ Rules (the published API's, plus what its server did where the document is silen
   option names are case-insensitive too.
 - `output` and `metadata` (optional): transcoded DICOM, PNG/JPEG frames, a metadata table
   (shared/outputs/spec.py); without them files are copied as stored.
+- `notification` (optional): `{"url": "https://…", "secret": "…"}`, where the final status is POSTed,
+  signed (shared/export/notify.py); a URL policy refuses is a 400 naming `notification.url`.
 Every error is a `ClientError` whose message starts with the field at fault.
 """
 
@@ -31,6 +33,7 @@ from typing import Any
 from shared.deid.profile import PROFILE, Profile, ProfileError
 from shared.errors import ClientError
 from shared.export.destination import Destination, DestinationRefused, parse_destination
+from shared.export.notify import Notification, NotificationPolicy, parse_notification
 from shared.export.settings import ExportSettings
 from shared.outputs.spec import OutputSpec, parse_output
 from shared.query import Query, QueryError, parse_query
@@ -45,6 +48,7 @@ class ExportRequest:
     deidentification: Profile | None = None
     output: OutputSpec = field(default_factory=OutputSpec)  # the default: files as stored, no metadata table
     queries: tuple[Query, ...] = ()  # a query source: the union of these (identifiers then empty)
+    notification: Notification | None = None  # where the final status is POSTed, signed
 
     def canonical(self) -> str:
         """One text per distinct request (secrets included): compared, via a keyed digest, on a repeat."""
@@ -55,6 +59,7 @@ class ExportRequest:
             "deidentification": self.deidentification and self.deidentification.to_json(),
             "output": None if self.output.plain else self.output.to_json(),
             **({"queries": [q.to_json() for q in self.queries]} if self.queries else {}),
+            **({"notification": [self.notification.url, self.notification.secret]} if self.notification else {}),
         }, sort_keys=True)
 
 
@@ -68,7 +73,8 @@ def parse_export_request(body: bytes, content_type: str | None, policy: ExportSe
     document = _json(body)
     if not isinstance(document, dict):
         raise ClientError(400, f"the request body must be a JSON object, not {_kind(document)}")
-    top = named_fields(document, "", ("source", "sources", "destination", "deidentification", "output", "metadata"))
+    top = named_fields(document, "", ("source", "sources", "destination", "deidentification", "output", "metadata",
+                                      "notification"))
     if "source" in top and "sources" in top:
         raise ClientError(400, "give 'source' or its alias 'sources', not both", "source")
     given = "source" in top or "sources" in top
@@ -77,7 +83,8 @@ def parse_export_request(body: bytes, content_type: str | None, policy: ExportSe
     output = parse_output(top.get("output"), top.get("metadata"))
     identifiers, queries = _source(source) if source is not None else ((), ())
     return ExportRequest(identifiers, _destination(destination, policy), _deidentification(top.get("deidentification")),
-                         output, queries)
+                         output, queries,
+                         parse_notification(top.get("notification"), NotificationPolicy.from_settings()))
 
 
 def _check_content_type(content_type: str | None) -> None:

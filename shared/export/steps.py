@@ -84,6 +84,7 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         search={"queries": [q.to_json() for q in request.queries], "counts": [[0, 0] for _ in request.queries]}
         if request.queries else None,
         output=None if request.output.plain else request.output.to_json(),
+        notification=request.notification.protected(env) if request.notification else None,
     )
 
 
