@@ -39,9 +39,9 @@ def notifier_id(operation_id: str) -> str:
     return f"{operation_id}:notify"
 
 
-def notify_end(context: df.DurableOrchestrationContext, checkpoint: Checkpoint) -> Generator[Any, Any, None]:
+def notify_end(context: df.DurableOrchestrationContext, checkpoint: Checkpoint) -> Generator[Any, Any]:
     """In the export orchestrator, just before it completes or fails: start the notifier if the request asked
-    for one. Best effort: a failure here is logged by the activity and never changes how the export ends.
+    for one. Best effort: a failure here is logged and never changes how the export ends.
 
         yield from notify_end(context, checkpoint)
     """
@@ -49,8 +49,10 @@ def notify_end(context: df.DurableOrchestrationContext, checkpoint: Checkpoint) 
         try:
             yield context.call_activity(START, {"operationId": checkpoint.operation_id,
                                                 "notification": checkpoint.notification})
-        except Exception:  # noqa: BLE001 - the export's end stands; the operation view shows the notification pending
-            pass
+        except Exception as error:  # noqa: BLE001 - the export's end stands; its view shows the notification pending
+            if not context.is_replaying:
+                log.warning("operation %s: the notifier did not start: %s", checkpoint.operation_id,
+                            failure_reason(str(error)))
 
 
 async def start_notifier(client: df.DurableOrchestrationClient, operation_id: str, token: str,

@@ -86,7 +86,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 timestamp = self.headers.get("X-Export-Timestamp", "")
                 expected = "sha256=" + hmac.new(receiver.secret.encode(), timestamp.encode() + body,

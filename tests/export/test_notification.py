@@ -13,7 +13,16 @@ import pytest
 import requests
 
 from shared.export.notify import Notification
-from testkit.exporting import WEBHOOK, Hosts, durable, export_body, finished, host_fixtures, new_container, start, view
+from testkit.exporting import (
+    WEBHOOK,
+    Hosts,
+    durable,
+    export_body,
+    finished,
+    host_fixtures,
+    start,
+    view,
+)
 from testkit.host import Host, wait_for
 from testkit.seed import put_study
 from tests.export.receiver import Receiver, self_signed
