@@ -153,11 +153,11 @@ def addresses(host: str, port: int, policy: NotificationPolicy, resolve: Resolve
     """Every address `host` resolves to now; AddressRefused if any of them is one policy refuses."""
     try:
         found = resolve(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        raise DeliveryFailed(f"host {host} does not resolve") from None
+    except (OSError, ValueError):  # gaierror; UnicodeError (a name IDNA cannot encode) is a ValueError
+        raise DeliveryFailed(f"host {host[:100]} does not resolve") from None
     unique = list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in found))
     if not unique:
-        raise DeliveryFailed(f"host {host} does not resolve")
+        raise DeliveryFailed(f"host {host[:100]} does not resolve")
     if not policy.allow_private:
         for address in unique:
             why = refused(ipaddress.ip_address(address))
