@@ -155,3 +155,19 @@ def test_a_failed_export_starts_its_notifier_too_and_still_fails_when_the_notifi
     assert run.calls[-1].name == START
     with pytest.raises(Exception, match="the store is down"):
         run.fail(run.calls[-1], "the task hub is busy", retried=False)
+
+
+def test_the_request_carries_the_notification_and_another_secret_makes_another_request() -> None:
+    from shared.export.request import parse_export_request
+
+    from .conftest import POLICY
+
+    def parsed(secret: str):
+        body = {"destination": {"type": "azureblob", "settings": {"blobContainerUri": "https://a.blob.core.windows.net/out",
+                                                                  "useManagedIdentity": True}},
+                "Notification": {"URL": f"https://{PUBLIC}/hook", "Secret": secret}}
+        return parse_export_request(json.dumps(body).encode(), "application/json", POLICY)
+
+    request = parsed(SECRET)
+    assert request.notification == Notification(f"https://{PUBLIC}/hook", SECRET)
+    assert request.canonical() != parsed(SECRET + "!").canonical()  # an Idempotency-Key repeat must match it too
