@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
@@ -13,6 +14,8 @@ from cryptography.fernet import Fernet
 from shared.export.destination import Destination, parse_destination
 from shared.export.settings import ExportSettings
 from shared.stores.blob.store import DicomStore, StoredInstance
+
+from .receiver import Receiver, self_signed
 
 POLICY = ExportSettings(allow_emulator=True)
 
@@ -48,6 +51,20 @@ def destination(storage_connection_string: str) -> Destination:
     client.create_container()
     yield found
     _delete(client)
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The notification receiver's self-signed certificate and key (tests/export/receiver.py)."""
+    return self_signed(tmp_path_factory.mktemp("receiver"))
+
+
+@pytest.fixture
+def receiver(certificate: tuple[Path, Path]) -> Receiver:
+    """A local HTTPS receiver of notifications signed with receiver.SECRET, on a free loopback port."""
+    started = Receiver(*certificate).start()
+    yield started
+    started.stop()
 
 
 def put(store: DicomStore, study: str, series: str, sop: str, size: int = 300) -> tuple[StoredInstance, bytes]:

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+SECRET = "notification-secret-" + "k3y" * 8  # what the tests' requests sign with
 NAME = "notify-receiver.invalid"  # a name no DNS knows (RFC 2606): only a test's resolver gives its address
 
 
@@ -74,7 +75,7 @@ class Receiver:
 
     cert: Path
     key: Path
-    secret: str
+    secret: str = SECRET
     failures: int = 0
     deliveries: list[Delivery] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import requests
 
 from shared.export.notify import Notification
@@ -25,30 +24,27 @@ from testkit.exporting import (
 )
 from testkit.host import Host, wait_for
 from testkit.seed import put_study
-from tests.export.receiver import Receiver, self_signed
+from tests.export.receiver import SECRET, Receiver
 from tests.security.test_secrets import everything_readable
 
 hosts, store, destination = host_fixtures("notify-hosts")
-SECRET = "notification-secret-" + "k3y" * 8
 RETRY = {"Export__Notification__FirstRetryIntervalSeconds": "0.3", "Export__Notification__MaxAttempts": "4"}
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return self_signed(tmp_path_factory.mktemp("receiver"))
-
-
-@pytest.fixture
-def receiver(certificate: tuple[Path, Path]) -> Receiver:
-    started = Receiver(*certificate, secret=SECRET).start()
-    yield started
-    started.stop()
 
 
 def trusting(hosts: Hosts, certificate: tuple[Path, Path], **settings: str) -> Host:
     """A host that may notify a loopback receiver and trusts its certificate, with small, slow batches."""
     return hosts(Export__Notification__AllowPrivateAddresses="true", Export__Notification__CaFile=str(certificate[0]),
                  Export__BatchSize="2", Export__MaxParallelBatches="1", **RETRY, **settings)
+
+
+def notifying_export(hosts: Hosts, store, destination, certificate: tuple[Path, Path], receiver: Receiver,
+                     count: int) -> tuple[Host, dict, dict[str, bytes]]:
+    """An export of a new study of `count` instances, notifying `receiver`: (its host, its 202 body, the files)."""
+    host = trusting(hosts, certificate)
+    study, stored = put_study(store, count)
+    body = export_body([study], destination, hosts.connection_string)
+    body["notification"] = {"url": receiver.url, "secret": SECRET}
+    return host, start(host, body), stored
 
 
 def notified(href: str, status: str = "delivered") -> dict:
@@ -68,13 +64,8 @@ def secret_shown(host: Host, operation_id: str, texts: dict[str, str]) -> list[s
 
 def test_a_receiver_that_fails_twice_gets_the_signed_final_status_on_the_third_attempt(
         hosts, store, destination, certificate, receiver) -> None:
-    host = trusting(hosts, certificate)
     receiver.failures = 2
-    study, stored = put_study(store, 3)
-    body = export_body([study], destination, hosts.connection_string)
-    body["notification"] = {"url": receiver.url, "secret": SECRET}
-
-    operation = start(host, body)
+    host, operation, stored = notifying_export(hosts, store, destination, certificate, receiver, 3)
     done = finished(operation["href"])
     final = notified(operation["href"])
 
@@ -93,11 +84,7 @@ def test_a_receiver_that_fails_twice_gets_the_signed_final_status_on_the_third_a
 
 
 def test_a_canceled_export_notifies_its_cancel(hosts, store, destination, certificate, receiver) -> None:
-    host = trusting(hosts, certificate)
-    study, _ = put_study(store, 80)
-    body = export_body([study], destination, hosts.connection_string)
-    body["notification"] = {"url": receiver.url, "secret": SECRET}
-    operation = start(host, body)
+    host, operation, _ = notifying_export(hosts, store, destination, certificate, receiver, 80)
     wait_for(lambda: view(operation["href"])["results"]["exported"] > 0, message="the first files")
     assert view(operation["href"])["notification"] == {"status": "pending", "attempts": 0}  # running: not yet
 
@@ -113,12 +100,8 @@ def test_a_canceled_export_notifies_its_cancel(hosts, store, destination, certif
 
 def test_a_receiver_never_reached_leaves_the_last_error_and_the_export_ended(
         hosts, store, destination, certificate, receiver) -> None:
-    host = trusting(hosts, certificate)
     receiver.failures = 99
-    study, _ = put_study(store, 2)
-    body = export_body([study], destination, hosts.connection_string)
-    body["notification"] = {"url": receiver.url, "secret": SECRET}
-    operation = start(host, body)
+    _, operation, _ = notifying_export(hosts, store, destination, certificate, receiver, 2)
     retrying = notified(operation["href"], "retrying")  # the export's own status has ended meanwhile
     assert retrying["status"] == "completed" and retrying["notification"]["nextAttemptTime"]
 

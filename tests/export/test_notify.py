@@ -30,10 +30,9 @@ from shared.export.notify import (
 from shared.export.work import Committed, Copied
 
 from .orchestrating import Execution
-from .receiver import NAME, Receiver, self_signed
+from .receiver import NAME, SECRET, Receiver
 from .test_orchestrator import HREF, checkpoint, expanded, instances
 
-SECRET = "a-secret-of-some-length"
 PUBLIC = "93.184.216.34"
 
 
@@ -46,18 +45,6 @@ def answering(*answers: str):
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         return [(family, socket.SOCK_STREAM, 6, "", (address, port))]
     return resolve
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return self_signed(tmp_path_factory.mktemp("receiver"))
-
-
-@pytest.fixture
-def receiver(certificate: tuple[Path, Path]) -> Receiver:
-    started = Receiver(*certificate, secret=SECRET).start()
-    yield started
-    started.stop()
 
 
 @pytest.mark.parametrize("address, words", [("10.20.30.40", "a private address"), ("192.168.1.5", "a private address"),
