@@ -83,8 +83,9 @@ def test_a_receiver_that_fails_twice_gets_the_signed_final_status_on_the_third_a
     assert secret_shown(host, operation["id"], {"202": json.dumps(operation), "errors.log": errors_log}) == []
 
 
-def test_a_canceled_export_notifies_its_cancel(hosts, store, destination, certificate, receiver) -> None:
-    host, operation, _ = notifying_export(hosts, store, destination, certificate, receiver, 80)
+def test_a_canceled_export_notifies_its_cancel_and_again_its_end_after_a_retry(
+        hosts, store, destination, certificate, receiver) -> None:
+    host, operation, stored = notifying_export(hosts, store, destination, certificate, receiver, 40)
     wait_for(lambda: view(operation["href"])["results"]["exported"] > 0, message="the first files")
     assert view(operation["href"])["notification"] == {"status": "pending", "attempts": 0}  # running: not yet
 
@@ -95,6 +96,14 @@ def test_a_canceled_export_notifies_its_cancel(hosts, store, destination, certif
     assert final["status"] == "canceled"
     assert [(d.answered, d.signed, d.status["status"]) for d in receiver.deliveries] == [(204, True, "canceled")]
     assert receiver.deliveries[0].status["results"] == final["results"]
+
+    r = requests.post(f"{host.base_url}/v1/operations/{operation['id']}/retry", timeout=60)
+    assert r.status_code == 202, r.text
+    wait_for(lambda: len(receiver.deliveries) == 2, timeout=180, message="the retried export's notification")
+    assert (receiver.deliveries[1].signed, receiver.deliveries[1].status["status"]) == (True, "completed")
+    assert receiver.deliveries[1].status["results"]["exported"] == len(stored)
+    again = notified(operation["href"])["notification"]
+    assert again["attempts"] == 1 and again["deliveredTime"] > final["notification"]["deliveredTime"]
     assert secret_shown(host, operation["id"], {}) == []
 
 
