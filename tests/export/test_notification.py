@@ -54,12 +54,16 @@ def notified(href: str, status: str = "delivered") -> dict:
 
 
 def secret_shown(host: Host, operation_id: str, texts: dict[str, str]) -> list[str]:
-    texts = {**texts, **everything_readable(host, operation_id),
+    """Where the secret, or the URL's path and query (which may carry a token too), can be read in clear."""
+    texts = {**texts, **everything_readable(host, operation_id), "host log": host.log(),
              "notifier status": json.dumps(durable(host, f"{operation_id}:notify", showInput="true",
                                                    showHistory="true", showHistoryOutput="true"))}
-    found = [where for where, text in texts.items() if SECRET in text]
-    found += ["host log"] if SECRET in host.log() else []
-    return found + [str(p) for p in host.data_dir.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    hub = [p for p in host.data_dir.rglob("*") if p.is_file()]  # the SQLite task hub, its WAL and shm
+    found = []
+    for needle in (SECRET, "/hook?source=test"):
+        found += [f"{needle} in {where}" for where, text in texts.items() if needle in text]
+        found += [f"{needle} in {p}" for p in hub if needle.encode() in p.read_bytes()]
+    return found
 
 
 def test_a_receiver_that_fails_twice_gets_the_signed_final_status_on_the_third_attempt(
