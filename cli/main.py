@@ -152,6 +152,15 @@ def build_parser() -> Parser:
     outputs.add_argument("--deidentify", action="store_true", help="de-identify (PS3.15 basic profile)")
     outputs.add_argument("--option", dest="deid_options", action="append", metavar="OPTION",
                          help="a de-identification option, e.g. retainUids (repeatable; with --deidentify)")
+    linkage = export.add_argument_group("linkage table for the data controller (with --deidentify; "
+                                        "docs/DEIDENTIFICATION.md): another container, its own credentials")
+    where = linkage.add_mutually_exclusive_group()
+    where.add_argument("--linkage-container-uri", metavar="URI", help="its container's URL, with a SAS when needed")
+    where.add_argument("--linkage-connection-string", metavar="CS",
+                       help="a storage connection string (with --linkage-container)")
+    linkage.add_argument("--linkage-container", metavar="NAME", help="its container name, with --linkage-connection-string")
+    linkage.add_argument("--linkage-managed-identity", action="store_true",
+                         help="the service writes it with its managed identity (with --linkage-container-uri)")
     export.add_argument("--notify-url", metavar="URL",
                         help=f"POST the final status to this https URL when the export ends, signed with the secret "
                              f"in env {NOTIFY_SECRET} (docs/NOTIFICATIONS.md)")
@@ -344,7 +353,27 @@ class Cli:
             if not a.deidentify:
                 self.parser.error("--option needs --deidentify")
             extra["deidentification"] = {"profile": "basic", "options": a.deid_options or []}
+        linkage = self.linkage()
+        if linkage:
+            if not a.deidentify:
+                self.parser.error("--linkage-... needs --deidentify: the linkage table is for de-identified exports")
+            extra["deidentification"]["linkage"] = {"type": "azureblob", "settings": linkage.export_settings()}
         return extra
+
+    def linkage(self) -> Destination | None:
+        """The linkage table's container from the --linkage-... flags; None without them."""
+        a = self.args
+        if not (a.linkage_container_uri or a.linkage_connection_string or a.linkage_container
+                or a.linkage_managed_identity):
+            return None
+        if a.linkage_managed_identity and not a.linkage_container_uri:
+            self.parser.error("--linkage-managed-identity goes with --linkage-container-uri")
+        if bool(a.linkage_connection_string) != bool(a.linkage_container):
+            self.parser.error("--linkage-connection-string and --linkage-container go together")
+        if not (a.linkage_container_uri or a.linkage_connection_string):
+            self.parser.error("give --linkage-container-uri, or --linkage-connection-string with --linkage-container")
+        return Destination(a.linkage_container_uri, a.linkage_connection_string, a.linkage_container,
+                           a.linkage_managed_identity)
 
     def cmd_search(self) -> int:
         queries = queries_of(self.args)
@@ -474,6 +503,8 @@ class Cli:
         found = [self.api.key or ""]
         if hasattr(a, "container_uri"):
             found += Destination(a.container_uri, a.connection_string).secrets()
+        if getattr(a, "linkage_container_uri", None) or getattr(a, "linkage_connection_string", None):
+            found += Destination(a.linkage_container_uri, a.linkage_connection_string).secrets()
         return [s for s in found if s]
 
 

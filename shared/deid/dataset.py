@@ -6,7 +6,9 @@ What each action does here (PS3.15 Table E.1-1a), after `Profile.action` resolve
   U replaces each UID by its keyed pseudonym.
 - C, clean: dates move back by the patient's offset (DA, and the date of DT; TM is kept, the
   offset being whole days); text keeps its words but every identifying value found in this
-  instance (names, IDs, dates, addresses... of attributes the profile removes) becomes `***`;
+  instance (names, IDs, dates, addresses... of attributes the profile removes) becomes `***`, and
+  so does whatever looks like anyone's identifier (descriptors.py: names, IDs, dates, phones,
+  e-mails); a value that cannot be cleaned with confidence is removed;
   a sequence's items are processed; anything else is removed.
 - Patient ID and Patient's Name (Z) become the patient's pseudonym rather than empty.
 - Attributes the table does not list are kept, except UIDs, which are replaced unless they are
@@ -29,12 +31,12 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from shared.deid.descriptors import clean as clean_text
 from shared.deid.profile import EDITION, Profile
 from shared.deid.pseudonyms import SETTING, Pseudonyms
 from shared.uids import Identifier
 
 DICOM_ROOT = "1.2.840.10008."
-CLEANED = "***"
 TEXT_VRS = {"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "UR"}
 DATE_VRS = {"DA", "DT", "TM"}
 _NUMBER_VRS = {"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"}
@@ -45,7 +47,14 @@ PATIENT_ID, PATIENT_NAME = 0x00100020, 0x00100010
 
 
 class NotDeidentified(Exception):
-    """This instance cannot be de-identified safely and is skipped; the message quotes nothing from the file."""
+    """This instance cannot be de-identified safely and is skipped; the message quotes nothing from the file.
+
+    `patient_id`: the file's Patient ID when it was read that far, for the linkage table only.
+    """
+
+    def __init__(self, message: str, patient_id: str = ""):
+        super().__init__(message)
+        self.patient_id = patient_id
 
 
 class KeyChanged(RuntimeError):
@@ -164,13 +173,8 @@ class Deidentifier:
     def _clean(self, element: DataElement, instance: _Instance) -> object:
         if element.VR in DATE_VRS:
             return [_shifted(element.VR, str(v), instance.offset) for v in _values(element)] or None
-        cleaned = []
-        for value in _values(element):
-            text = str(value)
-            for pattern in instance.identifying:
-                text = pattern.sub(CLEANED, text)
-            cleaned.append(text)
-        return cleaned or None
+        cleaned = (clean_text(str(value), instance.identifying) for value in _values(element))
+        return [text for text in cleaned if text is not None] or None  # a value not cleaned with confidence goes
 
     def _mark(self, ds: Dataset) -> None:
         ds.PatientIdentityRemoved = "YES"

@@ -41,10 +41,16 @@ _ITEM, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE0DD
 UNPARSABLE = "the file cannot be parsed as DICOM"
 
 
+_UID_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+
+
 @dataclass(frozen=True)
 class DeidentifiedFile:
     identifier: Identifier  # the new study/series/sop
     chunks: Iterator[bytes]  # the de-identified file; NotDeidentified may still come from its end
+    original: Identifier  # the study/series/sop the file had (for the linkage table only)
+    patient_id: str = ""  # the Patient ID the file had (for the linkage table only)
+    pseudonym: str = ""  # the Patient ID it has now
 
 
 def deidentify_file(chunks: Iterable[bytes], deidentifier: Deidentifier) -> DeidentifiedFile:
@@ -54,30 +60,37 @@ def deidentify_file(chunks: Iterable[bytes], deidentifier: Deidentifier) -> Deid
     """
     source = iter(chunks)
     ds, data, at = _header(source)
+    patient = ""
     try:
+        patient = str(ds.get("PatientID", "") or "")
+        original = Identifier(*(str(ds.get(k, "")) for k in _UID_KEYWORDS))
         instance = deidentifier.header(ds)
-        if not all(is_uid(ds.get(k)) for k in ("SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID",
-                                               "SOPInstanceUID")):
+        if not all(is_uid(ds.get(k)) for k in ("SOPClassUID", *_UID_KEYWORDS)):
             raise NotDeidentified("the file has no valid SOP class, study, series or SOP instance UID")
-        identifier = Identifier(*(str(ds.get(k, "")) for k in ("StudyInstanceUID", "SeriesInstanceUID",
-                                                                 "SOPInstanceUID")))
+        identifier = Identifier(*(str(ds.get(k, "")) for k in _UID_KEYWORDS))
+        pseudonym = str(ds.get("PatientID", "") or "")
         head = _write_header(ds)
-    except NotDeidentified:
+    except NotDeidentified as refused:
+        refused.patient_id = patient
         raise
     except Exception:  # noqa: BLE001 - whatever pydicom raises on values it cannot decode or encode
-        raise NotDeidentified(UNPARSABLE) from None
+        raise NotDeidentified(UNPARSABLE, patient) from None
     encoding = ds.original_encoding
 
     def body() -> Iterator[bytes]:
-        yield head
-        rest = _Bytes(data[at:], source)
-        while rest.pixel_data_next(encoding):
-            yield from rest.element(encoding)
-        trailer = rest.remainder()
-        if trailer:
-            yield _write_trailer(trailer, encoding, deidentifier, instance)
+        try:
+            yield head
+            rest = _Bytes(data[at:], source)
+            while rest.pixel_data_next(encoding):
+                yield from rest.element(encoding)
+            trailer = rest.remainder()
+            if trailer:
+                yield _write_trailer(trailer, encoding, deidentifier, instance)
+        except NotDeidentified as refused:
+            refused.patient_id = patient
+            raise
 
-    return DeidentifiedFile(identifier, body())
+    return DeidentifiedFile(identifier, body(), original, patient, pseudonym)
 
 
 def _header(source: Iterator[bytes]) -> tuple[FileDataset, bytes, int]:

@@ -49,7 +49,8 @@ class Checkpoint:
     generation: int = 1
     request_digest: str | None = None  # keyed digest of the request, for Idempotency-Key repeats
     prefetched: Expanded | None = None  # expansion of what is left, listed during the last copies
-    deidentification: dict[str, Any] | None = None  # Deidentifier.to_json(): profile, options, key id (no key)
+    deidentification: dict[str, Any] | None = None  # Deidentifier.to_json() (profile, options, key id: no key), and
+    # "linkage": the linkage table's container as Destination.protected() (shared/export/linkage.py)
     search: dict[str, Any] | None = None  # a query source: {"queries": [...], "counts": [[selected, dropped], ...]}
     output: dict[str, Any] | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
     failure: str | None = None  # why the generation that started from here failed: the export ends with it
@@ -93,7 +94,7 @@ class Checkpoint:
         completed (this checkpoint's generation is the one that did not)."""
         dropped = sum(d for _, d in self.search["counts"]) if self.search else 0
         return CommitWork(self.operation_id, self.destination, self.output, dropped,
-                          self.generation if failed else None)
+                          self.generation if failed else None, (self.deidentification or {}).get("linkage"))
 
     def failed(self, reason: str) -> Checkpoint:
         """This checkpoint, marked as the one whose generation failed for `reason`; retrying clears the mark."""

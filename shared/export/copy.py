@@ -22,7 +22,9 @@ Copy modes (`Export__CopyMode`):
 
 A de-identified export (`deidentifier`) always streams: each file goes through
 `shared.deid.stream.deidentify_file` on its way, lands at the path of its new UIDs, and a file that
-cannot be de-identified safely is skipped and logged under its pseudonymized identifier.
+cannot be de-identified safely is skipped and logged under its pseudonymized identifier. With
+`linkage`, each instance, exported or skipped, also gives a row of the linkage table
+(shared/export/linkage.py) in `CopyResult.links`, which never goes to the destination.
 
 An export with an `output` (transcoded DICOM, PNG/JPEG frames) or a metadata table also streams: the
 file (de-identified first, when asked) goes through `shared.outputs.produce`, which yields the files to
@@ -45,10 +47,11 @@ from azure.core.exceptions import HttpResponseError, ResourceModifiedError, Reso
 from azure.storage.blob import BlobClient, ContainerClient, ContentSettings
 
 from shared.deid.dataset import Deidentifier, NotDeidentified
-from shared.deid.stream import deidentify_file
+from shared.deid.stream import DeidentifiedFile, deidentify_file
 from shared.errors import CopyFailed
 from shared.export import manifest
 from shared.export.errors_log import ErrorEntry, ErrorLog
+from shared.export.linkage import Link
 from shared.export.upload import ContentMismatch, Digests, hash_blob, upload
 from shared.outputs.instance import HeaderTap, read_instance
 from shared.outputs.metadata import row
@@ -88,6 +91,7 @@ class CopyResult:
     skipped: int
     exported: int  # instances (a rendered instance is several files)
     rows: list[dict[str, Any]] = field(default_factory=list)  # metadata rows, when the export asked for them
+    links: list[Link] = field(default_factory=list)  # linkage rows, exported and skipped, when asked for
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ class BatchCopier:
 
     def __init__(self, store: Store, destination: ContainerClient, operation_id: str,
                  describe_fault: Callable[[BaseException], str], mode: str = "stream", threads: int = 5,
-                 deidentifier: Deidentifier | None = None, output: OutputSpec | None = None):
+                 deidentifier: Deidentifier | None = None, output: OutputSpec | None = None, linkage: bool = False):
         self.store = store
         self.destination = destination
         self.operation_id = operation_id
@@ -145,40 +149,57 @@ class BatchCopier:
         self.mode = "stream" if deidentifier or not self.output.plain else mode
         self.threads = threads
         self.deidentifier = deidentifier
+        self.linkage = linkage and deidentifier is not None  # a linkage row per instance (shared/export/linkage.py)
         self._server_refused = threading.Event()
 
     def copy(self, instances: list[StoredInstance]) -> CopyResult:
         """Copy `instances`, log the skipped ones; CopyFailed when the batch cannot complete."""
         skipped: list[ErrorEntry] = []
         written: list[_Written] = []
+        links: list[Link] = []
         with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(instances)))) as pool:
-            futures = [pool.submit(self._copy_one, instance) for instance in instances]
+            futures = [pool.submit(self._copy_linked, instance) for instance in instances]
             _, pending = wait(futures, return_when=FIRST_EXCEPTION)
             for future in pending:
                 future.cancel()
             for future in futures:
                 if not future.cancelled():
-                    copied = future.result()  # re-raises the first CopyFailed
+                    copied, link = future.result()  # re-raises the first CopyFailed
                     if isinstance(copied, ErrorEntry):
                         skipped.append(copied)
                     else:
                         written.append(copied)
+                    links += [link] if link else []
         if skipped:
             try:
                 ErrorLog(self.destination, self.operation_id).append(skipped)
             except Exception as error:  # noqa: BLE001 - any failure to log is the destination's
                 raise CopyFailed(self.describe_fault(error)) from None
         return CopyResult(lines=[line for w in written for line in w.lines], skipped=len(skipped),
-                          exported=len(written), rows=[r for w in written for r in w.rows])
+                          exported=len(written), rows=[r for w in written for r in w.rows], links=links)
 
-    def _copy_one(self, instance: StoredInstance) -> _Written | ErrorEntry:
-        """What the instance wrote, or why it was skipped."""
+    def _copy_linked(self, instance: StoredInstance) -> tuple[_Written | ErrorEntry, Link | None]:
+        """What `_copy_one` did, and the instance's linkage row when the export keeps a linkage table."""
+        seen: dict[str, Any] = {}
+        copied = self._copy_one(instance, seen)
+        if not self.linkage or self.deidentifier is None:
+            return copied, None
+        file: DeidentifiedFile | None = seen.get("file")  # always there for an exported file: de-identified ones stream
+        if isinstance(copied, ErrorEntry) or file is None:  # named as errors.log names it
+            return copied, Link(instance.identifier, self.deidentifier.identifier(instance.identifier),
+                                seen.get("patient") or (file.patient_id if file else ""),
+                                file.pseudonym if file else "", getattr(copied, "error", ""))
+        return copied, Link(file.original, file.identifier, file.patient_id, file.pseudonym)
+
+    def _copy_one(self, instance: StoredInstance, seen: dict[str, Any]) -> _Written | ErrorEntry:
+        """What the instance wrote, or why it was skipped; `seen` gets the de-identified file, for the linkage."""
         reason: str | None
         target = self.destination.get_blob_client(result_path(self.operation_id, instance))
         try:
             by_server = self._copied_by_server(instance, target)
-            return _Written([by_server]) if by_server else self._stream(instance, target)
+            return _Written([by_server]) if by_server else self._stream(instance, target, seen)
         except NotDeidentified as refused:
+            seen["patient"] = refused.patient_id
             reason = f"could not be de-identified: {refused}"
         except NotProduced as declined:
             reason = f"not written as {self.output.format}: {declined}"
@@ -203,7 +224,7 @@ class BatchCopier:
             self._server_refused.set()
             return None
 
-    def _stream(self, instance: StoredInstance, target: BlobClient) -> _Written:
+    def _stream(self, instance: StoredInstance, target: BlobClient, seen: dict[str, Any]) -> _Written:
         """Stream the file (de-identified on the way when asked, to its new path, then through the output step)."""
         try:
             download = self.store.open(instance)
@@ -213,6 +234,7 @@ class BatchCopier:
         size = download.size  # None when the store does not say (a DICOMweb reply)
         if self.deidentifier is not None:  # its new length is unknown until the end; small goes in one request
             file = deidentify_file(chunks, self.deidentifier)
+            seen["file"] = file
             target = self.destination.get_blob_client(result_path(self.operation_id, file.identifier))
             chunks, size = file.chunks, None
         if not self.output.as_stored:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
+from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
 
 NAME = "manifest-sha256.txt"
 MAX_BLOCKS = 50_000  # the most blocks a block blob may commit
@@ -72,19 +72,25 @@ class Manifest:
         given: an export that failed lists what its completed generations wrote, as its counts do), and
         read the result back to hash it. A commit run again after it succeeded changes nothing.
         """
-        try:
-            committed, uncommitted = self.blob.get_block_list("all")
-        except ResourceNotFoundError:  # nothing staged: no file was exported
-            committed, uncommitted = [], []
-        blocks = sorted({block.id for block in [*committed, *uncommitted]})
-        if before_generation is not None:
-            blocks = [b for b in blocks if int(b.split("-")[0]) < before_generation]
-        if len(blocks) > MAX_BLOCKS:
-            raise ManifestTooLarge(f"the manifest has {len(blocks):,} batches and Azure commits at most "
-                                   f"{MAX_BLOCKS:,} blocks to one blob: export with a larger Export__BatchSize")
-        etag = str(self.blob.commit_block_list([BlobBlock(block) for block in blocks], content_settings=_TEXT)["etag"])
+        etag = commit_blocks(self.blob, before_generation, _TEXT)
         digest, size = hashlib.sha256(), 0
         for chunk in self.blob.download_blob(etag=etag, match_condition=MatchConditions.IfNotModified).chunks():
             digest.update(chunk)
             size += len(chunk)
         return Digest(digest.hexdigest(), size)
+
+
+def commit_blocks(blob: BlobClient, before_generation: int | None, content_settings: ContentSettings) -> str:
+    """Commit `blob`'s staged and committed blocks in id order (only those of generations before
+    `before_generation` when given); the new ETag. Also for the linkage table (shared/export/linkage.py)."""
+    try:
+        committed, uncommitted = blob.get_block_list("all")
+    except ResourceNotFoundError:  # nothing staged: no file was exported
+        committed, uncommitted = [], []
+    blocks = sorted({block.id for block in [*committed, *uncommitted]})
+    if before_generation is not None:
+        blocks = [b for b in blocks if int(b.split("-")[0]) < before_generation]
+    if len(blocks) > MAX_BLOCKS:
+        raise ManifestTooLarge(f"the manifest has {len(blocks):,} batches and Azure commits at most "
+                               f"{MAX_BLOCKS:,} blocks to one blob: export with a larger Export__BatchSize")
+    return str(blob.commit_block_list([BlobBlock(block) for block in blocks], content_settings=content_settings)["etag"])

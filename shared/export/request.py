@@ -15,7 +15,9 @@ Rules (the published API's, plus what its server did where the document is silen
   another one in the list (a series of a listed study) are dropped, so nothing is exported twice.
 - `deidentification` (optional): `{"profile": "basic", "options": [...]}`, the PS3.15 Basic
   Application Level Confidentiality Profile with options (shared/deid/profile.py); profile and
-  option names are case-insensitive too.
+  option names are case-insensitive too. Its optional `linkage` is a destination of the same shape
+  (the data controller's container for linkage.csv, shared/export/linkage.py), refused when it is
+  the destination's own container (same account and container).
 - `output` and `metadata` (optional): transcoded DICOM, PNG/JPEG frames, a metadata table
   (shared/outputs/spec.py); without them files are copied as stored.
 - `notification` (optional): `{"url": "https://…", "secret": "…"}`, where the final status is POSTed,
@@ -32,7 +34,8 @@ from typing import Any
 
 from shared.deid.profile import PROFILE, Profile, ProfileError
 from shared.errors import ClientError
-from shared.export.destination import Destination, DestinationRefused, parse_destination
+from shared.export.destination import SETTINGS, Destination, DestinationRefused, parse_destination
+from shared.export.linkage import FIELD as LINKAGE
 from shared.export.notify import Notification, NotificationPolicy, parse_notification
 from shared.export.settings import ExportSettings
 from shared.outputs.spec import OutputSpec, parse_output
@@ -48,6 +51,7 @@ class ExportRequest:
     deidentification: Profile | None = None
     output: OutputSpec = field(default_factory=OutputSpec)  # the default: files as stored, no metadata table
     queries: tuple[Query, ...] = ()  # a query source: the union of these (identifiers then empty)
+    linkage: Destination | None = None  # deidentification.linkage: the controller's container for linkage.csv
     notification: Notification | None = None  # where the final status is POSTed, signed
 
     def canonical(self) -> str:
@@ -59,6 +63,8 @@ class ExportRequest:
             "deidentification": self.deidentification and self.deidentification.to_json(),
             "output": None if self.output.plain else self.output.to_json(),
             **({"queries": [q.to_json() for q in self.queries]} if self.queries else {}),
+            **({"linkage": [self.linkage.account_url, self.linkage.container, self.linkage.sas, self.linkage.account_key,
+                            self.linkage.use_managed_identity]} if self.linkage else {}),
             **({"notification": [self.notification.url, self.notification.secret]} if self.notification else {}),
         }, sort_keys=True)
 
@@ -82,8 +88,12 @@ def parse_export_request(body: bytes, content_type: str | None, policy: ExportSe
     destination = _object(top.get("destination"), "destination")
     output = parse_output(top.get("output"), top.get("metadata"))
     identifiers, queries = _source(source) if source is not None else ((), ())
-    return ExportRequest(identifiers, _destination(destination, policy), _deidentification(top.get("deidentification")),
-                         output, queries,
+    target = _destination(destination, policy)
+    profile, linkage = _deidentification(top.get("deidentification"), policy)
+    if linkage and (linkage.account.lower(), linkage.container) == (target.account.lower(), target.container):
+        raise ClientError(400, f"{LINKAGE}: the linkage table must go to another container than the destination: "
+                          "it links the pseudonyms back to the patients", LINKAGE)
+    return ExportRequest(identifiers, target, profile, output, queries, linkage,
                          parse_notification(top.get("notification"), NotificationPolicy.from_settings()))
 
 
@@ -219,10 +229,11 @@ def _without_overlaps(identifiers: list[Identifier]) -> tuple[Identifier, ...]:
     return tuple(kept)
 
 
-def _destination(destination: Mapping[str, Any], policy: ExportSettings) -> Destination:
-    fields = named_fields(destination, "destination", ("type", "settings"))
-    _type(fields, "destination", "azureblob")
-    path = "destination.settings"
+def _destination(destination: Mapping[str, Any], policy: ExportSettings, where: str = "destination") -> Destination:
+    """The destination (or another container of the same shape at `where`: deidentification.linkage)."""
+    fields = named_fields(destination, where, ("type", "settings"))
+    _type(fields, where, "azureblob")
+    path = f"{where}.settings"
     settings = named_fields(_object(fields.get("settings"), path), path,
                        ("connectionString", "blobContainerName", "blobContainerUri", "useManagedIdentity"))
     for name in ("connectionString", "blobContainerName", "blobContainerUri"):
@@ -241,19 +252,22 @@ def _destination(destination: Mapping[str, Any], policy: ExportSettings) -> Dest
             container_uri=(settings.get("blobContainerUri") or "").strip() or None,
             use_managed_identity=bool(managed),
         )
-    except DestinationRefused as refused:
-        raise ClientError(400, str(refused), refused.field) from None
+    except DestinationRefused as refused:  # its messages name destination.settings: say where it really is
+        field = (refused.field or SETTINGS).replace("destination.", f"{where}.", 1)
+        raise ClientError(400, str(refused).replace("destination.", f"{where}.").replace(
+            "destination:", f"{where}:"), field) from None
 
 
-def _deidentification(value: Any) -> Profile | None:
-    """The de-identification profile asked for, or None to copy files unchanged."""
+def _deidentification(value: Any, policy: ExportSettings) -> tuple[Profile | None, Destination | None]:
+    """The de-identification profile asked for (None to copy files unchanged), and its linkage container."""
     if value is None:
-        return None
+        return None, None
     path = "deidentification"
-    fields = named_fields(_object(value, path), path, ("profile", "options"))
+    fields = named_fields(_object(value, path), path, ("profile", "options", "linkage"))
     profile = fields.get("profile")
     if profile is None:
-        raise ClientError(400, f"{path}.profile is required; the only profile is '{PROFILE}'", f"{path}.profile")
+        why = " (the linkage table is only for a de-identified export)" if "linkage" in fields else ""
+        raise ClientError(400, f"{path}.profile is required{why}; the only profile is '{PROFILE}'", f"{path}.profile")
     if not isinstance(profile, str) or profile.strip().lower() != PROFILE:
         shown = repr(profile[:100]) if isinstance(profile, str) else _kind(profile)
         raise ClientError(400, f"{path}.profile {shown} is not supported; the only profile is '{PROFILE}' "
@@ -264,10 +278,12 @@ def _deidentification(value: Any) -> Profile | None:
     if not isinstance(options, list):
         raise ClientError(400, f"{path}.options must be a list of strings, not {_kind(options)}", f"{path}.options")
     try:
-        return Profile.basic(options)
+        chosen = Profile.basic(options)
     except ProfileError as refused:
         where = f"{path}.options[{refused.index}]"
         raise ClientError(400, f"{where}: {refused}", where) from None
+    linkage = fields.get("linkage")
+    return chosen, None if linkage is None else _destination(_object(linkage, LINKAGE), policy, LINKAGE)
 
 
 def _kind(value: Any) -> str:

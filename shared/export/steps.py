@@ -8,6 +8,8 @@
   or rendered when it asked for an output, shared/outputs/), and stage its lines as its block of the
   manifest, and its metadata rows as its block of the metadata table.
 - `commit_step`: once every batch is copied, commit the metadata table (if asked) and the manifest.
+With `deidentification.linkage`, prepare stages the linkage table's header in the controller's
+container, each copy stages its rows there, and the commit commits them (shared/export/linkage.py).
 Faults of the destination surface as DestinationRefused (starter → 400) or CopyFailed (activity
 → retried, then the operation fails), always with a message free of secrets.
 """
@@ -48,7 +50,7 @@ from shared.stores.factory import open_store
 from shared.stores.interface import Store, StoreError
 from shared.uids import parse_identifier
 
-from . import errors_log, events, manifest
+from . import errors_log, events, linkage, manifest
 
 
 def _fail_fast() -> LinearRetry:
@@ -70,6 +72,10 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         ErrorLog(client, operation_id).create()
     except AzureError as error:
         raise DestinationRefused(f"destination: {destination_problem(error, destination)}", "destination") from None
+    deidentification = Deidentifier(request.deidentification, Pseudonyms.from_settings(env)).to_json() \
+        if request.deidentification else None
+    if request.linkage and deidentification:
+        deidentification["linkage"] = linkage.prepare(request.linkage, operation_id, env, _fail_fast())
     return Checkpoint(
         operation_id=operation_id,
         identifiers=(tuple(f"{QUERY}{n}" for n in range(len(request.queries))) or tuple(str(i) for i in request.identifiers)
@@ -79,8 +85,7 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         created_time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         error_href=f"{destination.container_url}/{errors_log.blob_name(operation_id)}",
         request_digest=base_digest,
-        deidentification=Deidentifier(request.deidentification, Pseudonyms.from_settings(env)).to_json()
-        if request.deidentification else None,
+        deidentification=deidentification,
         search={"queries": [q.to_json() for q in request.queries], "counts": [[0, 0] for _ in request.queries]}
         if request.queries else None,
         output=None if request.output.plain else request.output.to_json(),
@@ -118,14 +123,18 @@ def copy_step(work: CopyWork, store: Store | None = None) -> Copied:
 
 def _copy_batch(work: CopyWork, store: Store | None) -> Copied:
     destination, client = _destination(_key(work.destination))
+    linked = (work.deidentification or {}).get("linkage")
     copier = BatchCopier(
         store or _store(), client, work.operation_id,
         describe_fault=lambda error: destination_problem(error, destination),
         mode=ExportSettings.from_settings().copy_mode, threads=work.threads,
         deidentifier=_deidentifier(work.deidentification), output=OutputSpec.from_json(work.output),
+        linkage=linked is not None,
     )
     result = copier.copy([instance_from_json(i) for i in work.instances])
     block = block_id(work.generation, work.batch)
+    if linked is not None:  # to the controller's container only
+        linkage.stage(_destination(_key(linked)), work.operation_id, block, result.links)
     with destination_faults(destination):
         Manifest(client, work.operation_id).stage(block, result.lines)
         MetadataTable(client, work.operation_id).stage(block, result.rows)
@@ -153,6 +162,8 @@ def commit_step(work: CommitWork) -> Committed:
                                                                         output.metadata_attributes)
                 Manifest(client, work.operation_id).stage(LAST_BLOCK, [manifest.line(d.sha256, name)
                                                                        for name, d in table.items()])
+            if work.linkage is not None:  # what the manifest lists, also after a failure or a cancel
+                linkage.commit(_destination(_key(work.linkage)), work.operation_id, work.before_generation)
             digest = Manifest(client, work.operation_id).commit(work.before_generation)
     except ManifestTooLarge as error:
         raise CopyFailed(str(error)) from None

@@ -114,16 +114,18 @@ class CommitWork:
     output: Json | None = None  # OutputSpec.to_json()
     dropped: int = 0
     before_generation: int | None = None
+    linkage: Json | None = None  # the linkage table's container, protected like the destination
 
     def to_json(self) -> Json:
         return {"operationId": self.operation_id, "destination": self.destination, "output": self.output,
                 **({"dropped": self.dropped} if self.dropped else {}),
-                **({"beforeGeneration": self.before_generation} if self.before_generation is not None else {})}
+                **({"beforeGeneration": self.before_generation} if self.before_generation is not None else {}),
+                **({"linkage": self.linkage} if self.linkage is not None else {})}
 
     @classmethod
     def from_json(cls, data: Json) -> CommitWork:
         return cls(data["operationId"], data["destination"], data.get("output"), data.get("dropped", 0),
-                   data.get("beforeGeneration"))
+                   data.get("beforeGeneration"), data.get("linkage"))
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,23 @@ def test_export_options_become_the_requests_output_metadata_and_deidentification
         "metadata": {"formats": ["jsonl", "parquet"]}}
     assert extra("--deidentify", "--option", "retainUids") == {
         "deidentification": {"profile": "basic", "options": ["retainUids"]}}
+    assert extra("--deidentify", "--linkage-container-uri", "https://a/link?sig=y") == {
+        "deidentification": {"profile": "basic", "options": [], "linkage": {
+            "type": "azureblob", "settings": {"blobContainerUri": "https://a/link?sig=y"}}}}
+    assert extra("--deidentify", "--linkage-connection-string", "AccountName=a;SharedAccessSignature=sig=z",
+                 "--linkage-container", "link")["deidentification"]["linkage"]["settings"] == {
+        "connectionString": "AccountName=a;SharedAccessSignature=sig=z", "blobContainerName": "link"}
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--linkage-container-uri", "https://a/link?sig=y"], "needs --deidentify"),
+    (["--deidentify", "--linkage-container", "link"], "go together"),
+    (["--deidentify", "--linkage-connection-string", "UseDevelopmentStorage=true"], "go together"),
+    (["--deidentify", "--linkage-managed-identity"], "goes with --linkage-container-uri"),
+])
+def test_linkage_flags_misused_are_usage_errors(flags, says) -> None:
+    result = run("export", "--study", "1.2.3", "--container-uri", "https://a/c?sig=x", *flags, "--url", UNREACHABLE)
+    assert result.returncode == 3 and says in result.stderr and "sig=y" not in result.stderr
 
 
 def test_notify_url_takes_its_secret_from_the_environment_never_the_command_line(

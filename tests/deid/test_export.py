@@ -7,6 +7,7 @@ DICOM. After the export the raw bytes of every blob of the operation are searche
 
 from __future__ import annotations
 
+import csv
 import glob
 import io
 import os
@@ -155,3 +156,29 @@ def test_a_bad_deidentification_is_refused_before_anything_is_written(hosts, des
     r = requests.post(f"{host.base_url}/export", json=body, timeout=60)
     assert r.status_code == 400 and r.json()["error"].startswith("deidentification.options[0]")
     assert list(destination.list_blobs()) == []
+
+
+def test_the_linkage_table_goes_to_the_controller_and_nothing_original_to_the_researchers(
+        hosts, seeded, storage_connection_string):
+    conn = storage_connection_string
+    research, controller = new_container(conn), new_container(conn)
+    deid = {"profile": "basic", "options": ["cleanDescriptors"],
+            "linkage": {"type": "azureBlob", "settings": {"connectionString": conn,
+                                                          "blobContainerName": controller.container_name}}}
+    operation_id, done = export(hosts(Export__Deidentification__Key=KEY), research, conn, seeded["studies"], deid)
+
+    assert done["status"] == "completed"
+    written = blobs(research, operation_id)
+    assert sorted({value for value in seeded["forbidden"] for data in written.values() if value in data}) == []
+    rows = list(csv.DictReader(io.StringIO(controller.download_blob(f"{operation_id}/linkage.csv").readall().decode())))
+    assert len(rows) == done["results"]["exported"] + done["results"]["skipped"]
+    by_sop = {row["originalSOPInstanceUID"]: row for row in rows}
+    for f in seeded["corpus"]:
+        row = by_sop[f.sop]
+        assert row["status"] == "exported" and row["originalPatientID"].encode() in f.forbidden
+        assert f"{operation_id}/results/{row['studyInstanceUID']}/{row['seriesInstanceUID']}/{row['sopInstanceUID']}.dcm" \
+            in written
+    burned = by_sop[seeded["burned"].sop]
+    errors = {line["identifier"]: line["error"] for line in error_log(research, operation_id)}
+    key = "/".join((burned["studyInstanceUID"], burned["seriesInstanceUID"], burned["sopInstanceUID"]))
+    assert burned["status"] == "skipped" and "BurnedInAnnotation" in errors[key] and burned["originalPatientID"]

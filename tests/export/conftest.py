@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,14 @@ def store(storage_connection_string: str) -> DicomStore:
 
 
 @pytest.fixture
-def destination(storage_connection_string: str) -> Destination:
+def destination(storage_connection_string: str) -> Iterator[Destination]:
     """An existing, empty destination container, reached with the emulator's connection string."""
-    found = parse_destination(POLICY, connection_string=storage_connection_string, container_name=f"dest-{_tag()}")
+    yield from created_container(storage_connection_string, "dest")
+
+
+def created_container(connection_string: str, prefix: str) -> Iterator[Destination]:
+    """A new container named `<prefix>-…` as a destination, deleted after the test."""
+    found = parse_destination(POLICY, connection_string=connection_string, container_name=f"{prefix}-{_tag()}")
     client = found.container_client()
     client.create_container()
     yield found

@@ -147,3 +147,28 @@ def test_a_failed_export_reports_why_without_the_sas(hosts: Hosts, store) -> Non
     assert done["status"] == "failed"
     assert "does not exist" in done["errors"][0]
     assert leaks(sas, everything_readable(host, operation["id"]), host) == []
+
+
+def test_a_linkage_sas_is_protected_like_the_destinations(hosts: Hosts, store) -> None:
+    """deidentification.linkage carries its own SAS: never in clear either, and its table reaches only its container."""
+    host = hosts(Export__Deidentification__Key="linkage secrets test")
+    destination, linkage = new_container(hosts.connection_string), new_container(hosts.connection_string)
+    sas, linkage_sas = container_sas(destination.container_name), container_sas(linkage.container_name)
+    study, stored = put_study(store, 3)  # random bytes: every file is skipped, and each still gets its row
+    body = export_body([study], **destination_settings("blobContainerUri", destination, sas)) | {"deidentification": {
+        "profile": "basic", "linkage": {"type": "azureBlob",
+                                        "settings": destination_settings("connectionString", linkage, linkage_sas)}}}
+
+    operation = start(host, body)
+    texts = {"202 response": json.dumps(operation)}
+    texts.update({f"{k} (running)": v for k, v in everything_readable(host, operation["id"]).items()})
+    done = finished(operation["href"])
+    texts.update(everything_readable(host, operation["id"]))
+    texts["errors.log"] = destination.download_blob(f"{operation['id']}/errors.log").readall().decode()
+    table = linkage.download_blob(f"{operation['id']}/linkage.csv").readall().decode()
+
+    assert done["results"]["skipped"] == len(stored) == len(table.splitlines()) - 1
+    assert all(name.split("/")[-1].removesuffix(".dcm") in table for name in stored)
+    assert leaks(linkage_sas, texts | {"linkage.csv": table}, host) == [] and leaks(sas, texts, host) == []
+    assert sorted(b.name for b in destination.list_blobs()) == [f"{operation['id']}/errors.log",
+                                                                f"{operation['id']}/manifest-sha256.txt"]
