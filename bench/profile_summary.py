@@ -21,6 +21,12 @@ PARTS = [
     ("copy: hashing (MD5, SHA-256)", ("Hashed.__iter__",)),
     ("copy: read from the store (GET)", ("DicomStore.download", "Download.chunks", "_source_chunks", "DicomStore.open")),
     ("copy: write to the destination (PUT)", ("upload (shared/export/upload.py", "upload_blob")),
+    ("outputs: decode a frame (pydicom's decoders, codecs)", ("decoded_frames",)),
+    ("outputs: encode a frame (codecs)", ("encoders/", "Encoder.encode")),
+    ("outputs: render a frame (LUTs, window, PNG/JPEG)", ("shared/outputs/render.py",)),
+    ("outputs: write the header, spool, the rest of transcoding", ("shared/outputs/transcode.py",)),
+    ("outputs: spool the source and parse its header", ("shared/outputs/instance.py",)),
+    ("outputs: the rest of the output step", ("shared/outputs/",)),
     ("copy: the rest of a batch (manifest block, errors.log, futures)", ("BatchCopier", "copy_step", "Manifest.")),
     ("listing the store (expand activity)", ("shared/export/expand.py", "list_page")),
     (

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,10 +43,15 @@ SETTINGS = {"Export__BatchSize": "100", "Export__MaxParallelBatches": "10", "Exp
 CONCURRENCY = 10 * 5
 
 
-def _copier(source: ContainerClient, target: ContainerClient):
+def _copier(source: ContainerClient, target: ContainerClient,
+            transform: Callable[[bytes], bytes | None] | None = None):
+    """Download a file and upload it (`transform`ed first, when given; not at all when it gives None)."""
     def copy(name: str) -> None:
-        data = source.download_blob(name, max_concurrency=1).readall()
-        target.upload_blob(name, data, overwrite=True, max_concurrency=1)
+        data: bytes | None = source.download_blob(name, max_concurrency=1).readall()
+        if transform is not None:
+            data = transform(data)
+        if data is not None:
+            target.upload_blob(name, data, overwrite=True, max_concurrency=1)
 
     return copy
 
@@ -56,9 +62,10 @@ def raw_copy(source: ContainerClient, target: ContainerClient, names: list[str],
         list(pool.map(_copier(source, target), names))
 
 
-def list_and_copy(source: ContainerClient, target: ContainerClient, studies: list[str], threads: int) -> None:
+def list_and_copy(source: ContainerClient, target: ContainerClient, studies: list[str], threads: int,
+                  transform: Callable[[bytes], bytes | None] | None = None) -> None:
     """The twenty-line script: list each study and copy what the listing finds with the same pool."""
-    copy = _copier(source, target)
+    copy = _copier(source, target, transform)
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(copy, blob.name) for study in studies
                    for blob in source.list_blobs(name_starts_with=f"{study}/")]
@@ -149,7 +156,7 @@ def main() -> None:
             ]
             walls += [[label, *row] for row in wall_time(runs, args.before)]
             if args.profile and label == small:
-                profiled = profile(bench, seeded, args.profile)
+                profiled = profile(bench, seeded.studies, len(seeded.files), args.profile)
     body = table(["files", "copier", "files/s", "MB/s", "÷ baseline", "÷ script", "copier CPU s", "Azurite CPU s"],
                  rows)
     body += "\n\nWhere each export's wall time went (medians; host log's activity start and end times):\n\n"
@@ -171,8 +178,9 @@ def main() -> None:
         )
 
 
-def profile(bench: Stack, seeded: Seeded, path: Path) -> str:
-    """Record py-spy on the host during one export of `seeded`; a Markdown summary of its on-CPU samples."""
+def profile(bench: Stack, studies: list[str], files: int, path: Path, extra: dict | None = None) -> str:
+    """Record py-spy on the host during one export of `studies` (`files` files, with the `extra` request members);
+    a Markdown summary of its on-CPU samples."""
     spy = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "py-spy"),
@@ -194,7 +202,7 @@ def profile(bench: Stack, seeded: Seeded, path: Path) -> str:
     name = f"prof-{uuid.uuid4().hex[:12]}"
     bench.container(name)
     cpu = cpu_seconds(psutil.Process(bench.host.process.pid))
-    done = run_export(bench.host, seeded.studies, bench.connection_string, name)
+    done = run_export(bench.host, studies, bench.connection_string, name, extra=extra)
     cpu = cpu_seconds(psutil.Process(bench.host.process.pid)) - cpu
     spy.send_signal(signal.SIGINT)
     spy.wait(timeout=60)
@@ -207,7 +215,7 @@ def profile(bench: Stack, seeded: Seeded, path: Path) -> str:
         [[f"{share:.1%}", f"`{frame}`"] for frame, share in top_frames(path)],
     )
     return (
-        f"One export of {len(seeded.files)} files in {done.seconds:.1f} s; the host used {cpu:.1f} s of CPU. "
+        f"One export of {files} files in {done.seconds:.1f} s; the host used {cpu:.1f} s of CPU. "
         f"Samples at 200 Hz of every thread running on a CPU (`py-spy record --nonblocking`), raw "
         f"stacks in `{path}`.\n\n{parts}\n\n{frames}"
     )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import glob
+import io
 import os
 import warnings
 from functools import cache
 
 import pydicom
-from pydicom.dataset import FileDataset
+from pydicom.dataset import Dataset, FileDataset
 
 FOLDER = os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files")
 
@@ -36,6 +37,13 @@ def load(path: str) -> tuple[FileDataset, bytes]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return pydicom.dcmread(path), raw
+
+
+def encoded(ds: Dataset) -> bytes:
+    """`ds` as a DICOM file."""
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
 
 
 def with_pixels(compressed: bool | None = None) -> list[str]:

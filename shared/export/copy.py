@@ -53,7 +53,7 @@ from shared.export import manifest
 from shared.export.errors_log import ErrorEntry, ErrorLog
 from shared.export.linkage import Link
 from shared.export.upload import ContentMismatch, Digests, hash_blob, upload
-from shared.outputs.instance import HeaderTap, read_instance
+from shared.outputs.instance import HeaderTap, spooled
 from shared.outputs.metadata import row
 from shared.outputs.produce import produce
 from shared.outputs.spec import OutputSpec
@@ -246,15 +246,24 @@ class BatchCopier:
         return _Written([line], rows)
 
     def _produce(self, chunks: Iterable[bytes]) -> _Written:
-        """The instance read whole and parsed once, then written as the output step's files."""
-        ds, raw = read_instance(chunks)
-        written = _Written([])
-        for file in produce(self.output, ds, raw, deidentified=self.deidentifier is not None):
-            target = self.destination.get_blob_client(f"{self.operation_id}/results/{file.name}")
-            digests = upload(target, [file.data], ContentSettings(content_type=file.content_type), size=len(file.data))
-            written.lines.append(self._line(target, digests))
-            if self.output.metadata_formats:
-                written.rows.append(self._row(ds, target, digests, file.frame))
+        """The instance spooled and its header parsed once, then written as the output step's files, in blocks.
+
+        An instance declined after some of its files were written (a frame of a rendered multi-frame that
+        fails to decode) has them deleted: no file stays without its manifest line.
+        """
+        written, targets = _Written([]), []
+        with spooled(chunks) as instance:
+            try:
+                for file in produce(self.output, instance, deidentified=self.deidentifier is not None):
+                    targets.append(self.destination.get_blob_client(f"{self.operation_id}/results/{file.name}"))
+                    digests = upload(targets[-1], file.chunks, ContentSettings(content_type=file.content_type))
+                    written.lines.append(self._line(targets[-1], digests))
+                    if self.output.metadata_formats:
+                        written.rows.append(self._row(instance.header, targets[-1], digests, file.frame))
+            except NotProduced:
+                for target in targets:
+                    target.delete_blob(delete_snapshots="include")
+                raise
         return written
 
     def _row(self, ds: Any, target: BlobClient, digests: Digests, frame: int | None = None) -> dict[str, Any]:

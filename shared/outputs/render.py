@@ -5,8 +5,8 @@ header's first VOI LUT or first window, else the frame's own range), or `minmax`
 range); MONOCHROME1 is inverted so that higher is always brighter. Colour images (RGB, YBR decoded
 to RGB by pydicom, palette colour through its LUTs) are scaled from their stored bits to 8.
 PNG is 8- or 16-bit grey (`bitDepth`); colour and JPEG are always 8-bit per channel.
-Frames are decoded one at a time (pydicom's iter_pixels), so a multi-frame instance never has all
-its frames decoded at once.
+Frames are decoded one at a time from the spooled file (shared/outputs/frames.py), so a multi-frame
+instance never has all its frames, nor its whole pixel data, in memory.
 """
 
 from __future__ import annotations
@@ -19,30 +19,28 @@ import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, iter_pixels
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 
+from shared.outputs.frames import decoded_frames, locate
+from shared.outputs.instance import Instance
 from shared.outputs.types import NotProduced, OutputFile
 
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 EXTENSIONS = {"png": "png", "jpeg": "jpg"}
+# zlib level of the PNGs: 3 encodes in under half the time of Pillow's default 6 for 2 % more bytes
+# (bench/RESULTS.md, `.venv/bin/python -m bench.png_level`).
+PNG_LEVEL = 3
 
 
-def render(ds: Dataset, name: str, fmt: str, bit_depth: int = 8, window: str | tuple[float, float] = "auto",
+def render(instance: Instance, name: str, fmt: str, bit_depth: int = 8, window: str | tuple[float, float] = "auto",
            quality: int = 95) -> Iterator[OutputFile]:
     """One image per frame, named `<name>/<frame>.<ext>` (frames from 1); NotProduced for a non-image."""
-    if "PixelData" not in ds:
+    ds = instance.header
+    if locate(instance) is None and "PixelData" not in instance.whole():
         raise NotProduced("has no pixel data (not an image), so no image was rendered")
     photometric = str(ds.get("PhotometricInterpretation", ""))
-    frames = _frames(ds)
     number = 0
-    while True:
-        try:
-            frame = next(frames, None)
-        except Exception as error:  # noqa: BLE001 - the decoders raise many kinds; none quotes patient data
-            raise NotProduced(f"its pixel data cannot be decoded ({type(error).__name__})") from None
-        if frame is None:
-            break
-        number += 1
+    for number, (frame, _) in enumerate(decoded_frames(instance), 1):
         unit = _unit(frame, ds, photometric, window)
         image = _scaled(unit, bit_depth if fmt == "png" and unit.ndim == 2 else 8)
         out = io.BytesIO()
@@ -50,25 +48,11 @@ def render(ds: Dataset, name: str, fmt: str, bit_depth: int = 8, window: str | t
         if fmt == "jpeg":
             pil.save(out, format="JPEG", quality=quality)
         else:
-            pil.save(out, format="PNG")
-        yield OutputFile(f"{name}/{number}.{EXTENSIONS[fmt]}", out.getvalue(), CONTENT_TYPES[fmt], number)
+            pil.save(out, format="PNG", compress_level=PNG_LEVEL)
+        yield OutputFile(f"{name}/{number}.{EXTENSIONS[fmt]}", [out.getvalue()], CONTENT_TYPES[fmt],
+                         number)
     if number == 0:
         raise NotProduced("has no frames")
-
-
-def _frames(ds: Dataset) -> Iterator[np.ndarray]:
-    """The frames one at a time; all at once only where pydicom's frame iterator trips on a file."""
-    given = 0
-    try:
-        for frame in iter_pixels(ds):
-            given += 1
-            yield frame
-    except ValueError:  # e.g. pydicom fixing a pixel representation mismatch on a read-only array
-        if given:
-            raise
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        everything = ds.pixel_array
-        yield from (everything if frames > 1 else [everything])
 
 
 def _unit(frame: np.ndarray, ds: Dataset, photometric: str, window: str | tuple[float, float]) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from shared.errors import Skipped
@@ -16,9 +17,12 @@ class NotProduced(Skipped):
 
 @dataclass(frozen=True)
 class OutputFile:
-    """One file to write: `name` is relative to `<op>/results/`, e.g. `<study>/<series>/<sop>/1.png`."""
+    """One file to write: `name` is relative to `<op>/results/`, e.g. `<study>/<series>/<sop>/1.png`.
+
+    `chunks` gives its bytes a block at a time (once): a transcoded instance is never whole in memory.
+    """
 
     name: str
-    data: bytes
+    chunks: Iterable[bytes]
     content_type: str
     frame: int | None = None  # the frame a rendered image shows, from 1

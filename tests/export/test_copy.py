@@ -20,10 +20,12 @@ from shared.export.copy import BatchCopier, fault_policy, result_path
 from shared.export.destination import Destination, destination_problem, parse_destination
 from shared.export.errors_log import ErrorLog
 from shared.export.upload import ContentMismatch, Digests, hash_blob, upload, with_md5
+from shared.outputs.spec import OutputSpec
 from shared.stores.blob.store import DicomStore
 from shared.transfer import BLOCK_SIZE, DICOM_CONTENT, SINGLE_PUT_SIZE
 from shared.uids import Identifier
 from testkit.instances import make_instance
+from testkit.shipped import load, readable
 
 from .conftest import POLICY, put, put_series
 
@@ -269,3 +271,20 @@ def test_a_server_copy_whose_content_disagrees_with_its_md5_is_refused(destinati
     target.set_http_headers(with_md5(DICOM_CONTENT, hashlib.md5(b"what was sent").digest()))
     with pytest.raises(ContentMismatch):
         hash_blob(target)
+
+
+def test_a_rendering_that_fails_midway_leaves_none_of_its_frames(store, destination):
+    raw = load(next(p for p in readable() if p.endswith("/SC_rgb_rle_2frame.dcm")))[1]
+    last = raw.rfind(b"\xfe\xff\x00\xe0") + 8  # the second frame's fragment, which starts with its RLE header
+    broken = raw[:last] + bytes(64) + raw[last + 64:]  # a header of no segments: frame 1 renders, frame 2 fails
+    store.put("1.2", "1.2.3", "1.2.3.4", io.BytesIO(broken), len(broken))
+    ErrorLog(destination.container_client(), OPERATION).create()
+    batch = BatchCopier(store, destination.container_client(), OPERATION, lambda e: str(e),
+                        output=OutputSpec(format="png"))
+
+    result = batch.copy(list(store.iter_instances(Identifier("1.2"))))
+
+    assert (result.exported, result.skipped, result.lines) == (0, 1, [])
+    assert results(destination.container_client()) == {}
+    (logged,) = error_lines(destination.container_client())
+    assert "not written as png" in logged["error"] and "cannot be decoded" in logged["error"]
