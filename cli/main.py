@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import quote
 
 from azure.core.exceptions import AzureError, HttpResponseError
 from rich.console import Console
@@ -152,6 +153,8 @@ def build_parser() -> Parser:
     outputs.add_argument("--deidentify", action="store_true", help="de-identify (PS3.15 basic profile)")
     outputs.add_argument("--option", dest="deid_options", action="append", metavar="OPTION",
                          help="a de-identification option, e.g. retainUids (repeatable; with --deidentify)")
+    export.add_argument("--partition", metavar="NAME", help="read this data partition of the DICOMweb store "
+                        "(POST /v1/partitions/NAME/export; docs/STORE_DICOMWEB.md)")
     linkage = export.add_argument_group("linkage table for the data controller (with --deidentify; "
                                         "docs/DEIDENTIFICATION.md): another container, its own credentials")
     where = linkage.add_mutually_exclusive_group()
@@ -306,7 +309,8 @@ class Cli:
             request["source"] = {"type": "identifiers", "settings": {"values": identifiers}}
         request |= outputs
         try:
-            started = self.api.start_export(request, a.idempotency_key)
+            route = f"/v1/partitions/{quote(a.partition, safe='')}/export" if a.partition else "/v1/export"
+            started = self.api.start_export(request, a.idempotency_key, route)
         except ApiError as e:
             raise ApiError(e.status, where_from(e.message, lines)) from None
         if a.wait:

@@ -65,13 +65,19 @@ def format_duration(seconds: float) -> str:
 
 
 def progress_line(operation: dict, elapsed: float | None, now: datetime | None = None) -> str:
-    """'running · 120 exported · 3 skipped · 41.0 files/s · 0:00:03', and what is being retried, if anything:
+    """'running · 120 exported · 3 skipped · 41.0 files/s · 0:00:03', with the total and an ETA once the service
+    knows the total ('· of 600 · ETA 0:00:12'), and what is being retried, if anything:
     '· retrying (attempt 2 of 3, next in 0:00:40): the DICOMweb server cannot be reached ...'."""
     exported, skipped = counts(operation)
+    total = (operation.get("results") or {}).get("total")
     parts = [str(operation.get("status", "unknown")), f"{exported:,} exported", f"{skipped:,} skipped"]
+    if total is not None:
+        parts.append(f"of {int(total):,}")
     if elapsed is not None:
         rate = (exported + skipped) / elapsed if elapsed > 0 else 0.0
         parts += [f"{rate:,.1f} files/s", format_duration(elapsed)]
+        if total is not None and rate > 0 and operation.get("status") == "running":
+            parts.append(f"ETA {format_duration(max(0, int(total) - exported - skipped) / rate)}")
     retry = operation.get("retrying")
     if retry and not is_terminal(operation):
         attempt = f"attempt {retry.get('attempt')}" + (f" of {retry['maxAttempts']}" if retry.get("maxAttempts")
@@ -126,9 +132,10 @@ def status_lines(operation: dict) -> list[str]:
     results = operation.get("results") or {}
     retry = operation.get("retrying") or {}
     rows = [("operation", operation.get("operationId")), ("type", operation.get("type")),
-            ("status", operation.get("status")), ("created", operation.get("createdTime")),
+            ("status", operation.get("status")), ("partition", operation.get("partition")),
+            ("created", operation.get("createdTime")),
             ("updated", operation.get("lastUpdatedTime")), ("exported", f"{exported:,}"),
-            ("skipped", f"{skipped:,}"), ("errors.log", results.get("errorHref")),
+            ("skipped", f"{skipped:,}"), ("total", results.get("total")), ("errors.log", results.get("errorHref")),
             ("manifest", results.get("manifestHref")), ("sha256", results.get("manifestSha256")),
             ("retrying", retry.get("reason")), ("attempt", retry.get("attempt")),
             ("next try", retry.get("nextAttemptTime"))]

@@ -1,5 +1,8 @@
 """POST /export, /v1/export, /v2/export: validate, prepare the destination, start the orchestration.
 
+POST /partitions/{partitionName}/export (also under /v1/ and /v2/) exports from that data partition of a
+DICOMweb store that has them (shared/stores/factory.export_partition); any other store answers 400.
+
 Nothing is started and nothing written unless the request is valid and the destination accepts
 the empty errors.log. An `Idempotency-Key` header makes a retried POST safe: the operation id is
 derived from the key, so a repeat finds the operation the first attempt started and answers 202
@@ -9,7 +12,9 @@ with the same id (422 if the key was used for a different request).
 from __future__ import annotations
 
 import logging
+import re
 import uuid
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import azure.durable_functions as df
@@ -23,7 +28,7 @@ from shared.export.request import parse_export_request
 from shared.export.settings import ExportSettings
 from shared.export.steps import prepare
 from shared.secrets import digest
-from shared.stores.factory import check_settings
+from shared.stores.factory import check_settings, export_partition
 
 from .responses import error, error_response, json_response
 
@@ -50,7 +55,9 @@ def idempotent_operation_id(key: str) -> str:
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, key).hex
 
 
-async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
+async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str,
+                       partition: str | None = None):
+    """`partition`: the data partition the route names (None on the routes without one)."""
     if not settings.get_bool(FEATURE_FLAG, False):
         return error(404, f"export is not enabled on this server (setting {FEATURE_FLAG})")
     try:
@@ -59,7 +66,8 @@ async def start_export(req: func.HttpRequest, client: df.DurableOrchestrationCli
     except Misconfigured as misconfigured:
         return error_response(misconfigured, "export cannot start")
     try:
-        request = parse_export_request(req.get_body(), req.headers.get("Content-Type"), policy)
+        read = export_partition(partition)
+        request = replace(parse_export_request(req.get_body(), req.headers.get("Content-Type"), policy), partition=read)
         key = req.headers.get("Idempotency-Key")
         request_digest = None
         if key is None:
@@ -100,12 +108,14 @@ async def _repeat(req: func.HttpRequest, client: df.DurableOrchestrationClient, 
 
 def _register(route: str, version: str) -> None:
     async def function(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-        return await start_export(req, client, version)
+        partition = req.route_params.get("partitionName") if "{partitionName}" in route else None
+        return await start_export(req, client, version, partition)
 
-    name = route.replace("/", "_")
+    name = re.sub(r"[^A-Za-z0-9_]", "", route.replace("/", "_"))
     with_client = bp.durable_client_input(client_name="client")(function)
     bp.function_name(name)(bp.route(route=route, methods=["POST"])(with_client))
 
 
-for _route, _version in (("export", "v1"), ("v1/export", "v1"), ("v2/export", "v2")):
-    _register(_route, _version)
+for _prefix, _version in (("", "v1"), ("v1/", "v1"), ("v2/", "v2")):
+    _register(f"{_prefix}export", _version)
+    _register(f"{_prefix}partitions/{{partitionName}}/export", _version)

@@ -54,6 +54,7 @@ class Checkpoint:
     search: dict[str, Any] | None = None  # a query source: {"queries": [...], "counts": [[selected, dropped], ...]}
     output: dict[str, Any] | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
     failure: str | None = None  # why the generation that started from here failed: the export ends with it
+    partition: str | None = None  # the data partition of a DICOMweb store that has them (shared/stores/dicomweb/partitions.py)
     notification: str | None = None  # Notification.protected(): where the end is POSTed (encrypted)
 
     @property
@@ -71,10 +72,33 @@ class Checkpoint:
             status["error"] = error
         if committed:
             status.update(committed.to_json())
+        if self.partition:
+            status["partition"] = self.partition
+        if (total := self.total) is not None:
+            status["total"] = total
         if self.search:
             status["queries"] = [{"query": query, "selected": selected, "dropped": dropped} for query, (selected, dropped)
                                  in zip(self.search["queries"], self.search["counts"])]
         return status
+
+    # -- the total: how many instances the export will have counted (exported + skipped) once it ends --------------
+
+    @property
+    def total(self) -> int | None:
+        """exported + skipped as they will be at the end, once nothing is left to list; None until then.
+
+        Known when every identifier not yet listed is one instance (it counts one: exported, or skipped when it
+        is missing or fails): an export of instances knows it from the start, one of studies, series, the whole
+        store or queries once its last listing is done (the look-ahead lists the next generation during the
+        copies, so that is a generation before the end). Listed instances count one each, copied or skipped.
+        """
+        pending, listed = self.identifiers, 0
+        if self.prefetched is not None:  # listed already: its instances and the identifiers that matched nothing
+            pending = pending[self.prefetched.consumed:]
+            listed = sum(len(batch) for batch in self.prefetched.batches) + self.prefetched.not_found
+        if not all(_is_instance(identifier) for identifier in pending):
+            return None
+        return self.exported + self.skipped + listed + len(pending)
 
     def expand_input(self) -> ExpandWork:
         """What the expand activity needs for the next generation (the identifiers it can reach)."""
@@ -82,12 +106,12 @@ class Checkpoint:
         return ExpandWork(self.operation_id, self.destination, self.identifiers[:reach], self.cursor,
                           self.batching.batch_size, self.batching.max_parallel_batches,
                           self.batching.max_parallel_threads, self.deidentification,
-                          tuple(self.search["queries"]) if self.search else ())
+                          tuple(self.search["queries"]) if self.search else (), self.partition)
 
     def copy_input(self, batch: tuple[list, ...], number: int) -> CopyWork:
         """What the copy activity needs for batch `number` of this generation (its place names its manifest block)."""
         return CopyWork(self.operation_id, self.destination, tuple(batch), self.batching.max_parallel_threads,
-                        self.generation, number, self.deidentification, self.output)
+                        self.generation, number, self.deidentification, self.output, self.partition)
 
     def commit_input(self, failed: bool = False) -> CommitWork:
         """What the commit activity needs at the end; after a failure or a cancel, only the generations that
@@ -136,7 +160,7 @@ class Checkpoint:
             "requestDigest": self.request_digest,
             "prefetched": self.prefetched.to_json() if self.prefetched is not None else None,
             "deidentification": self.deidentification, "search": self.search, "output": self.output,
-            "failure": self.failure,
+            "failure": self.failure, **({"partition": self.partition} if self.partition else {}),
             **({"notification": self.notification} if self.notification else {}),
         }
 
@@ -150,5 +174,11 @@ class Checkpoint:
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
             prefetched=Expanded.from_json(data["prefetched"]) if data.get("prefetched") else None,
             deidentification=data.get("deidentification"), search=data.get("search"), output=data.get("output"),
-            failure=data.get("failure"), notification=data.get("notification"),
+            failure=data.get("failure"), partition=data.get("partition"),
+            notification=data.get("notification"),
         )
+
+
+def _is_instance(identifier: str) -> bool:
+    """A `study/series/sop` identifier of the checkpoint (not a study, a series, WHOLE_STORE or a QUERY)."""
+    return identifier.count("/") == 2

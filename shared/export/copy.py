@@ -152,8 +152,9 @@ class BatchCopier:
         self.linkage = linkage and deidentifier is not None  # a linkage row per instance (shared/export/linkage.py)
         self._server_refused = threading.Event()
 
-    def copy(self, instances: list[StoredInstance]) -> CopyResult:
-        """Copy `instances`, log the skipped ones; CopyFailed when the batch cannot complete."""
+    def copy(self, instances: list[StoredInstance], log_key: str | None = None) -> CopyResult:
+        """Copy `instances`, log the skipped ones as the part of errors.log `log_key` names (the batch's place;
+        by default the instances themselves); CopyFailed when the batch cannot complete."""
         skipped: list[ErrorEntry] = []
         written: list[_Written] = []
         links: list[Link] = []
@@ -172,7 +173,8 @@ class BatchCopier:
                     links += [link] if link else []
         if skipped:
             try:
-                ErrorLog(self.destination, self.operation_id).append(skipped)
+                key = log_key or "instances " + " ".join(i.blob_name for i in instances)
+                ErrorLog(self.destination, self.operation_id).write(key, skipped)
             except Exception as error:  # noqa: BLE001 - any failure to log is the destination's
                 raise CopyFailed(self.describe_fault(error)) from None
         return CopyResult(lines=[line for w in written for line in w.lines], skipped=len(skipped),

@@ -4,8 +4,9 @@ The durable status (runtimeStatus, customStatus, input, output, times) is the so
 this module only reshapes it:
 
     {"operationId", "type": "export", "createdTime", "lastUpdatedTime", "status",
-     "results": {"errorHref", "exported", "skipped",
+     "results": {"errorHref", "exported", "skipped", "total" (once known: Checkpoint.total),
                  "manifestHref", "manifestSha256", "manifestSize" (once committed)},
+     "partition" (an export of a DICOMweb store's data partition),
      "retrying": {"reason", "attempt", "maxAttempts", "nextAttemptTime"} (while a step is being retried),
      "errors": [...] (failed only)}
 
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared.export.checkpoint import Checkpoint
 from shared.secrets import scrub
 
 ORCHESTRATOR = "export_orchestrator"
@@ -83,9 +85,13 @@ def operation_view(durable_status: Mapping[str, Any], version: str) -> dict[str,
             "skipped": int(progress.get("skipped") or 0),
         },
     }
+    if progress.get("total") is not None:  # what exported + skipped will be, once nothing is left to list
+        view["results"]["total"] = int(progress["total"])
     for key in ("manifestHref", "manifestSha256", "manifestSize"):
         if progress.get(key) is not None:
             view["results"][key] = progress[key]
+    if progress.get("partition"):  # the data partition of the DICOMweb store it reads
+        view["partition"] = progress["partition"]
     if progress.get("queries"):  # a query source: each query, the instances it selected, the rows dropped
         view["results"]["queries"] = progress["queries"]
     if status == "failed":
@@ -124,9 +130,17 @@ def _progress(durable_status: Mapping[str, Any]) -> dict[str, Any]:
         return custom
     checkpoint = durable_json(durable_status.get("input"))
     if isinstance(checkpoint, dict):
-        keys = ("createdTime", "errorHref", "exported", "skipped")
-        return {k: checkpoint.get(k) for k in keys}
+        keys = ("createdTime", "errorHref", "exported", "skipped", "partition")
+        return {**{k: checkpoint.get(k) for k in keys}, "total": _total(checkpoint)}
     return {}
+
+
+def _total(checkpoint: dict[str, Any]) -> int | None:
+    """The total a checkpoint input already knows (an export of instances: from the start); None if unknown."""
+    try:
+        return Checkpoint.from_json(checkpoint).total
+    except (KeyError, TypeError, ValueError):  # not a checkpoint this version can read: no total yet
+        return None
 
 
 def durable_json(value: Any) -> Any:

@@ -52,6 +52,7 @@ class ExportRequest:
     output: OutputSpec = field(default_factory=OutputSpec)  # the default: files as stored, no metadata table
     queries: tuple[Query, ...] = ()  # a query source: the union of these (identifiers then empty)
     linkage: Destination | None = None  # deidentification.linkage: the controller's container for linkage.csv
+    partition: str | None = None  # the store's data partition, from the route (shared/stores/factory.export_partition)
     notification: Notification | None = None  # where the final status is POSTed, signed
 
     def canonical(self) -> str:
@@ -63,6 +64,7 @@ class ExportRequest:
             "deidentification": self.deidentification and self.deidentification.to_json(),
             "output": None if self.output.plain else self.output.to_json(),
             **({"queries": [q.to_json() for q in self.queries]} if self.queries else {}),
+            **({"partition": self.partition} if self.partition else {}),
             **({"linkage": [self.linkage.account_url, self.linkage.container, self.linkage.sas, self.linkage.account_key,
                             self.linkage.use_managed_identity]} if self.linkage else {}),
             **({"notification": [self.notification.url, self.notification.secret]} if self.notification else {}),
@@ -94,7 +96,7 @@ def parse_export_request(body: bytes, content_type: str | None, policy: ExportSe
         raise ClientError(400, f"{LINKAGE}: the linkage table must go to another container than the destination: "
                           "it links the pseudonyms back to the patients", LINKAGE)
     return ExportRequest(identifiers, target, profile, output, queries, linkage,
-                         parse_notification(top.get("notification"), NotificationPolicy.from_settings()))
+                         notification=parse_notification(top.get("notification"), NotificationPolicy.from_settings()))
 
 
 def _check_content_type(content_type: str | None) -> None:

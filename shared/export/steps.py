@@ -89,6 +89,7 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         search={"queries": [q.to_json() for q in request.queries], "counts": [[0, 0] for _ in request.queries]}
         if request.queries else None,
         output=None if request.output.plain else request.output.to_json(),
+        partition=request.partition,
         notification=request.notification.protected(env) if request.notification else None,
     )
 
@@ -97,7 +98,7 @@ def expand_step(work: ExpandWork, store: Store | None = None) -> Expanded:
     """The expand activity: the next batches, with the identifiers that match nothing logged as skipped."""
     try:
         queries = [Query.from_json(q) for q in work.queries]
-        expansion = expand(store or _store(), [_item(i, queries) for i in work.identifiers], work.cursor,
+        expansion = expand(store or _store(work.partition), [_item(i, queries) for i in work.identifiers], work.cursor,
                            work.batch_size, work.max_batches, work.threads)
     except (AzureError, StoreError) as error:  # the store is down or refusing us: the activity fails, is retried
         raise CopyFailed(store_problem(error)) from None
@@ -107,7 +108,7 @@ def expand_step(work: ExpandWork, store: Store | None = None) -> Expanded:
         entries = [ErrorEntry(str(deidentifier.identifier(i) if deidentifier else i),
                               "no instance in the store matches this identifier") for i in expansion.not_found]
         with destination_faults(destination):
-            ErrorLog(client, work.operation_id).append(entries)
+            ErrorLog(client, work.operation_id).write(errors_log.listing_key(work.identifiers[0], work.cursor), entries)
     return expansion.expanded()
 
 
@@ -125,13 +126,13 @@ def _copy_batch(work: CopyWork, store: Store | None) -> Copied:
     destination, client = _destination(_key(work.destination))
     linked = (work.deidentification or {}).get("linkage")
     copier = BatchCopier(
-        store or _store(), client, work.operation_id,
+        store or _store(work.partition), client, work.operation_id,
         describe_fault=lambda error: destination_problem(error, destination),
         mode=ExportSettings.from_settings().copy_mode, threads=work.threads,
         deidentifier=_deidentifier(work.deidentification), output=OutputSpec.from_json(work.output),
         linkage=linked is not None,
     )
-    result = copier.copy([instance_from_json(i) for i in work.instances])
+    result = copier.copy([instance_from_json(i) for i in work.instances], errors_log.batch_key(work.generation, work.batch))
     block = block_id(work.generation, work.batch)
     if linked is not None:  # to the controller's container only
         linkage.stage(_destination(_key(linked)), work.operation_id, block, result.links)
@@ -154,7 +155,7 @@ def commit_step(work: CommitWork) -> Committed:
         with destination_faults(destination):
             ended = work.before_generation is None  # completed: not a failed or canceled export's partial commit
             if work.dropped and ended:
-                ErrorLog(client, work.operation_id).append([ErrorEntry(
+                ErrorLog(client, work.operation_id).write("query dropped rows", [ErrorEntry(
                     "query", f"the store returned {work.dropped} rows that do not match their query "
                     "(a filter it ignored or matched loosely); they were left out")])
             if output.metadata_formats and ended:  # its files join the manifest as its last block
@@ -189,18 +190,19 @@ def _item(text: str, queries: list[Query]) -> Item:
     return parse_identifier(text)
 
 
-def _store() -> Store:
-    """The store the app settings name; CopyFailed naming the setting when they are wrong."""
+def _store(partition: str | None = None) -> Store:
+    """The store the app settings name (its data `partition`, if any); CopyFailed naming the setting when they
+    are wrong."""
     try:
-        return _open_store()
+        return _open_store(partition)
     except Misconfigured as misconfigured:
         raise CopyFailed(f"the server is misconfigured: {misconfigured}") from None
 
 
 @functools.cache
-def _open_store() -> Store:
-    """One store client (and connection pool) per worker process."""
-    return open_store(retry_policy=_fail_fast())
+def _open_store(partition: str | None) -> Store:
+    """One store client (and connection pool) per worker process and data partition."""
+    return open_store(partition=partition, retry_policy=_fail_fast())
 
 
 def _key(protected: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:

@@ -28,18 +28,20 @@ class ExpandWork:
     threads: int = 1
     deidentification: Json | None = None
     queries: tuple[Json, ...] = ()  # a query source: Query.to_json() of each, which `?<n>` identifiers name
+    partition: str | None = None  # the DICOMweb server's data partition it reads (None: a store without them)
 
     def to_json(self) -> Json:
         return {"operationId": self.operation_id, "destination": self.destination,
                 "identifiers": list(self.identifiers), "cursor": self.cursor,
                 "batchSize": self.batch_size, "maxBatches": self.max_batches, "threads": self.threads,
-                "deidentification": self.deidentification, **({"queries": list(self.queries)} if self.queries else {})}
+                "deidentification": self.deidentification, **({"queries": list(self.queries)} if self.queries else {}),
+                **_partition(self.partition)}
 
     @classmethod
     def from_json(cls, data: Json) -> ExpandWork:
         return cls(data["operationId"], data["destination"], tuple(data["identifiers"]), data.get("cursor"),
                    data["batchSize"], data["maxBatches"], data.get("threads", 1), data.get("deidentification"),
-                   tuple(data.get("queries") or ()))
+                   tuple(data.get("queries") or ()), data.get("partition"))
 
 
 @dataclass(frozen=True)
@@ -74,17 +76,19 @@ class CopyWork:
     batch: int
     deidentification: Json | None = None
     output: Json | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
+    partition: str | None = None  # the DICOMweb server's data partition it reads (None: a store without them)
 
     def to_json(self) -> Json:
         return {"operationId": self.operation_id, "destination": self.destination,
                 "instances": list(self.instances), "threads": self.threads,
                 "deidentification": self.deidentification, "generation": self.generation, "batch": self.batch,
-                "output": self.output}
+                "output": self.output, **_partition(self.partition)}
 
     @classmethod
     def from_json(cls, data: Json) -> CopyWork:
         return cls(data["operationId"], data["destination"], tuple(data["instances"]), data["threads"],
-                   data["generation"], data["batch"], data.get("deidentification"), data.get("output"))
+                   data["generation"], data["batch"], data.get("deidentification"), data.get("output"),
+                   data.get("partition"))
 
 
 @dataclass(frozen=True)
@@ -144,3 +148,8 @@ class Committed:
     @classmethod
     def from_json(cls, data: Json) -> Committed:
         return cls(data["manifestHref"], data.get("manifestSha256"), data.get("manifestSize"))
+
+
+def _partition(partition: str | None) -> Json:
+    """The `partition` key, left out for a store without partitions (so work items stay as they were)."""
+    return {"partition": partition} if partition is not None else {}

@@ -53,6 +53,16 @@ def test_progress_line_shows_counts_rate_and_elapsed() -> None:
     assert elapsed_seconds(done) == pytest.approx(10.123456)
 
 
+def test_once_the_total_is_known_the_progress_line_shows_it_and_an_eta() -> None:
+    running = {"status": "running", "results": {"exported": 1000, "skipped": 200, "total": 6000}}
+    # 1 200 done in 60 s is 20 files/s: the 4 800 left take 240 s.
+    assert progress_line(running, 60.0) == ("running · 1,000 exported · 200 skipped · of 6,000 · 20.0 files/s · "
+                                            "0:01:00 · ETA 0:04:00")
+    paused = {**running, "status": "paused"}  # no rate to speak of while paused: the total, no ETA
+    assert progress_line(paused, 60.0).endswith("of 6,000 · 20.0 files/s · 0:01:00")
+    assert "of" not in progress_line({**running, "results": {"exported": 5, "skipped": 0}}, 60.0).split("·")[3]
+
+
 def test_help_documents_every_command_and_the_exit_codes() -> None:
     result = run("--help")
     assert result.returncode == 0

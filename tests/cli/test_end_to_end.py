@@ -383,6 +383,9 @@ def test_requests_the_service_refuses_exit_3_with_its_reason_and_no_secret(host:
     assert real_account.returncode == 3 and "HTTP 400" in real_account.stderr
     assert account_key not in real_account.stdout + real_account.stderr
     assert cli(host, "status", "0" * 32).returncode == 3
+    partition = cli(host, "export", "--partition", "a", "--study", "1.2", "--connection-string",
+                    "UseDevelopmentStorage=true", "--container", export_container)
+    assert partition.returncode == 3 and "HTTP 400" in partition.stderr and "store is blob" in partition.stderr
 
 
 def test_a_wrong_or_missing_key_is_a_connection_error_not_a_failed_load(host: Host) -> None:

@@ -24,6 +24,7 @@ from testkit.exporting import (
     manifest,
     manifest_digest,
     manifest_of,
+    new_container,
     results,
     start,
     view,
@@ -168,6 +169,34 @@ def test_a_failed_export_retried_in_place_finishes_exactly_even_when_the_host_di
         host.stop()
 
 
+def test_a_retry_in_place_over_skipped_instances_leaves_each_skip_line_once(
+        hosts, store, destination, storage_connection_string, tmp_path):
+    study, _ = put_study(store, 120, series_count=3)  # random bytes: de-identification skips every one, with a line
+    host = export_host(tmp_path / "hub", storage_connection_string, hosts.store_container,
+                       Export__BatchSize="2", Export__MaxParallelBatches="4").start()
+    try:
+        body = {**export_body([study, f"{study}.9"], destination, storage_connection_string),  # .9: no such series
+                "deidentification": {"profile": "basic"}}
+        operation = start(host, body)
+        wait_for(lambda: view(operation["href"])["results"]["skipped"] > 8, timeout=60, interval=0.02,
+                 message="the first skips")
+        # Canceled mid-generation: its running batches finish and write their lines, and the retry runs that
+        # generation again from its checkpoint, those batches included.
+        assert control(host, operation["id"], "cancel").status_code == 202
+        assert finished(operation["href"])["status"] == "canceled"
+        assert control(host, operation["id"], "retry").status_code == 202
+        wait_for(lambda: view(operation["href"])["status"] == "running", timeout=60, interval=0.02,
+                 message="the retry")
+        host.kill()  # and a crash during the retry: batches run again replace their own lines too
+        host.start()
+        done = finished(operation["href"])
+        assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", 0, 121)
+        lines = [line["identifier"] for line in error_log(destination, operation["id"])]
+        assert len(lines) == len(set(lines)) == 121  # each skipped instance, and the series, once
+    finally:
+        host.stop()
+
+
 def test_listing_pages_are_newest_first_on_every_page(hosts, destination, storage_connection_string):
     host = hosts()
     body = export_body(["2.25.1"], destination, storage_connection_string)
@@ -188,3 +217,24 @@ def test_listing_pages_are_newest_first_on_every_page(hosts, destination, storag
             break
     assert paged == everything  # the pages, one after another, are the whole list in its order
     assert len(paged) >= 5
+
+
+def test_the_status_gives_the_total_once_it_is_known_and_the_counts_end_at_it(
+        hosts, store, destination, storage_connection_string):
+    host = hosts()  # batches of 5, 2 per generation: 40 instances take 4 generations
+    study, stored = put_study(store, 40, series_count=2)
+    operation = start(host, export_body([study], destination, storage_connection_string))
+    views = [view(operation["href"])]
+    while views[-1]["status"] not in ("completed", "failed"):
+        views.append(view(operation["href"]))
+    assert "total" not in views[0]["results"]  # a study's size is known only once its listing is done
+    assert {v["results"].get("total") for v in views} <= {None, 40}
+    # The look-ahead lists the last generation while the one before copies: the total shows before the end.
+    assert any(v["status"] == "running" and v["results"].get("total") == 40 for v in views)
+    assert (views[-1]["status"], views[-1]["results"]["exported"], views[-1]["results"]["total"]) == ("completed", 40, 40)
+
+    instances = [name[: -len(".dcm")] for name in list(stored)[:3]] + [f"{study}/1.2/1.3"]  # the last is missing
+    operation = start(host, export_body(instances, new_container(storage_connection_string), storage_connection_string))
+    assert view(operation["href"])["results"]["total"] == 4  # instances: known from the start
+    done = finished(operation["href"])
+    assert (done["results"]["exported"], done["results"]["skipped"], done["results"]["total"]) == (3, 1, 4)

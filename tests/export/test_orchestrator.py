@@ -88,7 +88,7 @@ def test_the_last_generation_commits_the_manifest_and_completes_with_its_href():
 
     run.complete(commit, Committed(HREF, "ab" * 32, 120).to_json())
     assert run.state["isDone"]
-    assert run.state["output"] == {**checkpoint("1.2").status(), "exported": 2, "generation": 2,
+    assert run.state["output"] == {**checkpoint("1.2").status(), "exported": 2, "generation": 2, "total": 2,
                                    "manifestHref": HREF, "manifestSha256": "ab" * 32, "manifestSize": 120}
     assert run.state["customStatus"] == run.state["output"]
 

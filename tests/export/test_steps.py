@@ -28,7 +28,7 @@ def test_prepare_creates_an_empty_errors_log_and_a_checkpoint_without_secrets(de
 
     client = destination.container_client()
     log = client.get_blob_client(f"{OPERATION}/errors.log")
-    assert log.get_blob_properties().blob_type == "AppendBlob" and log.download_blob().readall() == b""
+    assert log.get_blob_properties().blob_type == "BlockBlob" and log.download_blob().readall() == b""
     assert checkpoint.error_href == f"{destination.container_url}/{OPERATION}/errors.log"
     assert checkpoint.created_time.endswith("Z")
     text = json.dumps(checkpoint.to_json())
@@ -143,3 +143,48 @@ def test_a_request_without_source_exports_the_whole_blob_store_in_bounded_genera
     for name, data in stored.items():
         assert client.download_blob(f"{OPERATION}/results/{name}").readall() == data
     assert client.download_blob(f"{OPERATION}/errors.log").readall() == b""  # an empty store misses nothing
+
+
+def logged(destination) -> list[str]:
+    data = destination.container_client().download_blob(f"{OPERATION}/errors.log").readall().decode()
+    return [json.loads(line)["identifier"] for line in data.splitlines()]
+
+
+def test_a_batch_or_listing_run_again_leaves_its_errors_log_lines_once(store, destination):
+    """A retried activity, a crash replay or a retry in place runs a batch again: its lines replace themselves."""
+    put_series(store, "1.2", "1.2.3", 4)
+    checkpoint = export_steps.prepare(
+        ExportRequest((Identifier("1.2"), Identifier("4.4")), destination), OPERATION, POLICY)
+    expansion = export_steps.expand_step(checkpoint.expand_input(), store)
+    export_steps.expand_step(checkpoint.expand_input(), store)  # the listing again: 4.4 is still not found
+    assert logged(destination) == ["4.4"]
+
+    batch = expansion.batches[0]
+    for name in [instance[0] for instance in batch]:
+        store.container.delete_blob(name)  # gone since listed: each is skipped with a line
+    first = export_steps.copy_step(checkpoint.copy_input(batch, 0), store)
+    assert logged(destination) == ["4.4", *(n[0][: -len(".dcm")] for n in batch)]  # readable at once
+    again = export_steps.copy_step(checkpoint.copy_input(batch, 0), store)
+    assert first == again and logged(destination) == ["4.4", *(n[0][: -len(".dcm")] for n in batch)]
+
+
+def test_batches_writing_at_once_each_leave_their_lines_once(destination):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared.export.errors_log import ErrorEntry, ErrorLog, batch_key
+
+    client = destination.container_client()
+    ErrorLog(client, OPERATION).create()
+    writes = [(batch_key(1, n), [ErrorEntry(f"1.2/1.3/{n}.{k}", "gone") for k in range(3)]) for n in range(12)]
+    with ThreadPoolExecutor(6) as pool:  # commits race: each is made on the ETag it read, and tried again
+        list(pool.map(lambda w: ErrorLog(client, OPERATION).write(*w), writes + writes[:6]))
+    assert sorted(logged(destination)) == sorted(e.identifier for _, entries in writes for e in entries)
+
+
+def test_a_log_made_as_an_append_blob_by_an_earlier_version_is_appended_to(destination):
+    from shared.export.errors_log import ErrorEntry, ErrorLog
+
+    client = destination.container_client()
+    client.get_blob_client(f"{OPERATION}/errors.log").create_append_blob()
+    ErrorLog(client, OPERATION).write("batch 1 0", [ErrorEntry("1.2", "gone")])
+    assert logged(destination) == ["1.2"]

@@ -59,7 +59,7 @@ def test_the_published_example_exports_exactly_its_files_byte_identical(hosts, s
     expected = {**whole_study, **series_names, instance_name: third_study[instance_name]}
     assert done["status"] == "completed"
     assert done["results"] == {"errorHref": f"{destination.url}/{operation['id']}/errors.log",
-                               "exported": len(expected), "skipped": 0,
+                               "exported": len(expected), "skipped": 0, "total": len(expected),
                                "manifestHref": f"{destination.url}/{operation['id']}/manifest-sha256.txt",
                                **manifest_digest(destination, operation["id"])}
     assert results(destination, operation["id"]) == expected
@@ -180,7 +180,7 @@ def test_three_thousand_instances_take_many_generations_with_bounded_history(hos
     done = finished(operation["href"], timeout=300)
 
     assert done["results"] == {"errorHref": f"{destination.url}/{operation['id']}/errors.log",
-                               "exported": 3000, "skipped": 0,
+                               "exported": 3000, "skipped": 0, "total": 3000,
                                "manifestHref": f"{destination.url}/{operation['id']}/manifest-sha256.txt",
                                **manifest_digest(destination, operation["id"])}
     final = durable(host, operation["id"], showHistory="true", showInput="false")

@@ -59,6 +59,7 @@ NOT_SET_BY_THE_TEMPLATE = {
     "DicomStore__Password": "idem",
     "DicomStore__Token": "bearer auth to a DICOMweb server: idem",
     "DicomStore__Scope": "the Azure DICOM service's scope is the default",
+    "DicomStore__DataPartitions": "off by default; the operator turns it on for a DICOMweb server with data partitions",
     "DicomStore__Host": "a PACS (DicomStore__Type=dimse) is on-premises: the operator sets it (docs/DIMSE.md)",
     "DicomStore__Port": "idem",
     "DicomStore__CalledAETitle": "idem",

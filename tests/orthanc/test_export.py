@@ -124,6 +124,13 @@ def test_the_built_in_stow_and_wado_routes_are_404_naming_the_setting(host):
         assert r.status_code == 404 and "DicomStore__Type" in r.json()["error"], (path, r.text)
 
 
+def test_a_partition_export_on_a_store_without_partitions_is_a_400_naming_its_type(host, storage_connection_string):
+    body = export_body(["1.2"], None, None, connectionString=storage_connection_string, blobContainerName="unused")
+    r = requests.post(f"{host.base_url}/v2/partitions/a/export", json=body, timeout=30)
+    assert r.status_code == 400, r.text
+    assert "dicomweb (DicomStore__Type=dicomweb without setting DicomStore__DataPartitions=true)" in r.json()["error"]
+
+
 def test_wrong_credentials_fail_the_export_with_the_reason(orthanc, tmp_path, destination,
                                                            storage_connection_string):
     settings = {**orthanc.app_settings(), "DicomStore__Password": "wrong-password-7c1"}

@@ -10,6 +10,16 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import requests
 
 
+def relay(handler: BaseHTTPRequestHandler, reply: requests.Response) -> None:
+    """Answer `handler`'s request with the upstream `reply`: its status, Content-Type and body."""
+    handler.send_response(reply.status_code)
+    if "Content-Type" in reply.headers:
+        handler.send_header("Content-Type", reply.headers["Content-Type"])
+    handler.send_header("Content-Length", str(len(reply.content)))
+    handler.end_headers()
+    handler.wfile.write(reply.content)
+
+
 class FilterDroppingProxy:
     """Forwards GETs on 127.0.0.1:<port> to `upstream`, without the query parameter `dropped`."""
 
@@ -25,13 +35,7 @@ class FilterDroppingProxy:
                 reply = requests.get(f"{proxy.upstream}{parts.path.removeprefix('/dicom-web')}",
                                      params=urlencode(kept, safe="*?", quote_via=quote), timeout=60,
                                      headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
-                self.send_response(reply.status_code)
-                for name in ("Content-Type",):
-                    if name in reply.headers:
-                        self.send_header(name, reply.headers[name])
-                self.send_header("Content-Length", str(len(reply.content)))
-                self.end_headers()
-                self.wfile.write(reply.content)
+                relay(self, reply)
 
             def log_message(self, *args: object) -> None:
                 pass

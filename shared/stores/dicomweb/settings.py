@@ -7,6 +7,7 @@
 | `DicomStore__Username`, `DicomStore__Password` | — | for `basic` |
 | `DicomStore__Token`          | —       | for `bearer` |
 | `DicomStore__Scope`          | the Azure DICOM service's | the token scope for `managedIdentity` |
+| `DicomStore__DataPartitions` | false   | the server has data partitions (`{url}/partitions/{name}/…`, the Azure DICOM service's form) |
 
 The password and token are kept out of `repr` and never leave the process that read them.
 """
@@ -22,6 +23,7 @@ from shared.errors import Misconfigured
 
 AUTHENTICATIONS = ("none", "basic", "bearer", "managedIdentity")
 AZURE_DICOM_SCOPE = "https://dicom.healthcareapis.azure.com/.default"
+PARTITIONS_SETTING = "DicomStore__DataPartitions"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class DicomWebSettings:
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
     scope: str = AZURE_DICOM_SCOPE
+    partitions: bool = False  # the server has data partitions (shared/stores/dicomweb/partitions.py)
 
     @classmethod
     def from_settings(cls, env: Mapping[str, str] | None = None) -> DicomWebSettings:
@@ -55,6 +58,7 @@ class DicomWebSettings:
             password=settings.get("DicomStore__Password", None, env) or None,
             token=(settings.get("DicomStore__Token", None, env) or "").strip() or None,
             scope=(settings.get("DicomStore__Scope", None, env) or "").strip() or AZURE_DICOM_SCOPE,
+            partitions=settings.get_bool(PARTITIONS_SETTING, False, env),
         )
         needed = {"basic": ("DicomStore__Username", "DicomStore__Password"), "bearer": ("DicomStore__Token",)}
         values = {"DicomStore__Username": found.username, "DicomStore__Password": found.password,

@@ -30,12 +30,14 @@ from urllib.parse import quote, urlencode
 import requests
 from pydicom.datadict import tag_for_keyword
 
+from shared.errors import Misconfigured
 from shared.query import Attributes, Query, attributes_from_json
 from shared.query.query import LEVEL_OF, LEVELS, vr_of
 from shared.secrets import scrub
 from shared.stores.dicomweb.multipart import DicomPart
+from shared.stores.dicomweb.partitions import DEFAULT_PARTITION, partition_url
 from shared.stores.dicomweb.session import dicomweb_session
-from shared.stores.dicomweb.settings import DicomWebSettings
+from shared.stores.dicomweb.settings import PARTITIONS_SETTING, DicomWebSettings
 from shared.stores.interface import InstanceChangedOrGone, SearchPage, Store, StoredInstance, StoreError
 from shared.uids import Identifier, is_uid
 
@@ -60,8 +62,15 @@ class DicomWebStore(Store):
         self.session = session
 
     @classmethod
-    def from_settings(cls, env: Mapping[str, str] | None = None) -> DicomWebStore:
+    def from_settings(cls, env: Mapping[str, str] | None = None, partition: str | None = None) -> DicomWebStore:
+        """The server the settings name; on a server with data partitions, `partition` of it (the default
+        partition when None). Misconfigured when a partition is asked of a server without them."""
         config = DicomWebSettings.from_settings(env)
+        if config.partitions:
+            return cls(partition_url(config.url, partition or DEFAULT_PARTITION), dicomweb_session(config))
+        if partition is not None:
+            raise Misconfigured(f"the export reads data partition {partition!r}, but setting {PARTITIONS_SETTING} "
+                                "is not true")
         return cls(config.url, dicomweb_session(config))
 
     def list_page(self, identifier: Identifier | None, cursor: str | None,
