@@ -9,17 +9,21 @@ and `--large` instances of 4 MiB, then per run and per size, in alternating orde
   the file names given, connection pools as large as the pool of threads);
 - script: what a user would write instead of the service: list each study, handing what it lists to the
   same pool as the listing goes (the baseline's copy, but it has to find the files first);
+- baseline + hash and script + hash: the same two, also computing each file's MD5 and SHA-256 as they copy it
+  and uploading it with its Content-MD5 (as `azcopy --put-md5` does): the work the export does for its
+  manifest and Content-MD5, so these are the like-for-like peers;
 - export: POST /export of the studies to another fresh container, timed from the POST to the
   operation's lastUpdatedTime at its end (so listing, the starter and every generation count;
   status is polled every 0.5 s).
-Prints and appends to bench/RESULTS.md the medians of files/s, MB/s and the ratios to the baseline and to the
-script (medians of the per-run ratios), with the CPU seconds the copier (this
+Prints and appends to bench/RESULTS.md the medians of files/s, MB/s and the ratios to each of the four peers
+(medians of the per-run ratios), with the CPU seconds the copier (this
 process for the baseline, the host for the export) and Azurite spent on each.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import signal
 import subprocess
 import sys
@@ -30,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import ContainerClient, ContentSettings
 
 from bench.measure import KIB, MIB, cpu_seconds, median, repeat, run_export
 from bench.profile_summary import summarise, timeline, top_frames
@@ -44,33 +48,43 @@ CONCURRENCY = 10 * 5
 
 
 def _copier(source: ContainerClient, target: ContainerClient,
-            transform: Callable[[bytes], bytes | None] | None = None):
-    """Download a file and upload it (`transform`ed first, when given; not at all when it gives None)."""
+            transform: Callable[[bytes], bytes | None] | None = None, hashing: bool = False):
+    """Download a file and upload it (`transform`ed first, when given; not at all when it gives None); with
+    `hashing`, compute its MD5 and SHA-256 and upload it with its Content-MD5, as the export does."""
     def copy(name: str) -> None:
         data: bytes | None = source.download_blob(name, max_concurrency=1).readall()
         if transform is not None:
             data = transform(data)
-        if data is not None:
-            target.upload_blob(name, data, overwrite=True, max_concurrency=1)
+        if data is None:
+            return
+        settings = {}
+        if hashing:
+            hashlib.sha256(data).digest()  # what the export's manifest line needs
+            settings["content_settings"] = ContentSettings(content_md5=bytearray(hashlib.md5(data).digest()))
+        target.upload_blob(name, data, overwrite=True, max_concurrency=1, **settings)
 
     return copy
 
 
-def raw_copy(source: ContainerClient, target: ContainerClient, names: list[str], threads: int) -> None:
+def raw_copy(source: ContainerClient, target: ContainerClient, names: list[str], threads: int,
+             hashing: bool = False) -> None:
     """The yardstick: download each file and upload it, `threads` at a time."""
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(_copier(source, target), names))
+        list(pool.map(_copier(source, target, hashing=hashing), names))
 
 
 def list_and_copy(source: ContainerClient, target: ContainerClient, studies: list[str], threads: int,
-                  transform: Callable[[bytes], bytes | None] | None = None) -> None:
+                  transform: Callable[[bytes], bytes | None] | None = None, hashing: bool = False) -> None:
     """The twenty-line script: list each study and copy what the listing finds with the same pool."""
-    copy = _copier(source, target, transform)
+    copy = _copier(source, target, transform, hashing)
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(copy, blob.name) for study in studies
                    for blob in source.list_blobs(name_starts_with=f"{study}/")]
         for future in futures:
             future.result()
+
+
+PEERS = ("raw", "raw_hash", "script", "script_hash")
 
 
 def measure(bench: Stack, seeded: Seeded, run: int) -> dict:
@@ -81,7 +95,7 @@ def measure(bench: Stack, seeded: Seeded, run: int) -> dict:
     figures: dict = {}
 
     def baseline(tag: str, copy) -> None:
-        target = bench.container(f"{tag}-{uuid.uuid4().hex[:12]}", CONCURRENCY + 8)
+        target = bench.container(f"{tag.replace('_', '-')}-{uuid.uuid4().hex[:12]}", CONCURRENCY + 8)
         cpu, azurite_cpu = cpu_seconds(me), cpu_seconds(azurite)
         started = time.perf_counter()
         copy(target)
@@ -106,7 +120,10 @@ def measure(bench: Stack, seeded: Seeded, run: int) -> dict:
         target.delete_container()
 
     steps = [lambda: baseline("raw", lambda target: raw_copy(store, target, seeded.files, CONCURRENCY)),
+             lambda: baseline("raw_hash", lambda target: raw_copy(store, target, seeded.files, CONCURRENCY, True)),
              lambda: baseline("script", lambda target: list_and_copy(store, target, seeded.studies, CONCURRENCY)),
+             lambda: baseline("script_hash", lambda target: list_and_copy(store, target, seeded.studies, CONCURRENCY,
+                                                                          hashing=True)),
              lambda: export(bench.host, "export")]
     if bench.host_before:
         steps.append(lambda: export(bench.host_before, "before"))
@@ -157,16 +174,17 @@ def main() -> None:
             walls += [[label, *row] for row in wall_time(runs, args.before)]
             if args.profile and label == small:
                 profiled = profile(bench, seeded.studies, len(seeded.files), args.profile)
-    body = table(["files", "copier", "files/s", "MB/s", "÷ baseline", "÷ script", "copier CPU s", "Azurite CPU s"],
-                 rows)
+    body = table(["files", "copier", "files/s", "MB/s", "÷ baseline", "÷ baseline + hash", "÷ script",
+                  "÷ script + hash", "copier CPU s", "Azurite CPU s"], rows)
     body += "\n\nWhere each export's wall time went (medians; host log's activity start and end times):\n\n"
     body += table(["files", "export", "seconds", "generations", *WALL], walls)
     report(
         "Throughput: export against a raw copy",
         body,
         notes=(
-            f"Medians of {args.runs} runs; `÷ baseline` and `÷ script` are the medians of the per-run ratios "
-            f"(their seconds / this copier's seconds): above 1 is faster. All copy within one Azurite with {CONCURRENCY} concurrent copies "
+            f"Medians of {args.runs} runs; each `÷ peer` is the median of the per-run ratios "
+            f"(the peer's seconds / this copier's seconds): above 1 is faster. `+ hash`: the peer also computes "
+            f"MD5 and SHA-256 and sets Content-MD5, as the export does. All copy within one Azurite with {CONCURRENCY} concurrent copies "
             "(MaxParallelBatches 10 × MaxParallelThreads 5, BatchSize 100). Copier CPU: this process for "
             "the baseline, the host for exports."
         ),
@@ -247,14 +265,16 @@ def summary(runs: list[dict], files: int, total_bytes: int, before: str | None) 
             name,
             f"{files / s:.0f}",
             f"{total_bytes / 1e6 / s:.0f}",
-            *(f"{median([r[f'{base}_s'] / r[f'{tag}_s'] for r in runs]):.2f}" for base in ("raw", "script")),
+            *(f"{median([r[f'{base}_s'] / r[f'{tag}_s'] for r in runs]):.2f}" for base in PEERS),
             f"{median([r[cpu] for r in runs]):.1f}",
             f"{median([r[f'{tag}_azurite_cpu'] for r in runs]):.1f}",
         ]
 
     rows = [
         row("baseline (thread pool)", "raw", "raw_cpu"),
+        row("baseline + hash", "raw_hash", "raw_hash_cpu"),
         row("script (list each study, copy)", "script", "script_cpu"),
+        row("script + hash", "script_hash", "script_hash_cpu"),
         row("export", "export", "export_host_cpu"),
     ]
     if before:

@@ -39,7 +39,7 @@ from azure.durable_functions.models.RpcManagementOptions import RpcManagementOpt
 
 from orchestrations.notify import notifier_id, start_notifier
 from shared.errors import CopyFailed, Misconfigured
-from shared.export.checkpoint import Checkpoint
+from shared.export.checkpoint import Checkpoint, counted
 from shared.export.destination import DestinationRefused
 from shared.export.notify import outcome
 from shared.export.operation import (
@@ -156,7 +156,7 @@ async def _commit_when_suspended(client: df.DurableOrchestrationClient, operatio
                                  found: dict[str, Any]) -> Committed | None:
     """Suspend the export, then commit the manifest of the generations it completed, so that a canceled export
     can be verified: suspended, it cannot move on to another generation, so its counts and checkpoint are
-    those of the manifest. None (cancel without a manifest) if it does not suspend within CANCEL_WAIT seconds
+    those of the manifest (the run's checkpoint, as far as the status it published counts). None (cancel without a manifest) if it does not suspend within CANCEL_WAIT seconds
     or the destination refuses."""
     if found.get("runtimeStatus") != "Suspended":
         await client.suspend(operation_id, "suspended to be canceled")
@@ -168,7 +168,7 @@ async def _commit_when_suspended(client: df.DurableOrchestrationClient, operatio
                             found.get("runtimeStatus"))
                 return None
             await asyncio.sleep(0.2)
-    checkpoint = Checkpoint.from_json(durable_json(found["input"]))
+    checkpoint = counted(Checkpoint.from_json(durable_json(found["input"])), durable_json(found.get("customStatus")))
     try:
         return await asyncio.to_thread(commit_step, checkpoint.commit_input(failed=True))
     except (CopyFailed, DestinationRefused) as refused:

@@ -10,7 +10,9 @@ Points (the export orchestration's life, one generation after another):
 - `expansion`: the expand activity is scheduled and its result not yet committed;
 - `copy`: copy activities of the generation are scheduled, at least one without a committed result;
 - `continue-as-new`: no activity outstanding; the generation's last results wait for the orchestrator
-  to continue as new, or the new generation waits to start.
+  to continue as new, or the new generation waits to start;
+- `retry-wait`: an activity of the run failed and the orchestrator's timer before its next attempt has not
+  fired yet (whatever else is in flight).
 """
 
 from __future__ import annotations
@@ -25,17 +27,19 @@ import uuid
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from azure.storage.blob import ContainerClient
 
+from devhost.history import iso
 from testkit.exporting import export_body, export_host, finished, new_container, start, view
 from testkit.host import Host, wait_for
 from testkit.seed import open_store, put_study
 
-POINTS = ("expansion", "copy", "continue-as-new")
+POINTS = ("expansion", "copy", "continue-as-new", "retry-wait")
 HUB_NAME = "DicomExportHub"  # host.json's durableTask.hubName: the task hub file is <data dir>/<hub>.sqlite
-_TASK_SCHEDULED = 4  # DurableTask.Core EventType
+_TASK_SCHEDULED, _TASK_FAILED = 4, 6  # DurableTask.Core EventType
 
 
 def point_of(hub_file: Path, instance_id: str) -> str | None:
@@ -50,9 +54,13 @@ def point_of(hub_file: Path, instance_id: str) -> str | None:
             return None
         work = {name for (name,) in db.execute("SELECT name FROM activities WHERE instance_id = ?", (instance_id,))}
         waiting = db.execute("SELECT count(*) FROM messages WHERE instance_id = ?", (instance_id,)).fetchone()[0]
-        scheduled = {json.loads(event).get("Name") for (event,) in db.execute(
-            "SELECT event FROM history WHERE instance_id = ?", (instance_id,))
-            if json.loads(event)["EventType"] == _TASK_SCHEDULED}
+        events = [json.loads(event) for (event,) in db.execute(
+            "SELECT event FROM history WHERE instance_id = ?", (instance_id,))]
+        scheduled = {e.get("Name") for e in events if e["EventType"] == _TASK_SCHEDULED}
+        later = db.execute("SELECT count(*) FROM messages WHERE instance_id = ? AND due > ?",
+                           (instance_id, iso(datetime.now(UTC) + timedelta(seconds=0.5)))).fetchone()[0]
+    if later and any(e["EventType"] == _TASK_FAILED for e in events):
+        return "retry-wait"
     if "export_expand" in work:
         return "expansion"
     if "export_copy_batch" in work:

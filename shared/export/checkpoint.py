@@ -11,6 +11,7 @@ Plain JSON in and out: the orchestrator must stay deterministic and cheap to rep
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from shared.export.settings import ExportSettings
@@ -33,6 +34,15 @@ class Batching:
     def from_settings(cls, settings: ExportSettings) -> Batching:
         return cls(settings.batch_size, settings.max_parallel_batches, settings.max_parallel_threads,
                    settings.retry_attempts, settings.first_retry_seconds, settings.backoff_coefficient)
+
+    def retry_wait(self, attempt: int) -> timedelta | None:
+        """The wait before retrying a step whose attempt number `attempt` (1-based) failed; None once it has had
+        all its attempts. Every failed step is retried alike, as DurableTask.Core's RetryInterceptor did: the
+        first interval (whole milliseconds, at least one) times the backoff coefficient to the power attempt - 1."""
+        if attempt >= self.retry_attempts:
+            return None
+        first = max(1, round(self.first_retry_seconds * 1000))
+        return timedelta(milliseconds=first * self.backoff_coefficient ** (attempt - 1))
 
 
 @dataclass(frozen=True)
@@ -108,10 +118,11 @@ class Checkpoint:
                           self.batching.max_parallel_threads, self.deidentification,
                           tuple(self.search["queries"]) if self.search else (), self.partition)
 
-    def copy_input(self, batch: tuple[list, ...], number: int) -> CopyWork:
-        """What the copy activity needs for batch `number` of this generation (its place names its manifest block)."""
+    def copy_input(self, batch: tuple[list, ...], number: int, generation: int | None = None) -> CopyWork:
+        """What the copy activity needs for batch `number` of this generation, or of a later one listed ahead
+        (its place names its manifest block)."""
         return CopyWork(self.operation_id, self.destination, tuple(batch), self.batching.max_parallel_threads,
-                        self.generation, number, self.deidentification, self.output, self.partition)
+                        generation or self.generation, number, self.deidentification, self.output, self.partition)
 
     def commit_input(self, failed: bool = False) -> CommitWork:
         """What the commit activity needs at the end; after a failure or a cancel, only the generations that
@@ -177,6 +188,15 @@ class Checkpoint:
             failure=data.get("failure"), partition=data.get("partition"),
             notification=data.get("notification"),
         )
+
+
+def counted(checkpoint: Checkpoint, status: Any) -> Checkpoint:
+    """A run's input `checkpoint` as far as the custom `status` it last published counts: within a run the window
+    counts further generations, and a cancel commits the manifest blocks of every generation the status counts."""
+    published = status.get("generation") if isinstance(status, dict) else None
+    if isinstance(published, int) and published > checkpoint.generation:
+        return replace(checkpoint, generation=published)
+    return checkpoint
 
 
 def _is_instance(identifier: str) -> bool:

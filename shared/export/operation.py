@@ -156,10 +156,11 @@ def durable_json(value: Any) -> Any:
 def retrying(history: list[Mapping[str, Any]] | None, max_attempts: int | None = None) -> dict[str, Any] | None:
     """What is being retried in this generation, from its durable history; None when nothing is.
 
-    The Durable extension retries a failed activity itself (DurableTask.Core's RetryInterceptor): the
-    history holds each failed attempt (TaskFailed, with its reason), then a timer (TimerCreated, FireAt)
-    until the next one. A step is being retried while a failure of it is not followed by its success;
-    attempts of one step share its name and input. The reason is scrubbed like every failure.
+    The orchestrator retries a failed activity itself (orchestrations/export.py): the history holds each
+    failed attempt (TaskFailed, with its reason), then a timer (TimerCreated, FireAt) until the next one;
+    a timer due when it was created is the zero-length one a new call is yielded beside, not a wait.
+    A step is being retried while a failure of it is not followed by its success; attempts of one step
+    share its name and input. The reason is scrubbed like every failure.
     """
     failures: dict[tuple[Any, str], list[Mapping[str, Any]]] = {}
     timers: list[str] = []
@@ -170,8 +171,8 @@ def retrying(history: list[Mapping[str, Any]] | None, max_attempts: int | None =
             failures.setdefault(step, []).append(event)
         elif kind == "TaskCompleted":
             failures.pop(step, None)
-        elif kind == "TimerCreated" and event.get("FireAt"):
-            timers.append(str(event["FireAt"]))
+        elif kind == "TimerCreated" and event.get("FireAt") and _later(event["FireAt"], event.get("Timestamp")):
+            timers.append(str(event["FireAt"]))  # a wait; not the zero-length timer a new call is yielded beside
         elif kind == "TimerFired" and str(event.get("FireAt")) in timers:
             timers.remove(str(event["FireAt"]))
     chains = [c for c in failures.values() if not max_attempts or len(c) < max_attempts]  # else: no more tries
@@ -187,3 +188,18 @@ def retrying(history: list[Mapping[str, Any]] | None, max_attempts: int | None =
     if due:
         found["nextAttemptTime"] = due[0]
     return found
+
+
+def _later(fire_at: Any, timestamp: Any) -> bool:
+    """Whether a timer's FireAt is after the time it was created (either an ISO time, .NET's 7 digits or fewer)."""
+    def moment(text: Any) -> datetime | None:
+        match = re.fullmatch(r"([^.Z+]+)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?", str(text or ""))
+        if not match:
+            return None
+        whole, fraction, zone = match.groups()
+        try:
+            return datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6]:0<6}{'+00:00' if zone in (None, 'Z') else zone}")
+        except ValueError:
+            return None
+    fire, created = moment(fire_at), moment(timestamp)
+    return fire is None or created is None or fire > created

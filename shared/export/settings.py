@@ -5,7 +5,7 @@ Every knob has the published server's default and can be changed per deployment:
 | Setting                                          | Default | Meaning |
 | :----------------------------------------------- | :------ | :------ |
 | `Export__BatchSize`                              | 100     | instances per copy activity |
-| `Export__MaxParallelBatches`                     | 10      | copy activities per generation (one continue-as-new each) |
+| `Export__MaxParallelBatches`                     | 10      | copy activities in flight (the window), batches per generation |
 | `Export__MaxParallelThreads`                     | 5       | concurrent file copies inside one copy activity |
 | `Export__RetryOptions__MaxNumberOfAttempts`      | 4       | attempts per activity, the first included |
 | `Export__RetryOptions__FirstRetryIntervalSeconds`| 60      | wait before the first retry (seconds, fractions allowed) |

@@ -171,3 +171,17 @@ def test_suspended_during_an_activity_it_finishes_but_nothing_new_starts_until_r
     assert requests.post(links["resumePostUri"].replace("{text}", "go"), timeout=30).status_code == 202
     final = wait_until(links, timeout=30)
     assert (final["runtimeStatus"], final["output"]) == ("Completed", [1.5, 42])
+
+
+def test_a_window_that_schedules_its_own_retry_timers_replays_deterministically(host: Host) -> None:
+    # The export's pattern (orchestrations/export.py): failed calls wait for the orchestrator's own timer, and
+    # every yield with something new carries a zero-length timer, so the replay of each episode walks the
+    # actions in the order they were yielded, whatever failed when.
+    links = start(host, "window_own_retries", [3, 9, 300])
+    final = wait_until(links, showHistory="true", timeout=60)
+    assert final["runtimeStatus"] == "Completed", final.get("output")
+    assert final["output"] == [f"succeeded on attempt {i % 3 + 1}" for i in range(9)]
+    events = final["historyEvents"]
+    assert sum(e["EventType"] == "TaskFailed" for e in events) == 9  # 0 + 1 + 2 failures for each three calls
+    timers = [e["FireAt"] for e in events if e["EventType"] == "TimerCreated"]
+    assert len(timers) > 9 and sorted(timers) == sorted(e["FireAt"] for e in events if e["EventType"] == "TimerFired")

@@ -3,7 +3,9 @@
 As the Durable Functions Python SDK tests its orchestrators, each episode hands the registered
 orchestrator (the SDK's `Orchestrator.create` handle around `orchestrations.export`'s generator) the
 history the Durable extension would: ExecutionStarted with the checkpoint, TaskScheduled for every
-activity call it made, TaskCompleted or TaskFailed for those that finished. Its answer is the
+activity call it made and TimerCreated for every timer, TaskCompleted or TaskFailed for the calls that
+finished, TimerFired for the timers that fired. A zero-length timer fires at once, in an episode of its
+own, as the extension fires it; a later one (a retry's wait) fires when the test says. Its answer is the
 state the extension reads: the actions so far, the custom status, done or not, continue-as-new.
 Event ids are given in the order calls and timers were scheduled, as DurableTask.Core numbers them.
 """
@@ -22,6 +24,7 @@ from shared.export.operation import ORCHESTRATOR
 
 HANDLE = export_orchestrator._function.get_user_function()  # what the worker calls with the context JSON
 CONTINUE_AS_NEW = 4
+CREATE_TIMER = 5
 ACTIVITY_CALLS = (0, 1)  # call_activity, call_activity_with_retry
 NOW = "2026-01-01T00:00:00.000000Z"
 
@@ -33,13 +36,20 @@ class Call:
     input: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Timer:
+    event_id: int
+    fire_at: str
+
+
 @dataclass
 class Execution:
-    """One execution of the orchestrator (one generation) and the history the extension keeps of it."""
+    """One execution of the orchestrator (one run) and the history the extension keeps of it."""
 
     checkpoint: Checkpoint
     events: list[dict[str, Any]] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)  # every activity call scheduled, in order
+    timers: list[Timer] = field(default_factory=list)  # every timer created, in order
     finished: set[int] = field(default_factory=set)
     state: dict[str, Any] = field(default_factory=dict)
     sequence: int = 0  # the next event id: calls and timers are numbered together
@@ -50,20 +60,40 @@ class Execution:
         self.episode()
 
     def episode(self) -> dict[str, Any]:
-        """Replay the history through the orchestrator; its new calls join the history as TaskScheduled."""
+        """Replay the history through the orchestrator; its new calls and timers join the history as TaskScheduled
+        and TimerCreated; then the zero-length timers fire, each in an episode of its own."""
         context = {"history": self.events, "input": self.checkpoint.to_json(), "instanceId": "op",
                    "isReplaying": False, "parentInstanceId": None, "upperSchemaVersion": 1, "upperSchemaVersionNew": 2}
         self.state = json.loads(HANDLE(json.dumps(context)))
-        for action in _leaves(self.state["actions"])[len(self.calls):]:
+        for action in _leaves(self.state["actions"])[self.sequence:]:
             if action["actionType"] in ACTIVITY_CALLS:
                 call = Call(self._next_id(), action["functionName"], json.loads(action["input"]))
                 self.calls.append(call)
                 self.events.append(h.event(h.EventType.TaskScheduled, NOW, call.event_id, Name=call.name, Version="",
                                            Input=action["input"]))
+            elif action["actionType"] == CREATE_TIMER:
+                timer = Timer(self._next_id(), action["fireAt"])
+                self.timers.append(timer)
+                self.events.append(h.event(h.EventType.TimerCreated, NOW, timer.event_id, FireAt=timer.fire_at))
         self.events.append(h.event(h.EventType.OrchestratorCompleted, NOW))
         for event in self.events:
             event["IsPlayed"] = True
+        due = [t for t in self.waiting if h.parse_time(t.fire_at) <= h.parse_time(NOW)]
+        if due and not self.state["isDone"]:
+            return self.fire(due[0])
         return self.state
+
+    def fire(self, timer: Timer) -> dict[str, Any]:
+        self.finished.add(timer.event_id)
+        self.events += [h.event(h.EventType.OrchestratorStarted, NOW),
+                        h.event(h.EventType.TimerFired, NOW, TimerId=timer.event_id, FireAt=timer.fire_at)]
+        return self.episode()
+
+    @property
+    def waiting(self) -> list[Timer]:
+        """The timers created and not fired, cancelled ones left out."""
+        cancelled = {i for i, a in enumerate(_leaves(self.state["actions"])) if a.get("isCanceled")}
+        return [t for t in self.timers if t.event_id not in self.finished and t.event_id not in cancelled]
 
     @property
     def running(self) -> list[Call]:
@@ -75,15 +105,9 @@ class Execution:
                         h.task_completed(NOW, call.event_id, json.dumps(result))]
         return self.episode()
 
-    def fail(self, call: Call, reason: str, retried: bool = True) -> dict[str, Any]:
-        """The call's last attempt failed; for a call with retry options (`retried`), DurableTask.Core's retry
-        interceptor then fires a zero-length timer."""
+    def fail(self, call: Call, reason: str) -> dict[str, Any]:
         self.finished.add(call.event_id)
         self.events += [h.event(h.EventType.OrchestratorStarted, NOW), h.task_failed(NOW, call.event_id, reason, reason)]
-        if retried:
-            timer = self._next_id()
-            self.events += [h.event(h.EventType.TimerCreated, NOW, timer, FireAt=NOW),
-                            h.event(h.EventType.TimerFired, NOW, TimerId=timer, FireAt=NOW)]
         return self.episode()
 
     def _next_id(self) -> int:
@@ -92,7 +116,7 @@ class Execution:
 
     @property
     def continued_as(self) -> Checkpoint | None:
-        """The next generation's checkpoint, once this one continued as new."""
+        """The next run's checkpoint, once this one continued as new."""
         for action in _leaves(self.state["actions"]):
             if action["actionType"] == CONTINUE_AS_NEW:
                 return Checkpoint.from_json(json.loads(action["input"]))
@@ -103,7 +127,7 @@ def run(checkpoint: Checkpoint, activities: dict[str, Callable[[dict[str, Any]],
         ) -> tuple[Execution, int]:
     """Run the export to its end, every activity called as the extension would, in the order scheduled.
 
-    Returns the last execution and how many generations it took.
+    Returns the last execution and how many executions (runs, one per continue-as-new) it took.
     """
     generations = 1
     execution = Execution(checkpoint)

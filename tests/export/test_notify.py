@@ -141,7 +141,7 @@ def test_a_failed_export_starts_its_notifier_too_and_still_fails_when_the_notifi
     run.complete(run.calls[0], Committed(HREF, "cd" * 32, 80).to_json())
     assert run.calls[-1].name == START
     with pytest.raises(Exception, match="the store is down"):
-        run.fail(run.calls[-1], "the task hub is busy", retried=False)
+        run.fail(run.calls[-1], "the task hub is busy")
 
 
 def test_the_request_carries_the_notification_and_another_secret_makes_another_request() -> None:

@@ -76,9 +76,15 @@ def test_one_generation_through_the_steps(store, destination):
     assert json.loads(lines[0])["error"] == "no instance in the store matches this identifier"
 
 
-def test_generations_listed_ahead_copy_everything_once_and_count_unknowns_once(store, destination):
-    """The orchestrator lists the next generation while the current one copies (Checkpoint.prefetched)."""
+@pytest.mark.parametrize("run_generations,runs", [(1, 3), (8, 1)])
+def test_generations_listed_ahead_copy_everything_once_and_count_unknowns_once(store, destination, monkeypatch,
+                                                                               run_generations, runs):
+    """The orchestrator lists the next generation while the window copies (Checkpoint.prefetched across runs)."""
     from dataclasses import replace
+
+    from orchestrations import export
+
+    monkeypatch.setattr(export, "RUN_GENERATIONS", run_generations)
 
     stored = put_series(store, "1.2", "1.2.3", 5)
     checkpoint = export_steps.prepare(
@@ -90,10 +96,10 @@ def test_generations_listed_ahead_copy_everything_once_and_count_unknowns_once(s
         COPY: lambda work: export_steps.copy_step(CopyWork.from_json(work), store).to_json(),
         COMMIT: lambda work: export_steps.commit_step(CommitWork.from_json(work)).to_json(),
     }
-    last, generations = orchestrating.run(checkpoint, activities)
+    last, ran = orchestrating.run(checkpoint, activities)
     done = last.state["output"]
 
-    assert (done["exported"], done["skipped"], generations) == (5, 1, 3)  # 2 + 2 + (1 and 4.4 unknown)
+    assert (done["exported"], done["skipped"], ran) == (5, 1, runs)  # 2 + 2 + (1 and 4.4 unknown)
     client = destination.container_client()
     assert sorted(b.name for b in client.list_blobs(name_starts_with=f"{OPERATION}/results/")) == sorted(
         f"{OPERATION}/results/{name}" for name in stored)

@@ -1,7 +1,7 @@
 """Storage goes away mid-export: a short outage is ridden out by the activities' retries; one longer
 than the retry budget fails the operation with a clear reason. The host answers status throughout.
 
-Each test runs its own Azurite (store and destination both live there), stopped and started again
+A host killed during a retry's wait resumes it after the restart. Each test runs its own Azurite (store and destination both live there), stopped and started again
 on the same data and port, so the rest of the suite keeps its storage.
 """
 
@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from devhost.azurite import Azurite, free_port
+from testkit.crashes import kill_at
 from testkit.exporting import (
     durable,
     error_log,
@@ -120,3 +121,25 @@ def test_an_outage_longer_than_the_retry_budget_fails_the_operation_with_the_rea
     assert re.match(r"reading the DICOM store failed: .*Connection refused|storage account 'devstoreaccount1' "
                     r"is unreachable", reason), reason
     assert done["results"]["exported"] < INSTANCES
+
+
+def test_a_host_killed_while_a_retry_waits_resumes_the_wait_and_exports_every_file_once(
+        tmp_path: Path, azurite: Azurite) -> None:
+    # The orchestrator's own retry timer (2 s, then 4, 8, ...) survives the host: the restart replays the
+    # history to the same timer, and the export ends with exact counts and a manifest listing each file once.
+    host, operation, stored, destination = export_until_storage_stops(
+        tmp_path, azurite, Export__RetryOptions__MaxNumberOfAttempts="8",
+        Export__RetryOptions__FirstRetryIntervalSeconds="2", Export__RetryOptions__BackoffCoefficient="2")
+    try:
+        kill_at(host, operation["id"], "retry-wait", timeout=90)
+        azurite.start()
+        host.start()
+        done = finished(operation["href"], timeout=180)
+    finally:
+        host.stop()
+
+    assert (done["status"], done["results"]["exported"], done["results"]["skipped"]) == ("completed", INSTANCES, 0)
+    assert results(destination, operation["id"]) == stored
+    assert sorted(manifest(destination, operation["id"])) == manifest_of(stored)
+    assert error_log(destination, operation["id"]) == []
+    assert host.log().count("Host started at") == 2

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import azure.durable_functions as df
 import azure.functions as func
+from azure.durable_functions.models.Task import TaskState
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 _attempts: dict[str, int] = {}
@@ -240,6 +241,38 @@ def refill_window(context: df.DurableOrchestrationContext):
             if nudge:
                 nudges.append(context.create_timer(context.current_utc_datetime))
     return total
+
+
+@app.orchestration_trigger(context_name="context")
+def window_own_retries(context: df.DurableOrchestrationContext):
+    """A window of `window` flaky calls (call i fails i % 3 times) refilled as each succeeds; a failed call waits
+    for the orchestrator's own `wait_ms` timer and runs again. Everything new is yielded beside a zero-length timer."""
+    window, total, wait_ms = context.get_input()
+    running: dict = {}
+    waiting: dict = {}
+    nudges: list = []
+    results: dict[int, str] = {}
+    started = 0
+    while len(results) < total:
+        while started < total and len(running) + len(waiting) < window:
+            spec = {"key": f"{context.instance_id}-{started}", "fail": started % 3}
+            running[context.call_activity("flaky", spec)] = started
+            started += 1
+            nudges.append(context.create_timer(context.current_utc_datetime))
+        done = yield context.task_any([*running, *waiting, *nudges])
+        if done in nudges:
+            nudges.remove(done)
+        elif done in waiting:
+            i = waiting.pop(done)
+            running[context.call_activity("flaky", {"key": f"{context.instance_id}-{i}", "fail": i % 3})] = i
+            nudges.append(context.create_timer(context.current_utc_datetime))
+        elif done.state is TaskState.FAILED:
+            waiting[context.create_timer(context.current_utc_datetime + timedelta(milliseconds=wait_ms))] = \
+                running.pop(done)
+            nudges.append(context.create_timer(context.current_utc_datetime))
+        else:
+            results[running.pop(done)] = done.result
+    return [results[i] for i in range(total)]
 
 
 @app.orchestration_trigger(context_name="context")
