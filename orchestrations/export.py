@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 import azure.durable_functions as df
 from azure.durable_functions.models.Task import TaskState
 
+from orchestrations.notify import notify_end
 from shared.export import events
 from shared.export.checkpoint import Batching, Checkpoint
 from shared.export.operation import ORCHESTRATOR, failure_reason
@@ -62,6 +63,7 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
     context.set_custom_status(checkpoint.status(error=checkpoint.failure))
     if checkpoint.failure:  # the run before failed: commit what the counted generations wrote, then fail
         committed = yield from _commit_failed(context, checkpoint)
+        yield from notify_end(context, checkpoint)  # issue 23: the completion notification (orchestrations/notify.py)
         _fail(context, checkpoint, committed)
     window = Window(checkpoint, RUN_GENERATIONS)
     calls = Calls(context, checkpoint.batching)
@@ -75,7 +77,9 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
         # ... in a run of its own, which commits the manifest first: this one still has calls in flight.
         _continue_failed(context, window.resume().failed(str(failed)))
         return None
-    return _complete(context, window.counted, committed)
+    final = _complete(context, window.counted, committed)
+    yield from notify_end(context, window.counted)  # issue 23: the completion notification (orchestrations/notify.py)
+    return final
 
 
 def _copy(context: df.DurableOrchestrationContext, window: Window, calls: Calls) -> Generator[Any, Any]:

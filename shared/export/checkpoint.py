@@ -65,6 +65,7 @@ class Checkpoint:
     output: dict[str, Any] | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
     failure: str | None = None  # why the generation that started from here failed: the export ends with it
     partition: str | None = None  # the data partition of a DICOMweb store that has them (shared/stores/dicomweb/partitions.py)
+    notification: str | None = None  # Notification.protected(): where the end is POSTed (encrypted)
 
     @property
     def done(self) -> bool:
@@ -171,6 +172,7 @@ class Checkpoint:
             "prefetched": self.prefetched.to_json() if self.prefetched is not None else None,
             "deidentification": self.deidentification, "search": self.search, "output": self.output,
             "failure": self.failure, **({"partition": self.partition} if self.partition else {}),
+            **({"notification": self.notification} if self.notification else {}),
         }
 
     @classmethod
@@ -184,6 +186,7 @@ class Checkpoint:
             prefetched=Expanded.from_json(data["prefetched"]) if data.get("prefetched") else None,
             deidentification=data.get("deidentification"), search=data.get("search"), output=data.get("output"),
             failure=data.get("failure"), partition=data.get("partition"),
+            notification=data.get("notification"),
         )
 
 

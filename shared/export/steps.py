@@ -90,6 +90,7 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         if request.queries else None,
         output=None if request.output.plain else request.output.to_json(),
         partition=request.partition,
+        notification=request.notification.protected(env) if request.notification else None,
     )
 
 
