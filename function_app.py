@@ -9,9 +9,11 @@ import azure.functions as func
 
 from activities import export as export_activities
 from activities import lanes as lane_activities
+from activities import notify as notify_activities
 from endpoints import dicomweb, openapi, operations, search
 from endpoints import export as export_endpoints
 from orchestrations import export as export_orchestration
+from orchestrations import notify as notify_orchestration
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(dicomweb.bp)
@@ -22,3 +24,5 @@ app.register_functions(openapi.bp)
 app.register_functions(export_orchestration.bp)
 app.register_functions(export_activities.bp)
 app.register_functions(lane_activities.bp)
+app.register_functions(notify_orchestration.bp)
+app.register_functions(notify_activities.bp)

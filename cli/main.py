@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -44,9 +45,13 @@ exit codes:
   130  interrupted (Ctrl-C); an export being followed keeps running
 
 `status` exits as `wait` would once the operation has ended, and 0 while it runs.
-Environment: DICOM_EXPORT_URL (default {url}), DICOM_EXPORT_KEY (the function key).
+Environment: DICOM_EXPORT_URL (default {url}), DICOM_EXPORT_KEY (the function key),
+DICOM_EXPORT_NOTIFY_SECRET (the secret that signs --notify-url notifications).
 Credentials given as flags are sent to the service and never printed.
 """
+
+
+NOTIFY_SECRET = "DICOM_EXPORT_NOTIFY_SECRET"
 
 
 class Parser(argparse.ArgumentParser):
@@ -159,6 +164,9 @@ def build_parser() -> Parser:
     linkage.add_argument("--linkage-container", metavar="NAME", help="its container name, with --linkage-connection-string")
     linkage.add_argument("--linkage-managed-identity", action="store_true",
                          help="the service writes it with its managed identity (with --linkage-container-uri)")
+    export.add_argument("--notify-url", metavar="URL",
+                        help=f"POST the final status to this https URL when the export ends, signed with the secret "
+                             f"in env {NOTIFY_SECRET} (docs/NOTIFICATIONS.md)")
     export.add_argument("--idempotency-key", help="repeating a request with the same key returns the same operation")
     export.add_argument("--wait", action="store_true", help="show live progress until the export ends")
     export.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
@@ -286,7 +294,7 @@ class Cli:
                               "--from-file or --query")
         if not identifiers and not queries and not a.whole_store:
             self.parser.error("nothing to export: give --study, --series, --instance, --from-file, --query or --all")
-        outputs = self.research_outputs()  # its usage errors before any question
+        outputs = self.research_outputs() | self.notification()  # their usage errors before any question
         if a.whole_store and not a.yes and sys.stdin.isatty() and sys.stderr.isatty() and \
                 input("export every instance in the store? [y/N] ").strip().lower() not in ("y", "yes"):
             self.err.print("nothing exported")
@@ -315,6 +323,16 @@ class Cli:
             self.out.print(f"export {started['id']} started\n  status: {started.get('href', '')}\n"
                            f"  follow: dicom-export wait {started['id']}")
         return 0
+
+    def notification(self) -> dict[str, Any]:
+        """The request's `notification` from --notify-url; the secret comes from the environment, never argv."""
+        if not self.args.notify_url:
+            return {}
+        secret = os.environ.get(NOTIFY_SECRET)
+        if not secret:
+            self.parser.error(f"--notify-url needs the secret that signs the notification in the environment "
+                              f"variable {NOTIFY_SECRET} (not on the command line, where other users can read it)")
+        return {"notification": {"url": self.args.notify_url, "secret": secret}}
 
     def research_outputs(self) -> dict[str, Any]:
         """The request's `output`, `metadata` and `deidentification` from the export options."""

@@ -37,10 +37,12 @@ from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrc
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 from azure.durable_functions.models.RpcManagementOptions import RpcManagementOptions
 
-from shared.errors import CopyFailed
+from orchestrations.notify import notifier_id, start_notifier
+from shared.errors import CopyFailed, Misconfigured
 from shared.export.checkpoint import Checkpoint, counted
 from shared.export.destination import DestinationRefused
 from shared.export.lanes import canceled_work, lane_id, retried
+from shared.export.notify import outcome
 from shared.export.operation import (
     ORCHESTRATOR,
     STATUSES,
@@ -93,6 +95,13 @@ async def find_export(req: func.HttpRequest, client: df.DurableOrchestrationClie
     found = durable_status(await client.get_status(operation_id, show_history=history, show_input=True))
     if not found or not is_export(found):
         return error(404, f"operation {operation_id} does not exist")
+    return await summed_status(client, found, history)
+
+
+async def summed_status(client: df.DurableOrchestrationClient, found: dict[str, Any], history: bool = False
+                        ) -> dict[str, Any]:
+    """An export's durable status with its lanes' progress summed in (and their statuses under `lanes`) when it
+    runs as lanes and has not completed or failed; else as it is. Also what the notifier's body is built from."""
     if found.get("runtimeStatus") not in ("Completed", "Failed") and lane_count(found) > 1:
         lanes = await _lanes(client, found, history)
         return {**with_lanes(found, lanes), "lanes": lanes}
@@ -118,6 +127,9 @@ async def get_operation(req: func.HttpRequest, client: df.DurableOrchestrationCl
         retry = next((r for history in histories if (r := retrying(history, attempts))), None)  # its own, or a lane's
         if retry:
             view["retrying"] = retry
+    if _notification(found):
+        view["notification"] = outcome(durable_status(await client.get_status(notifier_id(view["operationId"])))
+                                       if is_terminal(view) else None)
     if is_terminal(view):
         return json_response(view, 200)
     return json_response(view, 202, {"Location": _without_query(req.url)})
@@ -135,7 +147,24 @@ async def cancel_operation(req: func.HttpRequest, client: df.DurableOrchestratio
         committed = await _commit_when_suspended(client, operation_id, found)
         await _each_lane(client, found, "terminate", CANCELED)
         await client.terminate(operation_id, json.dumps({"reason": CANCELED, **committed.to_json()}) if committed else CANCELED)
+        await _notify_canceled(client, operation_id, found)
     return accepted(req, version, operation_id)
+
+
+def _notification(found: dict[str, Any]) -> str | None:
+    """The export's protected notification (URL and secret encrypted), if its request asked for one."""
+    checkpoint = durable_json(found.get("input"))
+    return checkpoint.get("notification") if isinstance(checkpoint, dict) else None
+
+
+async def _notify_canceled(client: df.DurableOrchestrationClient, operation_id: str, found: dict[str, Any]) -> None:
+    """Start the notifier of a canceled export here: the terminated orchestration runs nothing more."""
+    token = _notification(found)
+    if token:
+        try:
+            await start_notifier(client, operation_id, token)
+        except (Misconfigured, aiohttp.ClientError) as problem:  # the cancel stands; the view shows it pending
+            log.warning("operation %s: the notification of its cancel did not start: %s", operation_id, problem)
 
 
 async def _commit_when_suspended(client: df.DurableOrchestrationClient, operation_id: str,

@@ -34,6 +34,7 @@ import azure.durable_functions as df
 from azure.durable_functions.models.Task import TaskState
 
 from orchestrations import lanes
+from orchestrations.notify import notify_end
 from shared.export import events
 from shared.export.checkpoint import Batching, Checkpoint
 from shared.export.operation import ORCHESTRATOR, failure_reason
@@ -67,6 +68,7 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
         if checkpoint.lane is not None:  # a lane: its parent commits every lane's, and fails the export
             return checkpoint.status(error=checkpoint.failure)
         committed = yield from _commit_failed(context, checkpoint)
+        yield from notify_end(context, checkpoint)  # issue 23: the completion notification (orchestrations/notify.py)
         _fail(context, checkpoint, committed)
     window = Window(checkpoint, RUN_GENERATIONS)
     calls = Calls(context, checkpoint.batching)
@@ -82,7 +84,9 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
         # ... in a run of its own, which commits the manifest first: this one still has calls in flight.
         _continue_failed(context, window.resume().failed(str(failed)))
         return None
-    return _complete(context, window.counted, committed)
+    final = _complete(context, window.counted, committed)
+    yield from notify_end(context, window.counted)  # issue 23: the completion notification (orchestrations/notify.py)
+    return final
 
 
 def _copy(context: df.DurableOrchestrationContext, window: Window, calls: Calls) -> Generator[Any, Any]:

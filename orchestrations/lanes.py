@@ -14,6 +14,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from orchestrations.notify import notify_end
 from shared.export import events
 from shared.export import lanes as export_lanes
 from shared.export.checkpoint import WHOLE_STORE, Batching, Checkpoint
@@ -58,7 +59,7 @@ def run(context: df.DurableOrchestrationContext, checkpoint: Checkpoint,
                                           export_lanes.lane_id(checkpoint.operation_id, first.lane or 0))
             for first in firsts])
     except Exception as error:  # noqa: BLE001 - the split failed after its retries, or a lane broke: nothing counted
-        return _end(context, checkpoint, {**base, "error": failure_reason(str(error))})
+        return (yield from _end(context, checkpoint, {**base, "error": failure_reason(str(error))}))
     status = export_lanes.summed(base, ended)
     work = export_lanes.commit_work(checkpoint, ended)
     try:
@@ -66,12 +67,15 @@ def run(context: df.DurableOrchestrationContext, checkpoint: Checkpoint,
                       .to_json())
     except Exception as error:  # noqa: BLE001 - the destination refused the manifest: the export fails
         status.setdefault("error", failure_reason(str(error)))
-    return _end(context, checkpoint, status)
+    return (yield from _end(context, checkpoint, status))
 
 
-def _end(context: df.DurableOrchestrationContext, checkpoint: Checkpoint, status: dict[str, Any]) -> dict[str, Any]:
-    """Publish the final status and log `export.ended` once; raise LanesFailed when the export failed."""
+def _end(context: df.DurableOrchestrationContext, checkpoint: Checkpoint,
+         status: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
+    """Publish the final status, start the completion notifier if asked, log `export.ended` once; raise LanesFailed
+    when the export failed."""
     context.set_custom_status(status)
+    yield from notify_end(context, checkpoint)
     if not context.is_replaying:
         fields = {"error": status["error"]} if status.get("error") else {}
         events.emit(events.ENDED, operationId=checkpoint.operation_id,

@@ -68,6 +68,7 @@ class Checkpoint:
     lanes: int = 1  # Export__Lanes at start: above 1, this export runs as that many lanes (shared/export/lanes.py)
     lane: int | None = None  # a lane's checkpoint: its number; it ends returning its status, its parent commits
     lane_inputs: tuple[dict[str, Any], ...] = ()  # a retried parent: where each of its lanes resumes
+    notification: str | None = None  # Notification.protected(): where the end is POSTed (encrypted)
 
     @property
     def done(self) -> bool:
@@ -176,6 +177,7 @@ class Checkpoint:
             "failure": self.failure, **({"partition": self.partition} if self.partition else {}),
             **({"lanes": self.lanes} if self.lanes != 1 else {}), **({"lane": self.lane} if self.lane is not None else {}),
             **({"laneInputs": list(self.lane_inputs)} if self.lane_inputs else {}),
+            **({"notification": self.notification} if self.notification else {}),
         }
 
     @classmethod
@@ -189,7 +191,7 @@ class Checkpoint:
             prefetched=Expanded.from_json(data["prefetched"]) if data.get("prefetched") else None,
             deidentification=data.get("deidentification"), search=data.get("search"), output=data.get("output"),
             failure=data.get("failure"), partition=data.get("partition"), lanes=data.get("lanes", 1),
-            lane=data.get("lane"), lane_inputs=tuple(data.get("laneInputs") or ()),
+            lane=data.get("lane"), lane_inputs=tuple(data.get("laneInputs") or ()), notification=data.get("notification"),
         )
 
 

@@ -99,7 +99,8 @@ def lane_checkpoints(parent: Checkpoint, bounds: Sequence[str] = ()) -> list[Che
         pieces: list[tuple[str, ...]] = [(range_text(studies),) for studies in ranges(bounds)]
     else:
         pieces = parts(parent.identifiers, parent.lanes)
-    return [replace(parent, identifiers=piece, lane=n, generation=first_generation(n), cursor=None, prefetched=None)
+    return [replace(parent, identifiers=piece, lane=n, generation=first_generation(n), cursor=None, prefetched=None,
+                    notification=None)  # the parent notifies the operation's end, once
             for n, piece in enumerate(pieces)]
 
 

@@ -20,6 +20,8 @@ Rules (the published API's, plus what its server did where the document is silen
   the destination's own container (same account and container).
 - `output` and `metadata` (optional): transcoded DICOM, PNG/JPEG frames, a metadata table
   (shared/outputs/spec.py); without them files are copied as stored.
+- `notification` (optional): `{"url": "https://…", "secret": "…"}`, where the final status is POSTed,
+  signed (shared/export/notify.py); a URL policy refuses is a 400 naming `notification.url`.
 Every error is a `ClientError` whose message starts with the field at fault.
 """
 
@@ -34,6 +36,7 @@ from shared.deid.profile import PROFILE, Profile, ProfileError
 from shared.errors import ClientError
 from shared.export.destination import SETTINGS, Destination, DestinationRefused, parse_destination
 from shared.export.linkage import FIELD as LINKAGE
+from shared.export.notify import Notification, NotificationPolicy, parse_notification
 from shared.export.settings import ExportSettings
 from shared.outputs.spec import OutputSpec, parse_output
 from shared.query import Query, QueryError, parse_query
@@ -50,6 +53,7 @@ class ExportRequest:
     queries: tuple[Query, ...] = ()  # a query source: the union of these (identifiers then empty)
     linkage: Destination | None = None  # deidentification.linkage: the controller's container for linkage.csv
     partition: str | None = None  # the store's data partition, from the route (shared/stores/factory.export_partition)
+    notification: Notification | None = None  # where the final status is POSTed, signed
 
     def canonical(self) -> str:
         """One text per distinct request (secrets included): compared, via a keyed digest, on a repeat."""
@@ -63,6 +67,7 @@ class ExportRequest:
             **({"partition": self.partition} if self.partition else {}),
             **({"linkage": [self.linkage.account_url, self.linkage.container, self.linkage.sas, self.linkage.account_key,
                             self.linkage.use_managed_identity]} if self.linkage else {}),
+            **({"notification": [self.notification.url, self.notification.secret]} if self.notification else {}),
         }, sort_keys=True)
 
 
@@ -76,7 +81,8 @@ def parse_export_request(body: bytes, content_type: str | None, policy: ExportSe
     document = _json(body)
     if not isinstance(document, dict):
         raise ClientError(400, f"the request body must be a JSON object, not {_kind(document)}")
-    top = named_fields(document, "", ("source", "sources", "destination", "deidentification", "output", "metadata"))
+    top = named_fields(document, "", ("source", "sources", "destination", "deidentification", "output", "metadata",
+                                      "notification"))
     if "source" in top and "sources" in top:
         raise ClientError(400, "give 'source' or its alias 'sources', not both", "source")
     given = "source" in top or "sources" in top
@@ -89,7 +95,8 @@ def parse_export_request(body: bytes, content_type: str | None, policy: ExportSe
     if linkage and (linkage.account.lower(), linkage.container) == (target.account.lower(), target.container):
         raise ClientError(400, f"{LINKAGE}: the linkage table must go to another container than the destination: "
                           "it links the pseudonyms back to the patients", LINKAGE)
-    return ExportRequest(identifiers, target, profile, output, queries, linkage)
+    return ExportRequest(identifiers, target, profile, output, queries, linkage,
+                         notification=parse_notification(top.get("notification"), NotificationPolicy.from_settings()))
 
 
 def _check_content_type(content_type: str | None) -> None:

@@ -92,6 +92,7 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         output=None if request.output.plain else request.output.to_json(),
         partition=request.partition,
         lanes=policy.lanes,
+        notification=request.notification.protected(env) if request.notification else None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -209,6 +210,25 @@ def test_export_options_become_the_requests_output_metadata_and_deidentification
 def test_linkage_flags_misused_are_usage_errors(flags, says) -> None:
     result = run("export", "--study", "1.2.3", "--container-uri", "https://a/c?sig=x", *flags, "--url", UNREACHABLE)
     assert result.returncode == 3 and says in result.stderr and "sig=y" not in result.stderr
+
+
+def test_notify_url_takes_its_secret_from_the_environment_never_the_command_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli.main import Cli, build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["export", "--study", "1.2.3", "--container-uri", "https://a/c?sig=x",
+                              "--notify-url", "https://hooks.example.org/x"])
+    monkeypatch.setenv("DICOM_EXPORT_NOTIFY_SECRET", "s3cret-from-the-environment")
+    assert Cli(args, parser).notification() == {
+        "notification": {"url": "https://hooks.example.org/x", "secret": "s3cret-from-the-environment"}}
+    with pytest.raises(SystemExit):  # no --notify-secret option: a secret in argv is readable by other users
+        parser.parse_args(["export", "--study", "1.2.3", "--notify-secret", "x"])
+
+    result = run("export", "--study", "1.2.3", "--container-uri", "https://a/c?sig=x", "--url", UNREACHABLE,
+                 "--notify-url", "https://hooks.example.org/x",
+                 env={k: v for k, v in os.environ.items() if k != "DICOM_EXPORT_NOTIFY_SECRET"})
+    assert result.returncode == 3 and "DICOM_EXPORT_NOTIFY_SECRET" in result.stderr
 
 
 def test_a_de_identification_option_without_deidentify_is_a_usage_error() -> None:

@@ -6,6 +6,7 @@ import io
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
@@ -14,6 +15,8 @@ from cryptography.fernet import Fernet
 from shared.export.destination import Destination, parse_destination
 from shared.export.settings import ExportSettings
 from shared.stores.blob.store import DicomStore, StoredInstance
+
+from .receiver import Receiver, self_signed
 
 POLICY = ExportSettings(allow_emulator=True)
 
@@ -54,6 +57,20 @@ def created_container(connection_string: str, prefix: str) -> Iterator[Destinati
     client.create_container()
     yield found
     _delete(client)
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The notification receiver's self-signed certificate and key (tests/export/receiver.py)."""
+    return self_signed(tmp_path_factory.mktemp("receiver"))
+
+
+@pytest.fixture
+def receiver(certificate: tuple[Path, Path]) -> Receiver:
+    """A local HTTPS receiver of notifications signed with receiver.SECRET, on a free loopback port."""
+    started = Receiver(*certificate).start()
+    yield started
+    started.stop()
 
 
 def put(store: DicomStore, study: str, series: str, sop: str, size: int = 300) -> tuple[StoredInstance, bytes]:

@@ -88,6 +88,10 @@ NOT_SET_BY_THE_TEMPLATE = {
     "Export__SecretKeyFile": "local development only: Azure uses Export__SecretKey",
     "Export__Deidentification__KeyFile": "local development only",
     "AzureWebJobsStorage__accountName": "the template gives the service URIs instead",
+    "Export__Notification__AllowPrivateAddresses": "off by default, as it should be (docs/NOTIFICATIONS.md)",
+    "Export__Notification__CaFile": "a receiver behind a private CA: the operator adds the bundle",
+    "Export__Notification__MaxAttempts": "default",
+    "Export__Notification__FirstRetryIntervalSeconds": "default",
 }
 # Settings the template sets that the Functions host reads, not the app's code.
 READ_BY_THE_HOST = {

@@ -20,7 +20,7 @@ from testkit.host import ROOT, Host, write_keys
 from testkit.seed import open_store, put_study
 
 MASTER, FUNCTION, SYSTEM = (f"{name}-{secrets.token_urlsafe(24)}" for name in ("master", "function", "system"))
-SAMPLE = {"id": uuid.uuid4().hex, "study": "1.2.3", "series": "1.2.3.4", "sop": "1.2.3.4.5"}
+SAMPLE = {"id": uuid.uuid4().hex, "study": "1.2.3", "series": "1.2.3.4", "sop": "1.2.3.4.5", "partitionName": "Microsoft.Default"}
 
 
 def documented_routes() -> list[tuple[str, str]]:
