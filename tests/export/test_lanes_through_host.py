@@ -29,6 +29,8 @@ from testkit.exporting import (
 )
 from testkit.host import wait_for
 from testkit.seed import open_store, put_study, uid
+from tests.export.receiver import SECRET
+from tests.export.test_notification import notified, trusting
 from tests.export.test_operate import forwarded, source  # noqa: F401 - the store behind a forwarder a test stops
 from tests.export.test_query_through_host import archive  # noqa: F401 - the query corpus, stowed through the host
 from tests.query import corpus
@@ -164,3 +166,25 @@ def test_lanes_that_fail_fail_the_export_after_committing_what_they_counted_and_
         assert sorted(manifest(destination, operation["id"])) == manifest_of(results(destination, operation["id"]))
     finally:
         host.stop()
+
+
+def test_an_export_run_as_lanes_notifies_once_with_the_lanes_counts_when_canceled_and_again_when_retried(
+        hosts, store, destination, certificate, receiver):
+    host = trusting(hosts, certificate, **LANES)
+    studies = [put_study(store, 30)[0] for _ in range(3)]
+    body = export_body(studies, destination, hosts.connection_string)
+    body["notification"] = {"url": receiver.url, "secret": SECRET}
+    operation = start(host, body)
+    wait_for(lambda: view(operation["href"])["results"]["exported"] > 0, timeout=60, interval=0.02,
+             message="the first files")
+    assert requests.post(f"{host.base_url}/v1/operations/{operation['id']}/cancel", timeout=60).status_code == 202
+
+    final = notified(operation["href"])
+    assert final["status"] == "canceled" and final["results"]["exported"] > 0
+    assert [(d.signed, d.status["status"]) for d in receiver.deliveries] == [(True, "canceled")]
+    assert receiver.deliveries[0].status["results"] == final["results"]  # the lanes' counts, summed
+
+    assert requests.post(f"{host.base_url}/v1/operations/{operation['id']}/retry", timeout=60).status_code == 202
+    wait_for(lambda: len(receiver.deliveries) == 2, timeout=180, message="the retried export's notification")
+    assert receiver.deliveries[1].status["status"] == "completed"
+    assert receiver.deliveries[1].status["results"]["exported"] == 90
