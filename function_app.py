@@ -8,6 +8,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities import export as export_activities
+from activities import lanes as lane_activities
 from activities import notify as notify_activities
 from endpoints import dicomweb, openapi, operations, search
 from endpoints import export as export_endpoints
@@ -22,5 +23,6 @@ app.register_functions(search.bp)
 app.register_functions(openapi.bp)
 app.register_functions(export_orchestration.bp)
 app.register_functions(export_activities.bp)
+app.register_functions(lane_activities.bp)
 app.register_functions(notify_orchestration.bp)
 app.register_functions(notify_activities.bp)

@@ -16,7 +16,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from endpoints.operations import durable_status
+from endpoints.operations import durable_status, summed_status
 from orchestrations.notify import DELIVER, START, start_notifier
 from shared.errors import Misconfigured
 from shared.export.notify import DeliveryFailed, Notification, NotificationPolicy, deliver
@@ -59,7 +59,7 @@ async def _final_view(client: df.DurableOrchestrationClient, operation_id: str) 
     deadline = time.monotonic() + END_WAIT
     while True:
         found = durable_status(await client.get_status(operation_id, show_input=True))
-        view = operation_view(found, "v1") if found else None
+        view = operation_view(await summed_status(client, found), "v1") if found else None  # an export's lanes too
         if view is not None and is_terminal(view):
             return view
         if time.monotonic() > deadline:

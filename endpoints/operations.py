@@ -41,6 +41,7 @@ from orchestrations.notify import notifier_id, start_notifier
 from shared.errors import CopyFailed, Misconfigured
 from shared.export.checkpoint import Checkpoint, counted
 from shared.export.destination import DestinationRefused
+from shared.export.lanes import canceled_work, lane_id, retried
 from shared.export.notify import outcome
 from shared.export.operation import (
     ORCHESTRATOR,
@@ -49,9 +50,11 @@ from shared.export.operation import (
     is_export,
     is_operation_id,
     is_terminal,
+    lane_count,
     operation_view,
     retrying,
     runtime_statuses,
+    with_lanes,
 )
 from shared.export.steps import commit_step
 from shared.export.work import Committed
@@ -92,6 +95,16 @@ async def find_export(req: func.HttpRequest, client: df.DurableOrchestrationClie
     found = durable_status(await client.get_status(operation_id, show_history=history, show_input=True))
     if not found or not is_export(found):
         return error(404, f"operation {operation_id} does not exist")
+    return await summed_status(client, found, history)
+
+
+async def summed_status(client: df.DurableOrchestrationClient, found: dict[str, Any], history: bool = False
+                        ) -> dict[str, Any]:
+    """An export's durable status with its lanes' progress summed in (and their statuses under `lanes`) when it
+    runs as lanes and has not completed or failed; else as it is. Also what the notifier's body is built from."""
+    if found.get("runtimeStatus") not in ("Completed", "Failed") and lane_count(found) > 1:
+        lanes = await _lanes(client, found, history)
+        return {**with_lanes(found, lanes), "lanes": lanes}
     return found
 
 
@@ -110,7 +123,8 @@ async def get_operation(req: func.HttpRequest, client: df.DurableOrchestrationCl
     if view["status"] == "running":
         checkpoint = durable_json(found.get("input"))
         attempts = (checkpoint.get("batching") or {}).get("retry_attempts") if isinstance(checkpoint, dict) else None
-        retry = retrying(found.get("history"), attempts)
+        histories = [found.get("history"), *(lane.get("history") for lane in found.get("lanes") or [] if lane)]
+        retry = next((r for history in histories if (r := retrying(history, attempts))), None)  # its own, or a lane's
         if retry:
             view["retrying"] = retry
     if _notification(found):
@@ -131,6 +145,7 @@ async def cancel_operation(req: func.HttpRequest, client: df.DurableOrchestratio
         if is_terminal(view):
             return error(409, f"operation {operation_id} is already {view['status']}; nothing to cancel")
         committed = await _commit_when_suspended(client, operation_id, found)
+        await _each_lane(client, found, "terminate", CANCELED)
         await client.terminate(operation_id, json.dumps({"reason": CANCELED, **committed.to_json()}) if committed else CANCELED)
         await _notify_canceled(client, operation_id, found)
     return accepted(req, version, operation_id)
@@ -169,11 +184,59 @@ async def _commit_when_suspended(client: df.DurableOrchestrationClient, operatio
                 return None
             await asyncio.sleep(0.2)
     checkpoint = counted(Checkpoint.from_json(durable_json(found["input"])), durable_json(found.get("customStatus")))
+    work = checkpoint.commit_input(failed=True)
+    if lane_count(found) > 1:  # suspended, the parent starts no lane: suspend those it started, then commit theirs
+        lanes = await _suspend_lanes(client, found)
+        if lanes is None:
+            return None
+        work = canceled_work(checkpoint, [(lane["runtimeStatus"], durable_json(lane["input"]),
+                                           durable_json(lane["customStatus"])) if lane else None for lane in lanes])
     try:
-        return await asyncio.to_thread(commit_step, checkpoint.commit_input(failed=True))
+        return await asyncio.to_thread(commit_step, work)
     except (CopyFailed, DestinationRefused) as refused:
         log.warning("operation %s: canceled without a manifest: %s", operation_id, refused)
         return None
+
+
+async def _lanes(client: df.DurableOrchestrationClient, found: dict[str, Any], history: bool = False
+                 ) -> list[dict[str, Any] | None]:
+    """The durable statuses of an export's lanes, in order (None: not started), each with its current generation's
+    history if asked; [] for an export without lanes."""
+    count = lane_count(found) if isinstance(found, dict) else 1
+    if count == 1:
+        return []
+    ids = [lane_id(found["instanceId"], n) for n in range(count)]
+    return [durable_status(s) for s in await asyncio.gather(*(client.get_status(i, show_history=history,
+                                                                                 show_input=True) for i in ids))]
+
+
+async def _each_lane(client: df.DurableOrchestrationClient, found: dict[str, Any] | func.HttpResponse, action: str,
+                     reason: str) -> None:
+    """Suspend, resume or terminate every lane that is still running: the Durable extension carries none of these
+    from a parent to its sub-orchestrations (devhost/README.md)."""
+    lanes = await _lanes(client, found) if isinstance(found, dict) else []
+    for lane in lanes:
+        if lane and lane["runtimeStatus"] in (*_ACTIVE, "Suspended"):
+            try:
+                await getattr(client, action)(lane["instanceId"], reason)
+            except Exception:  # noqa: BLE001 - the lane ended, or was already in that state, meanwhile
+                log.info("lane %s: not %sd (%s)", lane["instanceId"], action, lane["runtimeStatus"])
+
+
+async def _suspend_lanes(client: df.DurableOrchestrationClient, found: dict[str, Any]
+                         ) -> list[dict[str, Any] | None] | None:
+    """Suspend the lanes of a suspended parent and wait until none runs; their statuses then, or None if one still
+    runs after CANCEL_WAIT seconds."""
+    await _each_lane(client, found, "suspend", "suspended to be canceled")
+    deadline = time.monotonic() + CANCEL_WAIT
+    while True:
+        lanes = await _lanes(client, found)
+        if not any(lane and lane["runtimeStatus"] in _ACTIVE for lane in lanes):
+            return lanes
+        if time.monotonic() > deadline:
+            log.warning("operation %s: canceled without a manifest: a lane did not suspend", found["instanceId"])
+            return None
+        await asyncio.sleep(0.2)
 
 
 async def pause_operation(req: func.HttpRequest, client: df.DurableOrchestrationClient, version: str):
@@ -200,6 +263,8 @@ async def _control(req: func.HttpRequest, client: df.DurableOrchestrationClient,
                 await client.suspend(operation_id, "paused by the client")
             else:
                 await client.resume(operation_id, "resumed by the client")
+            await _each_lane(client, await find_export(req, client), "suspend" if action == "pause" else "resume",
+                             f"{action}d by the client")
         except Exception:  # noqa: BLE001 - the runtime refuses a state change that raced another one
             again = await find_operation(req, client, version)
             if isinstance(again, func.HttpResponse) or is_terminal(again) or again["status"] != wanted:
@@ -218,8 +283,11 @@ async def retry_operation(req: func.HttpRequest, client: df.DurableOrchestration
     if view["status"] not in ("failed", "canceled"):
         return error(409, f"operation {operation_id} is {view['status']}; only a failed or canceled export "
                           "can be retried")
-    checkpoint = Checkpoint.from_json(durable_json(found["input"]))
-    await client.start_new(ORCHESTRATOR, operation_id, replace(checkpoint, failure=None).to_json())
+    checkpoint = replace(Checkpoint.from_json(durable_json(found["input"])), failure=None)
+    if lane_count(found) > 1:  # each lane resumes from its own checkpoint
+        checkpoint = retried(checkpoint, [durable_json(lane["input"]) if lane else None
+                                          for lane in await _lanes(client, found)])
+    await client.start_new(ORCHESTRATOR, operation_id, checkpoint.to_json())
     return accepted(req, version, operation_id)
 
 
@@ -246,9 +314,12 @@ async def list_operations(req: func.HttpRequest, client: df.DurableOrchestration
         page = await _status_page(client, runtime, MAX_PAGE, token)
         assert page is not None  # only a token from a client can be refused
         statuses, token = page
-        found += [s for s in statuses if is_export(s)]
+        found += [s for s in statuses if s["name"] == ORCHESTRATOR]
         if not token:
             break
+    by_id = {s["instanceId"]: s for s in found}
+    found = [with_lanes(s, [by_id.get(lane_id(s["instanceId"], n)) for n in range(lane_count(s))])
+             for s in found if is_export(s)]
     views = sorted((operation_view(s, version) for s in found), key=_order, reverse=True)
     if after is not None:
         views = [v for v in views if _order(v) < after]

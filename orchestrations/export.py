@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 import azure.durable_functions as df
 from azure.durable_functions.models.Task import TaskState
 
+from orchestrations import lanes
 from orchestrations.notify import notify_end
 from shared.export import events
 from shared.export.checkpoint import Batching, Checkpoint
@@ -60,8 +61,12 @@ class StepFailed(Exception):
 @bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
 def export_orchestrator(context: df.DurableOrchestrationContext):
     checkpoint = Checkpoint.from_json(context.get_input())
+    if checkpoint.lanes > 1 and checkpoint.lane is None:  # Export__Lanes: the parent of its lanes (orchestrations/lanes.py)
+        return (yield from lanes.run(context, checkpoint, COMMIT))
     context.set_custom_status(checkpoint.status(error=checkpoint.failure))
     if checkpoint.failure:  # the run before failed: commit what the counted generations wrote, then fail
+        if checkpoint.lane is not None:  # a lane: its parent commits every lane's, and fails the export
+            return checkpoint.status(error=checkpoint.failure)
         committed = yield from _commit_failed(context, checkpoint)
         yield from notify_end(context, checkpoint)  # issue 23: the completion notification (orchestrations/notify.py)
         _fail(context, checkpoint, committed)
@@ -72,6 +77,8 @@ def export_orchestrator(context: df.DurableOrchestrationContext):
         if not window.finished:  # this run's generations are copied: the next run goes on from here
             context.continue_as_new(window.resume().to_json())
             return None
+        if checkpoint.lane is not None:  # a lane: its parent commits the manifest once every lane has ended
+            return window.counted.status()
         committed = yield from _commit(calls, window.counted)
     except StepFailed as failed:
         # ... in a run of its own, which commits the manifest first: this one still has calls in flight.

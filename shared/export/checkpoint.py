@@ -65,6 +65,9 @@ class Checkpoint:
     output: dict[str, Any] | None = None  # OutputSpec.to_json(); None: files as stored, no metadata table
     failure: str | None = None  # why the generation that started from here failed: the export ends with it
     partition: str | None = None  # the data partition of a DICOMweb store that has them (shared/stores/dicomweb/partitions.py)
+    lanes: int = 1  # Export__Lanes at start: above 1, this export runs as that many lanes (shared/export/lanes.py)
+    lane: int | None = None  # a lane's checkpoint: its number; it ends returning its status, its parent commits
+    lane_inputs: tuple[dict[str, Any], ...] = ()  # a retried parent: where each of its lanes resumes
     notification: str | None = None  # Notification.protected(): where the end is POSTed (encrypted)
 
     @property
@@ -172,6 +175,8 @@ class Checkpoint:
             "prefetched": self.prefetched.to_json() if self.prefetched is not None else None,
             "deidentification": self.deidentification, "search": self.search, "output": self.output,
             "failure": self.failure, **({"partition": self.partition} if self.partition else {}),
+            **({"lanes": self.lanes} if self.lanes != 1 else {}), **({"lane": self.lane} if self.lane is not None else {}),
+            **({"laneInputs": list(self.lane_inputs)} if self.lane_inputs else {}),
             **({"notification": self.notification} if self.notification else {}),
         }
 
@@ -185,8 +190,8 @@ class Checkpoint:
             generation=data.get("generation", 1), request_digest=data.get("requestDigest"),
             prefetched=Expanded.from_json(data["prefetched"]) if data.get("prefetched") else None,
             deidentification=data.get("deidentification"), search=data.get("search"), output=data.get("output"),
-            failure=data.get("failure"), partition=data.get("partition"),
-            notification=data.get("notification"),
+            failure=data.get("failure"), partition=data.get("partition"), lanes=data.get("lanes", 1),
+            lane=data.get("lane"), lane_inputs=tuple(data.get("laneInputs") or ()), notification=data.get("notification"),
         )
 
 

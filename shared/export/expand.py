@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from shared.export.work import Expanded
 from shared.query import Query
-from shared.stores.interface import Store, StoredInstance, parse_blob_name
+from shared.stores.interface import Store, StoredInstance, StudyRange, parse_blob_name
 from shared.uids import Identifier
 
 MAX_PAGE = 5000  # the most asked of one listing (a blob listing's own maximum)
@@ -46,7 +46,7 @@ class Searched:
         return kept, page.cursor, page.dropped
 
 
-Item = Identifier | Searched | None  # None: the whole store
+Item = Identifier | Searched | StudyRange | None  # None: the whole store; StudyRange: a lane's part of it
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ class Expansion:
 def _list(store: Store, item: Item, cursor: str | None, page_size: int) -> tuple[list[StoredInstance], str | None, int]:
     if isinstance(item, Searched):
         return item.search(store, cursor, page_size)
+    if isinstance(item, StudyRange):
+        return (*store.list_range(item, cursor, page_size), 0)
     return (*store.list_page(item, cursor, page_size), 0)
 
 
@@ -105,7 +107,7 @@ def expand(store: Store, identifiers: list[Item], cursor: str | None,
                 if isinstance(identifier, Searched):
                     counts = searched.setdefault(identifier.index, [0, 0])
                     counts[0], counts[1] = counts[0] + len(page), counts[1] + dropped
-                elif not page and start is None and next_cursor is None and identifier is not None:
+                elif not page and start is None and next_cursor is None and isinstance(identifier, Identifier):
                     not_found.append(identifier)
                 found.extend(page)
                 if next_cursor:  # more under this identifier: resume from there

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -93,10 +93,10 @@ class LinkageTable:
         if data:
             self.blob.stage_block(block, data, length=len(data))
 
-    def commit(self, before_generation: int | None = None) -> None:
+    def commit(self, before_generation: int | None = None, lane_ends: Sequence[int] = ()) -> None:
         """Commit the header and the staged rows in export order (as the manifest: `Manifest.commit`)."""
         self.stage_header()
-        commit_blocks(self.blob, before_generation, _CSV)
+        commit_blocks(self.blob, before_generation, _CSV, lane_ends)
 
 
 def prepare(linkage: Destination, operation_id: str, env: Mapping[str, str] | None, retry_policy: Any) -> dict[str, Any]:
@@ -116,9 +116,10 @@ def stage(opened: tuple[Destination, ContainerClient], operation_id: str, block:
         LinkageTable(opened[1], operation_id).stage(block, links)
 
 
-def commit(opened: tuple[Destination, ContainerClient], operation_id: str, before_generation: int | None) -> None:
+def commit(opened: tuple[Destination, ContainerClient], operation_id: str, before_generation: int | None,
+           lane_ends: Sequence[int] = ()) -> None:
     with _faults(opened[0]):
-        LinkageTable(opened[1], operation_id).commit(before_generation)
+        LinkageTable(opened[1], operation_id).commit(before_generation, lane_ends)
 
 
 @contextmanager

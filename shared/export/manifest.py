@@ -9,12 +9,14 @@ lines as one block whose id is the batch's place in the export (generation, batc
 re-run batch replaces its own block instead of adding lines; when the export ends, `commit`
 commits every block in id order and returns the result's SHA-256 and size for the operation status. The orchestration carries nothing of it but the final href.
 Azure commits at most 50 000 blocks to one blob: 5 million files at the default BatchSize of 100.
+An export run as lanes (shared/export/lanes.py) stages into the same blob: lane n numbers its generations from
+`first_generation(n)`, so no two lanes stage the same block, and the manifest lists lane 0's blocks, then lane 1's.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from azure.core import MatchConditions
@@ -47,6 +49,14 @@ def block_id(generation: int, batch: int) -> str:
     return f"{generation:010d}-{batch:06d}"
 
 
+LANE_GENERATIONS = 10_000_000  # the generations each lane may number: 10 digits hold 999 lanes
+
+
+def first_generation(lane: int) -> int:
+    """Lane `lane`'s first generation; lane 0's is 1, an export's without lanes."""
+    return lane * LANE_GENERATIONS + 1
+
+
 LAST_BLOCK = block_id(9_999_999_999, 999_999)  # files written at the end (the metadata table), listed last
 
 
@@ -67,12 +77,13 @@ class Manifest:
         if data:
             self.blob.stage_block(block, data, length=len(data))
 
-    def commit(self, before_generation: int | None = None) -> Digest:
+    def commit(self, before_generation: int | None = None, lane_ends: Sequence[int] = ()) -> Digest:
         """Commit the staged blocks in id order (only those of generations before `before_generation` when
-        given: an export that failed lists what its completed generations wrote, as its counts do), and
-        read the result back to hash it. A commit run again after it succeeded changes nothing.
+        given: an export that failed lists what its completed generations wrote, as its counts do; with
+        `lane_ends`, those of lane n's generations before `lane_ends[n]`), and read the result back to hash it.
+        A commit run again after it succeeded changes nothing.
         """
-        etag = commit_blocks(self.blob, before_generation, _TEXT)
+        etag = commit_blocks(self.blob, before_generation, _TEXT, lane_ends)
         digest, size = hashlib.sha256(), 0
         for chunk in self.blob.download_blob(etag=etag, match_condition=MatchConditions.IfNotModified).chunks():
             digest.update(chunk)
@@ -80,17 +91,26 @@ class Manifest:
         return Digest(digest.hexdigest(), size)
 
 
-def commit_blocks(blob: BlobClient, before_generation: int | None, content_settings: ContentSettings) -> str:
+def commit_blocks(blob: BlobClient, before_generation: int | None, content_settings: ContentSettings,
+                  lane_ends: Sequence[int] = ()) -> str:
     """Commit `blob`'s staged and committed blocks in id order (only those of generations before
-    `before_generation` when given); the new ETag. Also for the linkage table (shared/export/linkage.py)."""
+    `before_generation` when given, and of lane n's generations before `lane_ends[n]`); the new ETag. Also for
+    the linkage table (shared/export/linkage.py)."""
     try:
         committed, uncommitted = blob.get_block_list("all")
     except ResourceNotFoundError:  # nothing staged: no file was exported
         committed, uncommitted = [], []
     blocks = sorted({block.id for block in [*committed, *uncommitted]})
     if before_generation is not None:
-        blocks = [b for b in blocks if int(b.split("-")[0]) < before_generation]
+        blocks = [b for b in blocks if _generation(b) < before_generation]
+    if lane_ends:
+        last = len(lane_ends) - 1
+        blocks = [b for b in blocks if _generation(b) < lane_ends[min(_generation(b) // LANE_GENERATIONS, last)]]
     if len(blocks) > MAX_BLOCKS:
         raise ManifestTooLarge(f"the manifest has {len(blocks):,} batches and Azure commits at most "
                                f"{MAX_BLOCKS:,} blocks to one blob: export with a larger Export__BatchSize")
     return str(blob.commit_block_list([BlobBlock(block) for block in blocks], content_settings=content_settings)["etag"])
+
+
+def _generation(block: str) -> int:
+    return int(block.split("-")[0])

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from shared.export.checkpoint import Checkpoint
+from shared.export.lanes import summed
 from shared.secrets import scrub
 
 ORCHESTRATOR = "export_orchestrator"
@@ -65,7 +66,29 @@ def runtime_statuses(status: str) -> list[str]:
 
 
 def is_export(durable_status: Mapping[str, Any]) -> bool:
-    return durable_status.get("name") == ORCHESTRATOR
+    """An export's own instance: not one of its lanes (`<id>-lane<n>`, shared/export/lanes.py), which run the
+    same orchestrator."""
+    return durable_status.get("name") == ORCHESTRATOR and is_operation_id(str(durable_status.get("instanceId")))
+
+
+def lane_count(durable_status: Mapping[str, Any]) -> int:
+    """How many lanes the export runs as (1: none), from the status its parent publishes or else its checkpoint."""
+    for field in ("customStatus", "input"):
+        found = durable_json(durable_status.get(field))
+        if isinstance(found, dict) and "lanes" in found:
+            return int(found["lanes"])
+    return 1
+
+
+def with_lanes(durable_status: Mapping[str, Any], lanes: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """The durable status of an export run as lanes, its progress the sum of its lanes' (their durable statuses,
+    in lane order; None: not started). A parent waiting for its lanes runs no code, so it cannot publish their
+    progress; once it has completed or failed, its own status holds the final sum and is kept."""
+    custom = durable_json(durable_status.get("customStatus"))
+    if durable_status.get("runtimeStatus") in ("Completed", "Failed") or not isinstance(custom, dict):
+        return dict(durable_status)
+    progress = [durable_json(lane.get("customStatus")) if lane else None for lane in lanes]
+    return {**durable_status, "customStatus": summed(custom, [p if isinstance(p, dict) else None for p in progress])}
 
 
 def operation_view(durable_status: Mapping[str, Any], version: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ Every knob has the published server's default and can be changed per deployment:
 | `Export__AllowEmulator`                          | false   | accept the local storage emulator on a loopback address |
 | `Export__AllowedHostSuffixes`                    | Azure   | comma-separated blob endpoint suffixes destinations may use |
 | `Export__CopyMode`                               | stream  | stream, server or auto (see shared/export/copy.py) |
+| `Export__Lanes`                                  | 1       | sub-orchestrations one export is split into (shared/export/lanes.py) |
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ AZURE_BLOB_SUFFIXES = (
     "blob.core.cloudapi.de",
 )
 COPY_MODES = ("stream", "server", "auto")
+MAX_LANES = 100  # each lane numbers its generations in a range of its own (shared/export/manifest.py)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class ExportSettings:
     allow_emulator: bool = False
     allowed_host_suffixes: tuple[str, ...] = AZURE_BLOB_SUFFIXES
     copy_mode: str = "stream"
+    lanes: int = 1
 
     @classmethod
     def from_settings(cls, env: Mapping[str, str] | None = None) -> ExportSettings:
@@ -70,6 +73,7 @@ class ExportSettings:
             allow_emulator=settings.get_bool("Export__AllowEmulator", cls.allow_emulator, env),
             allowed_host_suffixes=_suffixes(suffixes) if suffixes else AZURE_BLOB_SUFFIXES,
             copy_mode=(settings.get("Export__CopyMode", cls.copy_mode, env) or cls.copy_mode).strip().lower(),
+            lanes=settings.get_int("Export__Lanes", cls.lanes, env),
         )
         found._check()
         return found
@@ -89,6 +93,8 @@ class ExportSettings:
             raise Misconfigured("setting Export__RetryOptions__FirstRetryIntervalSeconds must be above 0")
         if self.backoff_coefficient < 1:
             raise Misconfigured("setting Export__RetryOptions__BackoffCoefficient must be at least 1")
+        if not 1 <= self.lanes <= MAX_LANES:
+            raise Misconfigured(f"setting Export__Lanes must be from 1 to {MAX_LANES}, not {self.lanes}")
         if self.copy_mode not in COPY_MODES:
             raise Misconfigured(f"setting Export__CopyMode must be one of {', '.join(COPY_MODES)}")
 

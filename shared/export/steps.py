@@ -4,6 +4,7 @@
   also proves the container exists and the credential may write) and build the first checkpoint.
 - `expand_step`: list the next identifiers (or the whole store, or the next queries) into batches; log
   identifiers that match nothing.
+- `split_step`: for an export of the whole store run as lanes, the study UIDs its lanes start at (shared/export/lanes.py).
 - `copy_step`: copy one batch (de-identified when the export asked for it, shared/deid/; then transcoded
   or rendered when it asked for an output, shared/outputs/), and stage its lines as its block of the
   manifest, and its metadata rows as its block of the metadata table.
@@ -50,7 +51,7 @@ from shared.stores.factory import open_store
 from shared.stores.interface import Store, StoreError
 from shared.uids import parse_identifier
 
-from . import errors_log, events, linkage, manifest
+from . import errors_log, events, lanes, linkage, manifest
 
 
 def _fail_fast() -> LinearRetry:
@@ -90,6 +91,7 @@ def prepare(request: ExportRequest, operation_id: str, policy: ExportSettings, b
         if request.queries else None,
         output=None if request.output.plain else request.output.to_json(),
         partition=request.partition,
+        lanes=policy.lanes,
         notification=request.notification.protected(env) if request.notification else None,
     )
 
@@ -110,6 +112,14 @@ def expand_step(work: ExpandWork, store: Store | None = None) -> Expanded:
         with destination_faults(destination):
             ErrorLog(client, work.operation_id).write(errors_log.listing_key(work.identifiers[0], work.cursor), entries)
     return expansion.expanded()
+
+
+def split_step(count: int, store: Store | None = None) -> list[str]:
+    """The split activity of an export of the whole store run as `count` lanes: the study bounds of its lanes."""
+    try:
+        return lanes.study_bounds(lanes.count_studies(store or _store()), count)
+    except (AzureError, StoreError) as error:  # as an expand's: the activity fails, is retried
+        raise CopyFailed(store_problem(error)) from None
 
 
 def copy_step(work: CopyWork, store: Store | None = None) -> Copied:
@@ -153,7 +163,7 @@ def commit_step(work: CommitWork) -> Committed:
     output = OutputSpec.from_json(work.output)
     try:
         with destination_faults(destination):
-            ended = work.before_generation is None  # completed: not a failed or canceled export's partial commit
+            ended = not work.partial  # completed: not a failed or canceled export's partial commit
             if work.dropped and ended:
                 ErrorLog(client, work.operation_id).write("query dropped rows", [ErrorEntry(
                     "query", f"the store returned {work.dropped} rows that do not match their query "
@@ -164,8 +174,9 @@ def commit_step(work: CommitWork) -> Committed:
                 Manifest(client, work.operation_id).stage(LAST_BLOCK, [manifest.line(d.sha256, name)
                                                                        for name, d in table.items()])
             if work.linkage is not None:  # what the manifest lists, also after a failure or a cancel
-                linkage.commit(_destination(_key(work.linkage)), work.operation_id, work.before_generation)
-            digest = Manifest(client, work.operation_id).commit(work.before_generation)
+                linkage.commit(_destination(_key(work.linkage)), work.operation_id, work.before_generation,
+                               work.lane_ends)
+            digest = Manifest(client, work.operation_id).commit(work.before_generation, work.lane_ends)
     except ManifestTooLarge as error:
         raise CopyFailed(str(error)) from None
     return Committed(f"{destination.container_url}/{manifest.blob_name(work.operation_id)}", digest.sha256,
@@ -184,6 +195,8 @@ def _item(text: str, queries: list[Query]) -> Item:
     """What one checkpoint identifier stands for: the whole store, query n, or a study/series/instance."""
     if text == WHOLE_STORE:
         return None
+    if text.startswith(WHOLE_STORE):  # a lane's part of the whole store
+        return lanes.parse_range(text)
     if text.startswith(QUERY):
         n = int(text[len(QUERY):])
         return Searched(n, queries[n], tuple(queries[:n]))

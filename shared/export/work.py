@@ -119,17 +119,24 @@ class CommitWork:
     dropped: int = 0
     before_generation: int | None = None
     linkage: Json | None = None  # the linkage table's container, protected like the destination
+    lane_ends: tuple[int, ...] = ()  # an export run as lanes that failed or was canceled: each lane's bound
+
+    @property
+    def partial(self) -> bool:
+        """A failed or canceled export's commit: only what its completed generations wrote."""
+        return self.before_generation is not None or bool(self.lane_ends)
 
     def to_json(self) -> Json:
         return {"operationId": self.operation_id, "destination": self.destination, "output": self.output,
                 **({"dropped": self.dropped} if self.dropped else {}),
                 **({"beforeGeneration": self.before_generation} if self.before_generation is not None else {}),
-                **({"linkage": self.linkage} if self.linkage is not None else {})}
+                **({"linkage": self.linkage} if self.linkage is not None else {}),
+                **({"laneEnds": list(self.lane_ends)} if self.lane_ends else {})}
 
     @classmethod
     def from_json(cls, data: Json) -> CommitWork:
         return cls(data["operationId"], data["destination"], data.get("output"), data.get("dropped", 0),
-                   data.get("beforeGeneration"), data.get("linkage"))
+                   data.get("beforeGeneration"), data.get("linkage"), tuple(data.get("laneEnds") or ()))
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,40 @@ def parse_blob_name(name: str) -> tuple[str, str, str] | None:
 
 
 @dataclass(frozen=True)
+class StudyRange:
+    """The studies whose key (`study_key`) is from `low` (None: the first) up to, not including, `high` (None: past
+    the last): one lane's part of a whole store (shared/export/lanes.py). Keys order studies as a blob listing
+    orders their instances, so a listing in name order leaves a range once it passes `high`."""
+
+    low: str | None = None
+    high: str | None = None
+
+    def place(self, study: str) -> int:
+        """-1: the study comes before the range, 0: inside it, 1: after it."""
+        key = study_key(study)
+        if self.low is not None and key < study_key(self.low):
+            return -1
+        return 1 if self.high is not None and key >= study_key(self.high) else 0
+
+    def contains(self, study: str) -> bool:
+        return self.place(study) == 0
+
+    @property
+    def prefix(self) -> str:
+        """What every instance name inside the range starts with: the bounds' common beginning."""
+        if self.low is None or self.high is None:
+            return ""
+        low, high = study_key(self.low), study_key(self.high)
+        common = next((n for n, (a, b) in enumerate(zip(low, high)) if a != b), min(len(low), len(high)))
+        return low[:common]
+
+
+def study_key(study: str) -> str:
+    """`<study>/`: the order of instance names (`1.2.3.4/…` before `1.2.3/…`, as `.` sorts before `/`)."""
+    return f"{study}/"
+
+
+@dataclass(frozen=True)
 class SearchPage:
     """One page of a query's results.
 
@@ -103,6 +137,16 @@ class Store(ABC):
                   page_size: int) -> tuple[list[StoredInstance], str | None]:
         """Up to `page_size` instances under `identifier` (None: the whole store) from `cursor`, and the
         cursor of the rest (None once all are listed). Nothing under it: ([], None)."""
+
+    def list_range(self, studies: StudyRange, cursor: str | None,
+                   page_size: int) -> tuple[list[StoredInstance], str | None]:
+        """list_page over the whole store, kept to the instances of `studies`: a page may hold none, with a cursor.
+
+        Neither QIDO-RS nor C-FIND matches a range of UIDs, so by default a lane reads the whole store's listing
+        and keeps its part: listing costs grow with the lanes, copies do not. A store that can do better says how.
+        """
+        page, cursor = self.list_page(None, cursor, page_size)
+        return [i for i in page if studies.contains(i.study)], cursor
 
     @abstractmethod
     def search_page(self, query: Query, cursor: str | None, page_size: int,

@@ -185,3 +185,38 @@ def test_a_window_that_schedules_its_own_retry_timers_replays_deterministically(
     assert sum(e["EventType"] == "TaskFailed" for e in events) == 9  # 0 + 1 + 2 failures for each three calls
     timers = [e["FireAt"] for e in events if e["EventType"] == "TimerCreated"]
     assert len(timers) > 9 and sorted(timers) == sorted(e["FireAt"] for e in events if e["EventType"] == "TimerFired")
+
+def lane(links: dict, n: int) -> dict:
+    """The links of the instance's sub-orchestration `<id>-lane<n>` (an export's lanes are named so)."""
+    return {**links, "statusQueryGetUri": links["statusQueryGetUri"].replace(links["id"], f"{links['id']}-lane{n}")}
+
+
+def test_sub_orchestrations_under_chosen_ids_that_continue_as_new_run_at_once_and_report_their_last_result(
+        host: Host) -> None:
+    """Each lane of an export is a sub-orchestration that continues as new every generation; its parent gets the
+    last generation's result (DurableTask.Core keeps the parent's link across ContinueAsNew)."""
+    links = start(host, "lanes", [3, 1.0])
+    final = wait_until(links, timeout=60)
+    assert (final["runtimeStatus"], final["output"]) == ("Completed", [2, 2, 2])
+    assert [status(lane(links, n))["runtimeStatus"] for n in range(3)] == ["Completed"] * 3
+    assert elapsed(final) < 5  # 3 lanes of two 1-second generations: together, not one after the other (6 s)
+
+
+@pytest.mark.parametrize("action", ["suspend", "terminate"])
+def test_suspending_or_terminating_a_parent_leaves_its_sub_orchestrations_running(host: Host, action: str) -> None:
+    """DurableTask.Core's TaskHubClient sends ExecutionSuspendedEvent / ExecutionTerminatedEvent to the one instance
+    named, and the extension's TerminateAsync says it has no effect on sub-orchestrations: a cancel or pause of an
+    export must reach each lane itself (endpoints/operations.py)."""
+    links = start(host, "lanes", [2, 1.5])
+    wait_for(lambda: [e["EventType"] for e in history(links)].count("SubOrchestrationInstanceCreated") == 2, timeout=30)
+    for n in range(2):
+        wait_until(lane(links, n), {"Running"}, timeout=30)
+    uri = links[f"{action}PostUri"].replace("{text}", "parent only")
+    assert requests.post(uri, timeout=30).status_code == 202
+    wait_until(links, {"Suspended" if action == "suspend" else "Terminated"}, timeout=30)
+    children = [wait_until(lane(links, n), timeout=30) for n in range(2)]
+    assert [(c["runtimeStatus"], c["output"]) for c in children] == [("Completed", 2)] * 2
+    assert status(links)["runtimeStatus"] == ("Suspended" if action == "suspend" else "Terminated")
+    if action == "suspend":  # the children's results waited for the resume
+        assert requests.post(links["resumePostUri"].replace("{text}", "go"), timeout=30).status_code == 202
+        assert wait_until(links, timeout=30)["output"] == [2, 2]

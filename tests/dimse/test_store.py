@@ -16,6 +16,7 @@ from shared.stores.factory import check_settings, open_store
 from shared.stores.interface import InstanceChangedOrGone, StoredInstance, StoreError
 from shared.uids import Identifier
 from testkit.host import wait_for
+from testkit.lanes import assert_lanes_cover_the_store
 from testkit.orthanc import Orthanc
 from testkit.seed import uid
 from tests.orthanc.conftest import files_as_they_are, make_study
@@ -202,3 +203,8 @@ def test_dicom_tls_with_a_client_certificate_and_the_pacs_certificate_verified(t
         for store in stores:
             store.close()
         secured.stop()
+
+
+def test_study_key_ranges_cut_the_pacs_into_lanes_that_list_it_once(orthanc, store):
+    orthanc.stow(*{**make_study(1, 2), **make_study(1, 2), **make_study(2, 1)}.values())
+    assert_lanes_cover_the_store(store, 3)

@@ -78,6 +78,7 @@ NOT_SET_BY_THE_TEMPLATE = {
     "Export__AllowedHostSuffixes": "default: Azure's blob endpoints",
     "Export__BatchSize": "default; docs/SCALING.md says when to change it",
     "Export__CopyMode": "stream, the default, is the only mode for an identity store",
+    "Export__Lanes": "1, the default: one orchestration per export; docs/SCALING.md says when lanes pay",
     "Export__MaxParallelBatches": "default; docs/SCALING.md",
     "Export__MaxParallelThreads": "default; docs/SCALING.md",
     "Export__MaxRequestBytes": "default",

@@ -9,6 +9,7 @@ from shared.stores.dicomweb.store import DicomWebStore
 from shared.stores.factory import open_store
 from shared.stores.interface import InstanceChangedOrGone, StoredInstance, StoreError
 from shared.uids import Identifier
+from testkit.lanes import assert_lanes_cover_the_store
 from testkit.orthanc import PASSWORD, Orthanc
 
 from .conftest import files_as_they_are, make_study, uid
@@ -238,3 +239,8 @@ def test_a_wrong_or_missing_setting_is_named(settings, named):
 
     with pytest.raises(Misconfigured, match=named):
         open_store(settings)
+
+
+def test_study_key_ranges_cut_the_dicomweb_store_into_lanes_that_list_it_once(orthanc, store):
+    orthanc.stow(*{**make_study(1, 2), **make_study(1, 2), **make_study(2, 1)}.values())
+    assert_lanes_cover_the_store(store, 3)

@@ -34,6 +34,7 @@ from shared.stores.interface import (
     SearchPage,
     Store,
     StoredInstance,
+    StudyRange,
     blob_name,
     parse_blob_name,
 )
@@ -108,15 +109,32 @@ class DicomStore(Store):
         """
         if identifier and identifier.instance:
             return self._properties(identifier), None
+        names, cursor = self._names(identifier.blob_prefix if identifier else None, cursor, page_size)
+        return [StoredInstance(*parsed, size=None, etag=None) for parsed in map(parse_blob_name, names) if parsed], cursor
+
+    def list_range(self, studies: StudyRange, cursor: str | None,
+                   page_size: int) -> tuple[list[StoredInstance], str | None]:
+        """The names under the range's common prefix, in name order, until one passes the range's end: a blob
+        listing cannot start at a key, so a lane reads the names before its range (those under the prefix) too."""
+        names, cursor = self._names(studies.prefix or None, cursor, page_size)
+        found: list[StoredInstance] = []
+        for parsed in filter(None, map(parse_blob_name, names)):
+            place = studies.place(parsed[0])
+            if place > 0:  # listed past the range: the rest of the store is other lanes'
+                return found, None
+            if place == 0:
+                found.append(StoredInstance(*parsed, size=None, etag=None))
+        return found, cursor
+
+    def _names(self, prefix: str | None, cursor: str | None, page_size: int) -> tuple[list[str], str | None]:
+        """One page of blob names under `prefix` from `cursor`, and the next page's cursor."""
         pages: Any = self.container.list_blob_names(  # a PageIterator: it carries the continuation token
-            name_starts_with=identifier.blob_prefix if identifier else None, results_per_page=page_size
-        ).by_page(continuation_token=cursor)
+            name_starts_with=prefix, results_per_page=page_size).by_page(continuation_token=cursor)
         try:
-            page = next(pages)
+            page = list(next(pages))
         except (StopIteration, ResourceNotFoundError):  # nothing, or no container yet: nothing was ever stored
             return [], None
-        found = [StoredInstance(*parsed, size=None, etag=None) for parsed in map(parse_blob_name, page) if parsed]
-        return found, pages.continuation_token or None
+        return page, pages.continuation_token or None
 
     def search_page(self, query: Query, cursor: str | None, page_size: int,
                     include: tuple[str, ...] = ()) -> SearchPage:

@@ -38,7 +38,14 @@ from shared.stores.dicomweb.multipart import DicomPart
 from shared.stores.dicomweb.partitions import DEFAULT_PARTITION, partition_url
 from shared.stores.dicomweb.session import dicomweb_session
 from shared.stores.dicomweb.settings import PARTITIONS_SETTING, DicomWebSettings
-from shared.stores.interface import InstanceChangedOrGone, SearchPage, Store, StoredInstance, StoreError
+from shared.stores.interface import (
+    InstanceChangedOrGone,
+    SearchPage,
+    Store,
+    StoredInstance,
+    StoreError,
+    StudyRange,
+)
 from shared.uids import Identifier, is_uid
 
 DICOM_JSON = "application/dicom+json"
@@ -191,9 +198,16 @@ class DicomWebStore(Store):
             tag = STUDY_INSTANCES
         return _number(_value(rows[0], tag)) if rows else 0
 
-    def _list_store(self, cursor: str | None, page_size: int) -> tuple[list[StoredInstance], str | None]:
-        """Every study in turn (QIDO /studies, paged), and in each its instances; the cursor is
-        `<study offset>` or `<study offset>:<offset inside it>`."""
+    def list_range(self, studies: StudyRange, cursor: str | None,
+                   page_size: int) -> tuple[list[StoredInstance], str | None]:
+        """The whole store's listing, with the instances listed only of the range's studies: QIDO-RS matches no
+        range of UIDs, so each lane pages through every study row (one per study), but lists only its own."""
+        return self._list_store(cursor, page_size, studies)
+
+    def _list_store(self, cursor: str | None, page_size: int,
+                    studies: StudyRange | None = None) -> tuple[list[StoredInstance], str | None]:
+        """Every study in turn (QIDO /studies, paged), and in each its instances (of `studies` only, if given);
+        the cursor is `<study offset>` or `<study offset>:<offset inside it>`."""
         study_text, _, inner_text = (cursor or "0").partition(":")
         study_offset, inner = int(study_text), inner_text or None
         found: list[StoredInstance] = []
@@ -203,7 +217,7 @@ class DicomWebStore(Store):
                 return found, None
             for row in rows:
                 study = _value(row, STUDY_UID)
-                if is_uid(study):
+                if is_uid(study) and (studies is None or studies.contains(study)):
                     page, inner = self._list_under(Identifier(study), int(inner or 0), page_size - len(found))
                     found.extend(page)
                     if inner:

@@ -37,7 +37,14 @@ from shared.query import Query, attributes_from_dataset
 from shared.query.query import LEVEL_OF, LEVELS, vr_of
 from shared.stores.dimse.associations import FIND, GET, Associations, Dropped, Lease
 from shared.stores.dimse.settings import DimseSettings
-from shared.stores.interface import InstanceChangedOrGone, SearchPage, Store, StoredInstance, StoreError
+from shared.stores.interface import (
+    InstanceChangedOrGone,
+    SearchPage,
+    Store,
+    StoredInstance,
+    StoreError,
+    StudyRange,
+)
 from shared.uids import Identifier, is_uid
 
 CHUNK = 4 * 1024 * 1024  # bytes read from the received file at a time
@@ -60,10 +67,20 @@ class DimseStore(Store):
 
     def list_page(self, identifier: Identifier | None, cursor: str | None,
                   page_size: int) -> tuple[list[StoredInstance], str | None]:
+        return self._list(identifier, cursor, page_size)
+
+    def list_range(self, studies: StudyRange, cursor: str | None,
+                   page_size: int) -> tuple[list[StoredInstance], str | None]:
+        """C-FIND matches no range of UIDs: each lane finds every study (one STUDY-level C-FIND per page) and walks
+        down only its own."""
+        return self._list(None, cursor, page_size, studies)
+
+    def _list(self, identifier: Identifier | None, cursor: str | None, page_size: int,
+              studies: StudyRange | None = None) -> tuple[list[StoredInstance], str | None]:
         after = tuple(cursor.split("/")) if cursor else None
 
         def page(lease: Lease) -> list[StoredInstance]:
-            return list(islice(_Walk(lease, self.config).instances(identifier, after), page_size + 1))
+            return list(islice(_Walk(lease, self.config).instances(identifier, after, studies), page_size + 1))
 
         found = self._run(None, page)
         if len(found) <= page_size:
@@ -150,14 +167,16 @@ class _Walk:
     def __init__(self, lease: Lease, config: DimseSettings):
         self.lease, self.config = lease, config
 
-    def instances(self, identifier: Identifier | None, after: tuple[str, ...] | None) -> Iterator[StoredInstance]:
-        """The instances under `identifier` (None: every study) in UID order, those up to `after` left out."""
+    def instances(self, identifier: Identifier | None, after: tuple[str, ...] | None,
+                  within: StudyRange | None = None) -> Iterator[StoredInstance]:
+        """The instances under `identifier` (None: every study, or those `within` a range) in UID order, those up to
+        `after` left out."""
         if identifier is not None and identifier.instance:
             yield from self._images(identifier.study, identifier.series or "", None, identifier.instance)
             return
         studies = [identifier.study] if identifier else sorted(self._uids("STUDY", {}, "StudyInstanceUID"))
         for study in studies:
-            if after and study < after[0]:
+            if (after and study < after[0]) or (within and not within.contains(study)):
                 continue
             if identifier is not None and identifier.series:
                 series_counts = self._series(study, identifier.series)

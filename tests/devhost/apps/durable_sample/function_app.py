@@ -144,6 +144,25 @@ def parent(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def lanes(context: df.DurableOrchestrationContext):
+    """Children under ids of its choosing that continue as new, awaited together: what an export's lanes rely on."""
+    count, seconds = context.get_input()
+    return (yield context.task_all([
+        context.call_sub_orchestrator("paused_generations", {"n": 0, "limit": 2, "seconds": seconds},
+                                      f"{context.instance_id}-lane{k}") for k in range(count)]))
+
+
+@app.orchestration_trigger(context_name="context")
+def paused_generations(context: df.DurableOrchestrationContext):
+    state = context.get_input()
+    yield context.call_activity("pause", state["seconds"])
+    if state["n"] + 1 < state["limit"]:
+        context.continue_as_new({**state, "n": state["n"] + 1})
+        return None
+    return state["limit"]
+
+
+@app.orchestration_trigger(context_name="context")
 def failing(context: df.DurableOrchestrationContext):
     yield context.call_activity("double", 1)
     raise ValueError(context.get_input())
