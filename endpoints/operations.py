@@ -28,7 +28,7 @@ import time
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
 import azure.durable_functions as df
@@ -371,8 +371,11 @@ async def _status_page(client: df.DurableOrchestrationClient, runtime: list[str]
 
 def _top(req: func.HttpRequest) -> int | None | func.HttpResponse:
     text = req.params.get("top")
-    if text is None:
-        return None
+    if text is None:  # the Functions host drops a key with an empty value from params, but not from the url
+        blank = any(key.lower() == "top" for key, _ in parse_qsl(urlsplit(req.url).query, keep_blank_values=True))
+        if not blank:
+            return None
+        text = ""
     if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
         return error(400, f"query parameter top: {text[:20]!r} is not a whole number from 1 to {MAX_PAGE}")
     return int(text)

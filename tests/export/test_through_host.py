@@ -288,7 +288,7 @@ def test_the_listing_is_complete_past_the_durable_page_and_pages_with_a_token(ho
         if not token:
             break
     assert pages == -(-len(everything) // 40) and sorted(paged) == sorted(everything)
-    for bad in ({"top": "0"}, {"top": "x"}, {"top": "1001"}, {"continuationToken": "forged"},
+    for bad in ({"top": ""}, {"top": "0"}, {"top": "x"}, {"top": "1001"}, {"continuationToken": "forged"},
                 {"continuationToken": "line\nbreak"}, {"continuationToken": "é"}):
         r = requests.get(f"{host.base_url}/v1/operations", params=bad, timeout=30)
         assert r.status_code == 400 and next(iter(bad)) in r.json()["error"], (bad, r.text)
